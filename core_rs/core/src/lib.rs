@@ -1,0 +1,24 @@
+//! tempo_core: the pure-Rust core of tempo-fast.
+//!
+//! - [`otlp`]: zero-copy OTLP protobuf indexing and validation, OTLP JSON translation.
+//! - [`model`]: the indexed request and span references every stage shares.
+//! - [`schema`]: the columnar span schema of head chunks and blocks.
+//! - [`columnar`]: builds Arrow record batches from span references.
+//! - [`block`]: Parquet block writing, reading, bloom filters and block metadata.
+//! - [`render`]: turns a trace's rows into OTLP protobuf and Tempo's JSON.
+//! - [`wal`]: the crash-safe append-only write-ahead log.
+//! - [`live`]: live traces grouped by trace id.
+//! - [`ingester`]: per-tenant instances tying WAL, live traces, head chunks and block cuts.
+//!
+//! No Python here: the pyo3 layer lives in `core_rs/py`.
+
+pub mod block;
+pub mod columnar;
+pub mod ingester;
+pub mod live;
+pub mod model;
+pub mod otlp;
+pub mod pb;
+pub mod render;
+pub mod schema;
+pub mod wal;

@@ -1,0 +1,20 @@
+"""Builds the Cython kernels (configuration lives in pyproject.toml)."""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extensions = [
+    Extension(
+        "tempo_fast_kernels.histogram",
+        ["tempo_fast_kernels/histogram.pyx"],
+        extra_compile_args=["-O3"],
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    )
+)
