@@ -21,4 +21,6 @@ pub mod otlp;
 pub mod pb;
 pub mod render;
 pub mod schema;
+#[doc(hidden)]
+pub mod testdata;
 pub mod wal;

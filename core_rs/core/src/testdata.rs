@@ -1,0 +1,1 @@
+//! Deterministic, realistic OTLP requests for tests and benches (in progress).
