@@ -1,1 +1,694 @@
-//! (in progress)
+//! The ingester: per-tenant WAL, live traces, head chunks and block cutting.
+//!
+//! Write path: a request is decoded and validated ([`crate::otlp`]), appended
+//! to the tenant's WAL, then indexed into its live traces; only then is it
+//! acknowledged. A background sweep moves traces that are idle (or too old, or
+//! over the live-bytes cap) into a *head chunk*: a small sorted Parquet file in
+//! the span schema, in the tenant's current head directory. Once the head is
+//! older than `max_block_duration`, larger than `max_block_bytes` or has too
+//! many chunks, its chunks are merged into a complete block in the local
+//! backend, which the ingester keeps serving for `complete_block_timeout`.
+//!
+//! Read path: [`Ingester::find_trace`] collects a trace's rows from live traces
+//! (built into a record batch by the same columnar builder the cut uses), head
+//! chunks and recently completed blocks — all as Arrow record batches of one
+//! schema, so one engine reads them all.
+//!
+//! On-disk layout under the WAL path, per tenant:
+//! `<wal>/<tenant>/wal/<segment>.wal` and `<wal>/<tenant>/head/<block-id>/<n>.parquet`.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::RecordBatch;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::block::{self, BlockConfig, BlockReader, ChunkReader};
+use crate::columnar::{self, TraceSpans};
+use crate::live::LiveTraces;
+use crate::log::{self, Level};
+use crate::model::{Rejected, Request, TraceId};
+use crate::otlp::{self, DecodeError};
+use crate::wal::{FsyncMode, ReplayReport, Wal, WalOptions};
+
+/// WAL record kind: the payload is an OTLP `ExportTraceServiceRequest`.
+const RECORD_OTLP: u8 = 1;
+
+/// Everything the ingester needs to know; durations as Tempo names them.
+#[derive(Debug, Clone)]
+pub struct IngesterConfig {
+    pub wal_path: PathBuf,
+    /// Where complete blocks go (the local backend's path).
+    pub blocks_path: PathBuf,
+    pub fsync: FsyncMode,
+    pub fsync_interval: Duration,
+    pub segment_bytes: u64,
+    pub trace_idle_period: Duration,
+    pub max_trace_live: Duration,
+    pub flush_check_period: Duration,
+    pub max_block_duration: Duration,
+    pub max_block_bytes: u64,
+    /// A head is completed once it has this many chunks (bounds merge memory).
+    pub max_head_chunks: usize,
+    pub complete_block_timeout: Duration,
+    /// Live span bytes per tenant above which the oldest traces are cut early.
+    pub max_live_bytes: usize,
+    pub block: BlockConfig,
+}
+
+impl IngesterConfig {
+    /// Tempo 2.10's ingester defaults, with `wal_path` and `blocks_path`.
+    pub fn new(wal_path: impl Into<PathBuf>, blocks_path: impl Into<PathBuf>) -> Self {
+        IngesterConfig {
+            wal_path: wal_path.into(),
+            blocks_path: blocks_path.into(),
+            fsync: FsyncMode::Interval,
+            fsync_interval: Duration::from_millis(200),
+            segment_bytes: 64 << 20,
+            trace_idle_period: Duration::from_secs(5),
+            max_trace_live: Duration::from_secs(30),
+            flush_check_period: Duration::from_secs(10),
+            max_block_duration: Duration::from_secs(30 * 60),
+            max_block_bytes: 500 * 1024 * 1024,
+            max_head_chunks: 64,
+            complete_block_timeout: Duration::from_secs(15 * 60),
+            max_live_bytes: 64 << 20,
+            block: BlockConfig::default(),
+        }
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Default)]
+pub struct PushOutcome {
+    pub accepted: u32,
+    pub rejected: Rejected,
+    /// Seconds between each accepted span's end and now (ingestion lag).
+    pub lag_seconds: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("invalid tenant id {0:?}")]
+    InvalidTenant(String),
+    #[error("write-ahead log append failed: {0}")]
+    Wal(io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngesterError {
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    #[error("{0}")]
+    Block(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> IngesterError {
+    let context = context.into();
+    move |source| IngesterError::Io { context, source }
+}
+
+/// Request body encodings the ingester accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// Per-tenant counters (monotonic unless noted).
+#[derive(Debug, Default)]
+pub struct TenantStats {
+    pub traces_created: AtomicU64,
+    pub spans_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub head_chunks: AtomicU64,
+    pub blocks_cut: AtomicU64,
+}
+
+/// Ingester-wide counters.
+#[derive(Debug, Default)]
+pub struct GlobalStats {
+    pub wal_replayed_spans: AtomicU64,
+    pub wal_torn_bytes: AtomicU64,
+    pub blocks_flushed: AtomicU64,
+    pub flush_failures: AtomicU64,
+}
+
+/// A head block being filled with chunks, or waiting to be completed.
+struct Head {
+    id: String,
+    dir: PathBuf,
+    created: Instant,
+    bytes: u64,
+    chunks: Vec<Arc<ChunkReader>>,
+}
+
+impl Head {
+    fn new(tenant_dir: &Path) -> Head {
+        let id = block::new_block_id();
+        Head {
+            dir: tenant_dir.join("head").join(&id),
+            id,
+            created: Instant::now(),
+            bytes: 0,
+            chunks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Heads {
+    current: Option<Head>,
+    /// Heads cut from `current`, waiting for (or in) completion.
+    completing: Vec<Arc<Head>>,
+}
+
+struct Tenant {
+    name: String,
+    dir: PathBuf,
+    wal: Wal,
+    live: Mutex<LiveTraces>,
+    heads: Mutex<Heads>,
+    /// Serialises sweeps of this tenant (the background thread and `flush`).
+    sweeping: Mutex<()>,
+    complete: Mutex<Vec<(Instant, Arc<BlockReader>)>>,
+    stats: TenantStats,
+}
+
+/// The ingester of every tenant in this process.
+pub struct Ingester {
+    cfg: IngesterConfig,
+    epoch: Instant,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    pub stats: GlobalStats,
+    wake: Mutex<bool>,
+    woken: Condvar,
+    stop: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Tenant ids as Tempo accepts them: `^[A-Za-z0-9!_.*'()-]{1,150}$`, not `.` or `..`.
+pub fn valid_tenant(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 150
+        && t != "."
+        && t != ".."
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!_.*'()-".contains(&b))
+}
+
+fn unix_nanos_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Ingester {
+    pub fn new(cfg: IngesterConfig) -> Result<Arc<Ingester>, IngesterError> {
+        fs::create_dir_all(&cfg.wal_path).map_err(io_err(format!("creating {:?}", cfg.wal_path)))?;
+        fs::create_dir_all(&cfg.blocks_path)
+            .map_err(io_err(format!("creating {:?}", cfg.blocks_path)))?;
+        Ok(Arc::new(Ingester {
+            cfg,
+            epoch: Instant::now(),
+            tenants: RwLock::new(HashMap::new()),
+            stats: GlobalStats::default(),
+            wake: Mutex::new(false),
+            woken: Condvar::new(),
+            stop: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn config(&self) -> &IngesterConfig {
+        &self.cfg
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Replays every tenant's WAL into live traces and re-queues heads left by a
+    /// previous run for completion. Call once, before serving.
+    pub fn replay(&self) -> Result<ReplayReport, IngesterError> {
+        let mut total = ReplayReport::default();
+        let entries = fs::read_dir(&self.cfg.wal_path)
+            .map_err(io_err(format!("reading {:?}", self.cfg.wal_path)))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err("listing the WAL directory"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !valid_tenant(&name) || !entry.path().is_dir() {
+                continue;
+            }
+            let (_, report) = self.open_tenant(&name)?;
+            total.segments += report.segments;
+            total.records += report.records;
+            total.torn_bytes += report.torn_bytes;
+        }
+        self.stats.wal_torn_bytes.fetch_add(total.torn_bytes, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// The tenant's instance, opening (and replaying) it on first use.
+    fn tenant(&self, name: &str) -> Result<Arc<Tenant>, IngesterError> {
+        if let Some(t) = self.tenants.read().get(name) {
+            return Ok(t.clone());
+        }
+        Ok(self.open_tenant(name)?.0)
+    }
+
+    fn open_tenant(&self, name: &str) -> Result<(Arc<Tenant>, ReplayReport), IngesterError> {
+        let mut tenants = self.tenants.write();
+        if let Some(t) = tenants.get(name) {
+            return Ok((t.clone(), ReplayReport::default()));
+        }
+        let dir = self.cfg.wal_path.join(name);
+        let mut live = LiveTraces::default();
+        let now = self.now_ms();
+        let mut replayed = 0u64;
+        let opts = WalOptions { fsync: self.cfg.fsync, segment_bytes: self.cfg.segment_bytes };
+        let (wal, report) = Wal::open(&dir.join("wal"), opts, |segment, payload| {
+            if let Some(req) = decode_record(payload) {
+                replayed += req.spans.len() as u64;
+                live.push(&Arc::new(req), segment, now);
+            }
+        })
+        .map_err(io_err(format!("opening the WAL of tenant {name}")))?;
+        // A replayed segment stays needed until its traces are cut.
+        let stats = TenantStats::default();
+        stats.traces_created.fetch_add(live.len() as u64, Ordering::Relaxed);
+        self.stats.wal_replayed_spans.fetch_add(replayed, Ordering::Relaxed);
+        let heads = Heads { current: None, completing: self.recover_heads(&dir)? };
+        let tenant = Arc::new(Tenant {
+            name: name.to_string(),
+            dir,
+            wal,
+            live: Mutex::new(live),
+            heads: Mutex::new(heads),
+            sweeping: Mutex::new(()),
+            complete: Mutex::new(Vec::new()),
+            stats,
+        });
+        tenants.insert(name.to_string(), tenant.clone());
+        Ok((tenant, report))
+    }
+
+    /// Heads a previous run left behind: their chunks are queued for completion.
+    fn recover_heads(&self, tenant_dir: &Path) -> Result<Vec<Arc<Head>>, IngesterError> {
+        let head_root = tenant_dir.join("head");
+        let Ok(entries) = fs::read_dir(&head_root) else {
+            return Ok(Vec::new());
+        };
+        let mut heads = Vec::new();
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let mut chunks = Vec::new();
+            let mut bytes = 0;
+            let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+                .map_err(io_err(format!("reading {dir:?}")))?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            for f in files {
+                if f.extension().and_then(|e| e.to_str()) != Some("parquet") {
+                    // A chunk torn while being written: its spans are still in the WAL.
+                    let _ = fs::remove_file(&f);
+                    continue;
+                }
+                match ChunkReader::open(&f) {
+                    Ok(c) => {
+                        bytes += c.size();
+                        chunks.push(Arc::new(c));
+                    }
+                    Err(e) => {
+                        // Unreadable chunk: its WAL segments were kept, so nothing is lost.
+                        log_error(&format!("dropping unreadable head chunk {f:?}: {e}"));
+                        let _ = fs::remove_file(&f);
+                    }
+                }
+            }
+            if chunks.is_empty() {
+                let _ = fs::remove_dir_all(&dir);
+                continue;
+            }
+            heads.push(Arc::new(Head { id, dir, created: Instant::now(), bytes, chunks }));
+        }
+        Ok(heads)
+    }
+
+    /// Decodes, validates and appends one OTLP request for `tenant`. Returns once
+    /// the request is in the WAL (and fsynced, with `fsync: always`).
+    pub fn push(
+        &self,
+        tenant: &str,
+        body: &[u8],
+        encoding: Encoding,
+        gzip: bool,
+        max_bytes: usize,
+    ) -> Result<PushOutcome, PushError> {
+        if !valid_tenant(tenant) {
+            return Err(PushError::InvalidTenant(tenant.to_string()));
+        }
+        if body.len() > max_bytes {
+            return Err(DecodeError::TooLarge { limit: max_bytes }.into());
+        }
+        let raw;
+        let mut body = body;
+        if gzip {
+            raw = otlp::gunzip(body, max_bytes)?;
+            body = &raw;
+        }
+        let pb: Arc<[u8]> = match encoding {
+            Encoding::Protobuf => Arc::from(body),
+            Encoding::Json => Arc::from(otlp::json_to_protobuf(body)?),
+        };
+        let req = Arc::new(otlp::scan(pb)?);
+        let mut out = PushOutcome { accepted: req.spans.len() as u32, rejected: req.rejected, ..Default::default() };
+        if req.spans.is_empty() {
+            return Ok(out);
+        }
+        let t = self.tenant(tenant).map_err(|e| PushError::Wal(io::Error::other(e.to_string())))?;
+        let mut record = Vec::with_capacity(req.buf.len() + 1);
+        record.push(RECORD_OTLP);
+        record.extend_from_slice(&req.buf);
+        let segment = t.wal.append(&record).map_err(PushError::Wal)?;
+        let (created, over) = {
+            let mut live = t.live.lock();
+            let created = live.push(&req, segment, self.now_ms());
+            (created, live.bytes() > self.cfg.max_live_bytes)
+        };
+        t.wal.unpin(segment);
+        t.stats.traces_created.fetch_add(created as u64, Ordering::Relaxed);
+        t.stats.spans_received.fetch_add(req.spans.len() as u64, Ordering::Relaxed);
+        t.stats.bytes_received.fetch_add(req.buf.len() as u64, Ordering::Relaxed);
+        if over {
+            self.wake_sweeper();
+        }
+        let now = unix_nanos_now();
+        out.lag_seconds =
+            req.spans.iter().map(|s| (now as f64 - s.end_unix_nano as f64) / 1e9).collect();
+        Ok(out)
+    }
+
+    /// Every row of `trace_id` the ingester holds: live, head chunks and recently
+    /// completed blocks (one batch per source).
+    pub fn find_trace(&self, tenant: &str, trace_id: &TraceId) -> Result<Vec<RecordBatch>, IngesterError> {
+        let Some(t) = self.tenants.read().get(tenant).cloned() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let live = t.live.lock().get(trace_id);
+        if let Some(spans) = live {
+            let mut traces = [TraceSpans { trace_id: *trace_id, spans }];
+            out.push(self.build(&mut traces)?);
+        }
+        let chunks: Vec<Arc<ChunkReader>> = {
+            let heads = t.heads.lock();
+            heads
+                .current
+                .iter()
+                .flat_map(|h| h.chunks.iter())
+                .chain(heads.completing.iter().flat_map(|h| h.chunks.iter()))
+                .cloned()
+                .collect()
+        };
+        for c in chunks {
+            if let Some(b) = c.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))? {
+                out.push(b);
+            }
+        }
+        let blocks: Vec<Arc<BlockReader>> = t.complete.lock().iter().map(|(_, b)| b.clone()).collect();
+        for b in blocks {
+            if !b.might_contain(trace_id) {
+                continue;
+            }
+            if let Some(batch) = b.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))? {
+                out.push(batch);
+            }
+        }
+        Ok(out)
+    }
+
+    fn build(&self, traces: &mut [TraceSpans]) -> Result<RecordBatch, IngesterError> {
+        columnar::build_batch(traces, &self.cfg.block.dedicated_columns)
+            .map_err(|e| IngesterError::Block(e.to_string()))
+    }
+
+    /// Starts the background threads: the sweep and, with `fsync: interval`, the fsync tick.
+    pub fn start(self: &Arc<Self>) {
+        let mut threads = self.threads.lock();
+        if !threads.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("tf-sweep".into())
+                .spawn(move || me.sweep_loop())
+                .expect("spawn sweep thread"),
+        );
+        if self.cfg.fsync == FsyncMode::Interval {
+            let me = self.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tf-fsync".into())
+                    .spawn(move || me.fsync_loop())
+                    .expect("spawn fsync thread"),
+            );
+        }
+    }
+
+    fn wake_sweeper(&self) {
+        *self.wake.lock() = true;
+        self.woken.notify_one();
+    }
+
+    fn sleep(&self, d: Duration) -> bool {
+        let mut w = self.wake.lock();
+        if !*w && !self.stop.load(Ordering::Relaxed) {
+            self.woken.wait_for(&mut w, d);
+        }
+        *w = false;
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn sweep_loop(&self) {
+        // The sweep runs at least every second so the idle period is honoured
+        // closely; `flush_check_period` bounds it from above.
+        let tick = self.cfg.flush_check_period.min(Duration::from_secs(1));
+        while self.sleep(tick) {
+            for t in self.all_tenants() {
+                if let Err(e) = self.sweep(&t, false) {
+                    self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                    log_error(&format!("tenant={} sweep failed: {e}", t.name));
+                }
+            }
+        }
+    }
+
+    fn fsync_loop(&self) {
+        while self.sleep_fsync() {
+            for t in self.all_tenants() {
+                if let Err(e) = t.wal.sync() {
+                    log_error(&format!("tenant={} WAL fsync failed: {e}", t.name));
+                }
+            }
+        }
+    }
+
+    fn sleep_fsync(&self) -> bool {
+        let deadline = Instant::now() + self.cfg.fsync_interval;
+        while Instant::now() < deadline {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(self.cfg.fsync_interval));
+        }
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn all_tenants(&self) -> Vec<Arc<Tenant>> {
+        self.tenants.read().values().cloned().collect()
+    }
+
+    /// One sweep of one tenant: cut due traces into a head chunk, release WAL
+    /// segments nothing needs, complete heads that are due, expire old blocks.
+    /// `force` cuts every live trace and completes every head.
+    fn sweep(&self, t: &Tenant, force: bool) -> Result<(), IngesterError> {
+        let _one_at_a_time = t.sweeping.lock();
+        let now = self.now_ms();
+        let mut cut = {
+            let mut live = t.live.lock();
+            if force {
+                live.cut_all()
+            } else {
+                live.cut(
+                    now,
+                    self.cfg.trace_idle_period.as_millis() as u64,
+                    self.cfg.max_trace_live.as_millis() as u64,
+                    self.cfg.max_live_bytes / 2,
+                )
+                .0
+            }
+        };
+        if !cut.is_empty() {
+            self.write_chunk(t, &mut cut)?;
+        }
+        drop(cut);
+        let needed = t.live.lock().min_segment().unwrap_or(u64::MAX);
+        t.wal.delete_before(needed).map_err(io_err("deleting WAL segments"))?;
+
+        let due = {
+            let mut heads = t.heads.lock();
+            let due = heads.current.as_ref().is_some_and(|h| {
+                force
+                    || h.created.elapsed() >= self.cfg.max_block_duration
+                    || h.bytes >= self.cfg.max_block_bytes
+                    || h.chunks.len() >= self.cfg.max_head_chunks
+            });
+            if due {
+                let h = Arc::new(heads.current.take().expect("due head exists"));
+                heads.completing.push(h);
+            }
+            heads.completing.clone()
+        };
+        for head in due {
+            self.complete_head(t, &head)?;
+        }
+        let timeout = self.cfg.complete_block_timeout;
+        t.complete.lock().retain(|(at, _)| at.elapsed() < timeout);
+        Ok(())
+    }
+
+    /// Writes cut traces as one sorted chunk of the current head.
+    fn write_chunk(&self, t: &Tenant, cut: &mut [TraceSpans]) -> Result<(), IngesterError> {
+        let batch = self.build(cut)?;
+        let (dir, n) = {
+            let mut heads = t.heads.lock();
+            let head = heads.current.get_or_insert_with(|| Head::new(&t.dir));
+            (head.dir.clone(), head.chunks.len())
+        };
+        fs::create_dir_all(&dir).map_err(io_err(format!("creating {dir:?}")))?;
+        let path = dir.join(format!("{n:08}.parquet"));
+        block::write_chunk(&path, &batch, &self.cfg.block)
+            .map_err(|e| IngesterError::Block(format!("writing head chunk {path:?}: {e}")))?;
+        let chunk = ChunkReader::open(&path).map_err(|e| IngesterError::Block(e.to_string()))?;
+        let mut heads = t.heads.lock();
+        let head = heads.current.as_mut().expect("head exists while its tenant sweeps");
+        head.bytes += chunk.size();
+        head.chunks.push(Arc::new(chunk));
+        t.stats.head_chunks.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Merges a head's chunks into a complete block in the backend, then drops the head.
+    fn complete_head(&self, t: &Tenant, head: &Arc<Head>) -> Result<(), IngesterError> {
+        let dir = self.cfg.blocks_path.join(&t.name).join(&head.id);
+        let chunks: Vec<&ChunkReader> = head.chunks.iter().map(|c| c.as_ref()).collect();
+        let meta = block::complete(&chunks, &dir, &t.name, &head.id, &self.cfg.block)
+            .map_err(|e| IngesterError::Block(format!("completing block {}: {e}", head.id)))?;
+        let reader = BlockReader::open(&dir).map_err(|e| IngesterError::Block(e.to_string()))?;
+        t.complete.lock().push((Instant::now(), Arc::new(reader)));
+        t.heads.lock().completing.retain(|h| !Arc::ptr_eq(h, head));
+        let _ = fs::remove_dir_all(&head.dir);
+        t.stats.blocks_cut.fetch_add(1, Ordering::Relaxed);
+        self.stats.blocks_flushed.fetch_add(1, Ordering::Relaxed);
+        log::log(
+            Level::Info,
+            "ingester",
+            &format!(
+                "msg=\"block completed\" tenant={} block={} traces={} size={}",
+                log::quote(&t.name),
+                head.id,
+                meta.total_objects,
+                meta.size
+            ),
+        );
+        Ok(())
+    }
+
+    /// Cuts every live trace and completes every head now.
+    pub fn flush(&self) -> Result<(), IngesterError> {
+        for t in self.all_tenants() {
+            self.sweep(&t, true)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the background threads (the WAL keeps what was not flushed).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake_sweeper();
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+        for t in self.all_tenants() {
+            let _ = t.wal.sync();
+        }
+    }
+
+    /// A snapshot of per-tenant figures.
+    pub fn tenant_stats(&self) -> Vec<TenantSnapshot> {
+        self.all_tenants()
+            .iter()
+            .map(|t| {
+                let (live_traces, live_bytes) = {
+                    let l = t.live.lock();
+                    (l.len() as u64, l.bytes() as u64)
+                };
+                TenantSnapshot {
+                    tenant: t.name.clone(),
+                    live_traces,
+                    live_bytes,
+                    traces_created: t.stats.traces_created.load(Ordering::Relaxed),
+                    spans_received: t.stats.spans_received.load(Ordering::Relaxed),
+                    bytes_received: t.stats.bytes_received.load(Ordering::Relaxed),
+                    head_chunks: t.stats.head_chunks.load(Ordering::Relaxed),
+                    blocks_cut: t.stats.blocks_cut.load(Ordering::Relaxed),
+                    wal_bytes_written: t.wal.stats.bytes_written.load(Ordering::Relaxed),
+                    wal_records: t.wal.stats.records.load(Ordering::Relaxed),
+                    wal_segments: t.wal.stats.segments.load(Ordering::Relaxed),
+                    wal_fsyncs: t.wal.stats.fsyncs.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Figures of one tenant at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSnapshot {
+    pub tenant: String,
+    pub live_traces: u64,
+    pub live_bytes: u64,
+    pub traces_created: u64,
+    pub spans_received: u64,
+    pub bytes_received: u64,
+    pub head_chunks: u64,
+    pub blocks_cut: u64,
+    pub wal_bytes_written: u64,
+    pub wal_records: u64,
+    pub wal_segments: u64,
+    pub wal_fsyncs: u64,
+}
+
+/// A WAL record back to a request; records that no longer decode are skipped
+/// (they were validated before they were written, so this means corruption the
+/// CRC did not catch).
+fn decode_record(payload: &[u8]) -> Option<Request> {
+    match payload.split_first() {
+        Some((&RECORD_OTLP, body)) => otlp::scan(Arc::from(body)).ok(),
+        _ => None,
+    }
+}
+
+fn log_error(msg: &str) {
+    log::log(Level::Error, "ingester", &format!("msg={}", log::quote(msg)));
+}

@@ -13,9 +13,11 @@
 //! No Python here: the pyo3 layer lives in `core_rs/py`.
 
 pub mod block;
+pub mod blocklist;
 pub mod columnar;
 pub mod ingester;
 pub mod live;
+pub mod log;
 pub mod model;
 pub mod otlp;
 pub mod pb;

@@ -1,1 +1,208 @@
-//! (in progress)
+//! Live traces of one tenant: spans grouped by trace id, held as references
+//! into their (shared, immutable) request buffers until they are cut.
+//!
+//! A trace is cut once it has been idle for `trace_idle_period`, has been live
+//! for `max_trace_live`, or — to keep memory bounded by configuration — when the
+//! tenant's live bytes exceed their cap, oldest first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::columnar::TraceSpans;
+use crate::model::{Request, SpanHandle, TraceId};
+
+/// Bookkeeping overhead counted per span on top of its message bytes.
+const SPAN_OVERHEAD: usize = std::mem::size_of::<SpanHandle>() + 16;
+
+struct LiveTrace {
+    spans: Vec<SpanHandle>,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+    bytes: usize,
+    /// The oldest WAL segment holding spans of this trace.
+    first_segment: u64,
+}
+
+/// Why traces were cut, for accounting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CutCounts {
+    pub idle: usize,
+    pub expired: usize,
+    pub over_limit: usize,
+}
+
+/// The live traces of one tenant.
+#[derive(Default)]
+pub struct LiveTraces {
+    traces: HashMap<TraceId, LiveTrace>,
+    bytes: usize,
+    spans: usize,
+}
+
+impl LiveTraces {
+    /// Adds every span of `req` (appended to WAL segment `segment`). Returns the
+    /// number of traces that were not live before.
+    pub fn push(&mut self, req: &Arc<Request>, segment: u64, now_ms: u64) -> usize {
+        let mut created = 0;
+        for (i, span) in req.spans.iter().enumerate() {
+            let bytes = span.msg.len as usize + SPAN_OVERHEAD;
+            let t = self.traces.entry(span.trace_id).or_insert_with(|| {
+                created += 1;
+                LiveTrace {
+                    spans: Vec::new(),
+                    first_seen_ms: now_ms,
+                    last_seen_ms: now_ms,
+                    bytes: 0,
+                    first_segment: segment,
+                }
+            });
+            t.spans.push(SpanHandle { req: req.clone(), idx: i as u32 });
+            t.last_seen_ms = now_ms;
+            t.bytes += bytes;
+            t.first_segment = t.first_segment.min(segment);
+            self.bytes += bytes;
+        }
+        self.spans += req.spans.len();
+        created
+    }
+
+    /// Removes and returns the traces due to be cut: idle for `idle_ms`, live for
+    /// `max_live_ms`, and then the least recently updated ones until live bytes
+    /// are at most `max_bytes`.
+    pub fn cut(
+        &mut self,
+        now_ms: u64,
+        idle_ms: u64,
+        max_live_ms: u64,
+        max_bytes: usize,
+    ) -> (Vec<TraceSpans>, CutCounts) {
+        let mut counts = CutCounts::default();
+        let mut due = Vec::new();
+        for (id, t) in &self.traces {
+            if now_ms.saturating_sub(t.last_seen_ms) >= idle_ms {
+                counts.idle += 1;
+                due.push(*id);
+            } else if now_ms.saturating_sub(t.first_seen_ms) >= max_live_ms {
+                counts.expired += 1;
+                due.push(*id);
+            }
+        }
+        let mut out: Vec<TraceSpans> = due.iter().map(|id| self.take(id)).collect();
+        if self.bytes > max_bytes {
+            let mut rest: Vec<(u64, TraceId)> =
+                self.traces.iter().map(|(id, t)| (t.last_seen_ms, *id)).collect();
+            rest.sort_unstable();
+            for (_, id) in rest {
+                if self.bytes <= max_bytes {
+                    break;
+                }
+                counts.over_limit += 1;
+                out.push(self.take(&id));
+            }
+        }
+        (out, counts)
+    }
+
+    /// Removes and returns every live trace.
+    pub fn cut_all(&mut self) -> Vec<TraceSpans> {
+        let ids: Vec<TraceId> = self.traces.keys().copied().collect();
+        ids.iter().map(|id| self.take(id)).collect()
+    }
+
+    fn take(&mut self, id: &TraceId) -> TraceSpans {
+        let t = self.traces.remove(id).expect("trace is live");
+        self.bytes -= t.bytes;
+        self.spans -= t.spans.len();
+        TraceSpans { trace_id: *id, spans: t.spans }
+    }
+
+    /// The live spans of one trace.
+    pub fn get(&self, id: &TraceId) -> Option<Vec<SpanHandle>> {
+        self.traces.get(id).map(|t| t.spans.clone())
+    }
+
+    /// The oldest WAL segment any live trace still needs.
+    pub fn min_segment(&self) -> Option<u64> {
+        self.traces.values().map(|t| t.first_segment).min()
+    }
+
+    pub fn len(&self) -> usize {
+        self.traces.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn spans(&self) -> usize {
+        self.spans
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Rejected, ScopeRef, Slice, SpanRef};
+
+    fn request(spans: &[(u8, u64)]) -> Arc<Request> {
+        Arc::new(Request {
+            buf: Arc::from(vec![0u8; 100]),
+            resources: vec![Default::default()],
+            scopes: vec![ScopeRef::default()],
+            spans: spans
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, start))| SpanRef {
+                    scope: 0,
+                    msg: Slice::new(0, 100),
+                    trace_id: [t; 16],
+                    span_id: [i as u8 + 1; 8],
+                    start_unix_nano: start,
+                    end_unix_nano: start + 1,
+                })
+                .collect(),
+            rejected: Rejected::default(),
+        })
+    }
+
+    #[test]
+    fn groups_by_trace_and_cuts_idle() {
+        let mut live = LiveTraces::default();
+        assert_eq!(live.push(&request(&[(1, 0), (2, 0), (1, 5)]), 1, 1000), 2);
+        assert_eq!(live.push(&request(&[(2, 9)]), 2, 4000), 0);
+        assert_eq!(live.get(&[1; 16]).unwrap().len(), 2);
+        assert_eq!(live.min_segment(), Some(1));
+        let (cut, counts) = live.cut(6000, 5000, 60_000, usize::MAX);
+        assert_eq!(counts, CutCounts { idle: 1, expired: 0, over_limit: 0 });
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut[0].trace_id, [1; 16]);
+        assert_eq!(cut[0].spans.len(), 2);
+        assert_eq!(live.len(), 1);
+        assert_eq!(live.spans(), 2);
+        assert_eq!(live.min_segment(), Some(1), "trace 2 started in segment 1");
+    }
+
+    #[test]
+    fn max_live_and_byte_cap() {
+        let mut live = LiveTraces::default();
+        for t in 0..10u8 {
+            live.push(&request(&[(t, 0)]), 1, 1000 + t as u64);
+        }
+        let per_trace = live.bytes() / 10;
+        let (cut, counts) = live.cut(1005, 10_000, 60_000, per_trace * 4);
+        assert_eq!(counts.over_limit, 6);
+        // The least recently updated traces went first.
+        let mut ids: Vec<u8> = cut.iter().map(|t| t.trace_id[0]).collect();
+        ids.sort();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4, 5]);
+        let (cut, counts) = live.cut(62_000, 100_000, 60_000, usize::MAX);
+        assert_eq!(counts.expired, 4);
+        assert_eq!(cut.len(), 4);
+        assert!(live.is_empty());
+        assert_eq!(live.bytes(), 0);
+    }
+}

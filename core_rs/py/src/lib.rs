@@ -1,8 +1,337 @@
 //! Python binding of tempo_core, imported as `tempo_fast._core`.
+//!
+//! Only converts at the boundary: request bodies in, counts and opaque handles
+//! out. Every call that touches spans releases the GIL. The typed surface is
+//! `tempo_fast/_core.pyi`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use tempo_core::blocklist::BlockStore as CoreBlockStore;
+use tempo_core::ingester::{Encoding, Ingester as CoreIngester, IngesterConfig, PushError};
+use tempo_core::log::{set_level, Level};
+use tempo_core::otlp::{self, DecodeError as CoreDecodeError};
+use tempo_core::render::{render_trace as core_render, RenderMeta, TraceFormat};
+use tempo_core::wal::FsyncMode;
+
+create_exception!(_core, DecodeError, PyValueError, "The body is not a valid OTLP request.");
+create_exception!(_core, TooLargeError, DecodeError, "The body exceeds the size limit.");
+
+fn decode_error(py: Python<'_>, e: &CoreDecodeError) -> PyErr {
+    let err = match e {
+        CoreDecodeError::TooLarge { .. } => TooLargeError::new_err(e.to_string()),
+        _ => DecodeError::new_err(e.to_string()),
+    };
+    let _ = err.value(py).setattr("reason_code", e.reason_code());
+    err
+}
+
+fn push_error(py: Python<'_>, e: PushError) -> PyErr {
+    match e {
+        PushError::Decode(d) => decode_error(py, &d),
+        PushError::InvalidTenant(t) => PyValueError::new_err(format!("invalid tenant id {t:?}")),
+        PushError::Wal(io) => PyOSError::new_err(format!("write-ahead log append failed: {io}")),
+    }
+}
+
+fn runtime<E: std::fmt::Display>(e: E) -> PyErr {
+    PyRuntimeError::new_err(e.to_string())
+}
+
+fn trace_id(id: &[u8]) -> PyResult<[u8; 16]> {
+    id.try_into().map_err(|_| PyValueError::new_err("trace id must be 16 bytes"))
+}
+
+/// What one push did.
+#[pyclass(frozen, get_all)]
+struct PushResult {
+    accepted: u64,
+    invalid_trace_id: u64,
+    invalid_span_id: u64,
+    message: String,
+    response: Py<PyBytes>,
+    lag_seconds: Py<PyBytes>,
+}
+
+/// Rows of one trace from one source; opaque to Python.
+#[pyclass(frozen)]
+struct TracePart {
+    batches: Vec<RecordBatch>,
+}
+
+#[pymethods]
+impl TracePart {
+    #[getter]
+    fn spans(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+fn part(batches: Vec<RecordBatch>) -> Option<TracePart> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    (!batches.is_empty()).then_some(TracePart { batches })
+}
+
+fn get<'py, T: FromPyObject<'py>>(cfg: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
+    match cfg.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.extract()?)),
+        _ => Ok(None),
+    }
+}
+
+fn ingester_config(wal_path: PathBuf, cfg: &Bound<'_, PyDict>) -> PyResult<IngesterConfig> {
+    let blocks: Option<String> = get(cfg, "blocks_path")?;
+    let blocks = blocks.map(PathBuf::from).unwrap_or_else(|| wal_path.join("blocks"));
+    let mut c = IngesterConfig::new(wal_path, blocks);
+    let ms = |k: &str| -> PyResult<Option<Duration>> {
+        Ok(get::<u64>(cfg, k)?.map(Duration::from_millis))
+    };
+    if let Some(f) = get::<String>(cfg, "fsync")? {
+        c.fsync = FsyncMode::parse(&f).ok_or_else(|| {
+            PyValueError::new_err(format!("fsync must be always, interval or never, not {f:?}"))
+        })?;
+    }
+    if let Some(d) = ms("fsync_interval_ms")? {
+        c.fsync_interval = d;
+    }
+    if let Some(d) = ms("trace_idle_period_ms")? {
+        c.trace_idle_period = d;
+    }
+    if let Some(d) = ms("max_trace_live_ms")? {
+        c.max_trace_live = d;
+    }
+    if let Some(d) = ms("flush_check_period_ms")? {
+        c.flush_check_period = d;
+    }
+    if let Some(d) = ms("max_block_duration_ms")? {
+        c.max_block_duration = d;
+    }
+    if let Some(d) = ms("complete_block_timeout_ms")? {
+        c.complete_block_timeout = d;
+    }
+    if let Some(b) = get::<u64>(cfg, "max_block_bytes")? {
+        c.max_block_bytes = b;
+    }
+    if let Some(b) = get::<usize>(cfg, "max_live_bytes")? {
+        c.max_live_bytes = b;
+    }
+    if let Some(b) = get::<u64>(cfg, "segment_bytes")? {
+        c.segment_bytes = b;
+    }
+    if let Some(n) = get::<usize>(cfg, "row_group_spans")? {
+        c.block.row_group_rows = n;
+    }
+    Ok(c)
+}
+
+/// Per-tenant WAL, live traces, head chunks and block cutting.
+#[pyclass(frozen)]
+struct Ingester {
+    inner: Arc<CoreIngester>,
+}
+
+#[pymethods]
+impl Ingester {
+    #[new]
+    fn new(wal_path: PathBuf, config: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let cfg = ingester_config(wal_path, config)?;
+        Ok(Ingester { inner: CoreIngester::new(cfg).map_err(runtime)? })
+    }
+
+    fn replay<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = self.inner.clone();
+        let r = py.detach(move || inner.replay()).map_err(runtime)?;
+        let d = PyDict::new(py);
+        d.set_item("segments", r.segments)?;
+        d.set_item("records", r.records)?;
+        d.set_item("spans", self.inner.stats.wal_replayed_spans.load(std::sync::atomic::Ordering::Relaxed))?;
+        d.set_item("torn_bytes", r.torn_bytes)?;
+        Ok(d)
+    }
+
+    fn start(&self) {
+        self.inner.start();
+    }
+
+    #[pyo3(signature = (tenant, body, encoding="protobuf", gzip=false, max_bytes=20 << 20))]
+    fn push(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        body: &[u8],
+        encoding: &str,
+        gzip: bool,
+        max_bytes: usize,
+    ) -> PyResult<PushResult> {
+        let encoding = match encoding {
+            "protobuf" => Encoding::Protobuf,
+            "json" => Encoding::Json,
+            other => return Err(PyValueError::new_err(format!("unknown encoding {other:?}"))),
+        };
+        let inner = &self.inner;
+        let out = py
+            .detach(|| inner.push(tenant, body, encoding, gzip, max_bytes))
+            .map_err(|e| push_error(py, e))?;
+        let rejected = out.rejected.total() as u64;
+        let message = if rejected > 0 {
+            format!(
+                "{rejected} spans rejected: {} with an invalid trace id, {} with an invalid span id",
+                out.rejected.invalid_trace_id, out.rejected.invalid_span_id
+            )
+        } else {
+            String::new()
+        };
+        let response = otlp::export_response(rejected, &message);
+        let lag: Vec<u8> = out.lag_seconds.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        Ok(PushResult {
+            accepted: out.accepted as u64,
+            invalid_trace_id: out.rejected.invalid_trace_id as u64,
+            invalid_span_id: out.rejected.invalid_span_id as u64,
+            message,
+            response: PyBytes::new(py, &response).unbind(),
+            lag_seconds: PyBytes::new(py, &lag).unbind(),
+        })
+    }
+
+    fn find_trace(&self, py: Python<'_>, tenant: &str, trace_id: &[u8]) -> PyResult<Option<TracePart>> {
+        let id = self::trace_id(trace_id)?;
+        let inner = &self.inner;
+        let batches = py.detach(|| inner.find_trace(tenant, &id)).map_err(runtime)?;
+        Ok(part(batches))
+    }
+
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = &self.inner;
+        py.detach(|| inner.flush()).map_err(runtime)
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let tenants = PyDict::new(py);
+        let mut fsyncs = 0;
+        for s in self.inner.tenant_stats() {
+            let d = PyDict::new(py);
+            d.set_item("live_traces", s.live_traces)?;
+            d.set_item("live_bytes", s.live_bytes)?;
+            d.set_item("traces_created", s.traces_created)?;
+            d.set_item("spans_received", s.spans_received)?;
+            d.set_item("bytes_received", s.bytes_received)?;
+            d.set_item("blocks_cut", s.blocks_cut)?;
+            d.set_item("head_chunks", s.head_chunks)?;
+            d.set_item("wal_bytes_written", s.wal_bytes_written)?;
+            d.set_item("wal_records", s.wal_records)?;
+            d.set_item("wal_segments", s.wal_segments)?;
+            fsyncs += s.wal_fsyncs;
+            tenants.set_item(&s.tenant, d)?;
+        }
+        let g = &self.inner.stats;
+        let global = PyDict::new(py);
+        global.set_item("wal_fsyncs", fsyncs)?;
+        global.set_item("wal_replayed_spans", g.wal_replayed_spans.load(Relaxed))?;
+        global.set_item("wal_torn_bytes", g.wal_torn_bytes.load(Relaxed))?;
+        global.set_item("blocks_flushed", g.blocks_flushed.load(Relaxed))?;
+        global.set_item("flush_failures", g.flush_failures.load(Relaxed))?;
+        let out = PyDict::new(py);
+        out.set_item("tenants", tenants)?;
+        out.set_item("global", global)?;
+        Ok(out)
+    }
+
+    fn close(&self, py: Python<'_>) {
+        let inner = &self.inner;
+        py.detach(|| inner.stop());
+    }
+}
+
+/// The querier's view of complete blocks under a local backend path.
+#[pyclass(frozen)]
+struct BlockStore {
+    inner: Arc<CoreBlockStore>,
+}
+
+#[pymethods]
+impl BlockStore {
+    #[new]
+    fn new(path: PathBuf) -> Self {
+        BlockStore { inner: Arc::new(CoreBlockStore::new(path)) }
+    }
+
+    fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let counts = py.detach(|| inner.poll()).map_err(runtime)?;
+        let d = PyDict::new(py);
+        for (tenant, n) in counts {
+            d.set_item(tenant, n)?;
+        }
+        Ok(d)
+    }
+
+    fn find_trace<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: &str,
+        trace_id: &[u8],
+    ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
+        let id = self::trace_id(trace_id)?;
+        let inner = &self.inner;
+        let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
+        let d = PyDict::new(py);
+        d.set_item("blocks_checked", stats.blocks_checked)?;
+        d.set_item("blocks_read", stats.blocks_read)?;
+        d.set_item("bytes_read", stats.bytes_read)?;
+        d.set_item("reads", stats.reads)?;
+        d.set_item("errors", stats.errors)?;
+        Ok((part(batches), d))
+    }
+}
+
+/// Merges and de-duplicates trace parts and renders them as one trace.
+#[pyfunction]
+#[pyo3(signature = (parts, fmt, inspected_bytes=0))]
+fn render_trace(
+    py: Python<'_>,
+    parts: Vec<PyRef<'_, TracePart>>,
+    fmt: &str,
+    inspected_bytes: u64,
+) -> PyResult<Option<Py<PyBytes>>> {
+    let format = match fmt {
+        "proto_v1" => TraceFormat::ProtoV1,
+        "proto_v2" => TraceFormat::ProtoV2,
+        "json_v1" => TraceFormat::JsonV1,
+        "json_v2" => TraceFormat::JsonV2,
+        other => return Err(PyValueError::new_err(format!("unknown trace format {other:?}"))),
+    };
+    let batches: Vec<RecordBatch> = parts.iter().flat_map(|p| p.batches.iter().cloned()).collect();
+    let meta = RenderMeta { inspected_bytes, ..Default::default() };
+    let out = py.detach(|| core_render(&batches, format, &meta)).map_err(runtime)?;
+    Ok(out.map(|b| PyBytes::new(py, &b).unbind()))
+}
+
+/// Sets the Rust side's log level ("debug", "info", "warn", "error").
+#[pyfunction]
+fn set_log_level(level: &str) -> PyResult<()> {
+    let l = Level::parse(level).ok_or_else(|| PyValueError::new_err(format!("unknown log level {level:?}")))?;
+    set_level(l);
+    Ok(())
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DecodeError", m.py().get_type::<DecodeError>())?;
+    m.add("TooLargeError", m.py().get_type::<TooLargeError>())?;
+    m.add_class::<PushResult>()?;
+    m.add_class::<TracePart>()?;
+    m.add_class::<Ingester>()?;
+    m.add_class::<BlockStore>()?;
+    m.add_function(wrap_pyfunction!(render_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     Ok(())
 }
