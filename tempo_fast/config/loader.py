@@ -51,6 +51,21 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (as Tempo's strict YAML does)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            name = self.construct_object(key_node, deep=True)
+            if name in seen:
+                raise ConfigError(
+                    f"key {name!r} is set twice (line {key_node.start_mark.line + 1})"
+                )
+            seen.add(name)
+        return super().construct_mapping(node, deep)
+
+
 @cache
 def known_tree() -> Mapping[str, Any]:
     """Every key Tempo 2.10 accepts, with Tempo's defaults."""
@@ -108,7 +123,7 @@ def load(text: str, expand: bool = False, source: str = "config") -> Config:
     if expand:
         text = expand_env(text)
     try:
-        user = yaml.safe_load(text)
+        user = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as e:
         raise ConfigError(f"{source} is not valid YAML: {_one_line(e)}") from e
     if user is None:

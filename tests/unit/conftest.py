@@ -8,30 +8,45 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tempo_fast.app import App
 from tempo_fast.config import Config, load
 from tests.unit.fakes import FakeCore
 
 
+def _merge(base: dict, extra: dict) -> dict:
+    for name, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(name), dict):
+            _merge(base[name], value)
+        else:
+            base[name] = value
+    return base
+
+
 def make_config(tmp_path: Path, extra: str = "") -> Config:
-    return load(
-        f"""
-server: {{http_listen_address: 127.0.0.1, http_listen_port: 0}}
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        grpc: {{endpoint: "127.0.0.1:0"}}
-        http: {{endpoint: "127.0.0.1:0", max_request_body_size: 1000}}
-storage:
-  trace:
-    backend: local
-    local: {{path: {tmp_path / "blocks"}}}
-    wal: {{path: {tmp_path / "wal"}}}
-{extra}
-"""
-    )
+    """A config on free loopback ports under ``tmp_path``, deep-merged with YAML ``extra``."""
+    base = {
+        "server": {"http_listen_address": "127.0.0.1", "http_listen_port": 0},
+        "distributor": {
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": "127.0.0.1:0"},
+                        "http": {"endpoint": "127.0.0.1:0", "max_request_body_size": 1000},
+                    }
+                }
+            }
+        },
+        "storage": {
+            "trace": {
+                "backend": "local",
+                "local": {"path": str(tmp_path / "blocks")},
+                "wal": {"path": str(tmp_path / "wal")},
+            }
+        },
+    }
+    return load(yaml.safe_dump(_merge(base, yaml.safe_load(extra) or {})))
 
 
 class RunningApp:

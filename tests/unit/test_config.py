@@ -76,13 +76,12 @@ def test_embedded_default() -> None:
 
 def test_values_read() -> None:
     c = load(
-        MINIMAL
-        + """
+        """
+storage: {trace: {blocklist_poll: 30s, wal: {path: /w}, local: {path: /b}}}
 auth_enabled: true
 http_api_prefix: /tempo/
 server: {http_listen_port: 3300, log_level: debug, log_format: json}
 ingester: {trace_idle_period: 1m30s, max_block_bytes: 100MiB, flush_all_on_shutdown: true}
-storage: {trace: {blocklist_poll: 30s, wal: {path: /w}, local: {path: /b}}}
 distributor:
   receivers:
     otlp:
@@ -162,6 +161,11 @@ server: {http_listen_port: 3200, grpc_listen_port: 9096}
 def test_invalid_values(text: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load(text if "storage" in text else MINIMAL + text)
+
+
+def test_duplicate_keys_are_refused() -> None:
+    with pytest.raises(ConfigError, match="'server' is set twice"):
+        load(MINIMAL + "server: {http_listen_port: 1}\nserver: {http_listen_port: 2}")
 
 
 def test_top_level_must_be_mapping() -> None:
