@@ -247,3 +247,10 @@ def test_sizes(text: object, size: int) -> None:
 def test_bad_sizes(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_size(bad)
+
+
+def test_deploy_example_loads_without_ignored_keys() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "tempo-fast.yaml"
+    c = load_file(str(example), expand=True)
+    assert c.ignored == ()
+    assert c.distributor.otlp_grpc.max_recv_msg_size_mib == 16
