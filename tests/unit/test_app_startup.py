@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 
-from tempo_fast.app import App, StartupError
+from tempo_fast.app import App, StartupError, run
 from tempo_fast.pkg import log
 from tests.unit.conftest import make_config
 from tests.unit.fakes import FakeCore
@@ -98,3 +100,14 @@ def test_logfmt_lines() -> None:
     log.get_logger("test").debug("hello", n=1)
     assert '"msg":"hello","n":1' in stream.getvalue()
     log.setup("info")
+
+
+def test_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    fake = FakeCore()
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        run(make_config(tmp_path, "ingester: {flush_all_on_shutdown: true}"), fake.core())
+    finally:
+        timer.cancel()
+    assert fake.ingester.calls == ["replay", "start", "flush", "close"]
