@@ -26,6 +26,7 @@ from tempo_fast.distributor.otlp_grpc import OtlpGrpcReceiver
 from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.ingester import IngesterService, core_config
+from tempo_fast.pkg import log
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
 from tempo_fast.pkg.netaddr import EndpointError, parse_endpoint
@@ -99,6 +100,11 @@ class App:
     async def start(self) -> None:
         """Start every component; raise :class:`StartupError` with a clear message."""
         cfg = self.config
+        if cfg.ignored:
+            _log.warn(
+                "ignoring configuration keys tempo-fast does not implement",
+                keys=",".join(cfg.ignored),
+            )
         _check_writable(cfg.storage.wal_path, "storage.trace.wal.path")
         _check_writable(cfg.storage.local_path, "storage.trace.local.path")
         self.readiness.reason = "replaying the WAL"
@@ -222,7 +228,9 @@ async def serve(config: Config, core: Core | None = None) -> None:
 
 
 def run(config: Config, core: Core | None = None) -> None:
-    """Blocking entry point: :func:`serve` on uvloop when installed."""
+    """Blocking entry point: set up logging from ``server.log_*``, then :func:`serve` (on
+    uvloop when installed) until SIGTERM/SIGINT. Raises :class:`StartupError`."""
+    log.setup(config.server.log_level, config.server.log_format)
     try:
         import uvloop
     except ImportError:

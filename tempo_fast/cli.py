@@ -110,14 +110,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(version_line(), file=stdout)
         return 0
     try:
-        config = build_config(flags)
-        log.setup(config.server.log_level, config.server.log_format)
-        if config.ignored:
-            log.get_logger("config").warn(
-                "ignoring configuration keys tempo-fast does not implement",
-                keys=",".join(config.ignored),
-            )
-        app.run(config)
+        app.run(build_config(flags))
     except (ConfigError, app.StartupError) as e:
         print(f"tempo-fast: error: {e}", file=stderr)
         return 1

@@ -111,3 +111,17 @@ def test_run_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     finally:
         timer.cancel()
     assert fake.ingester.calls == ["replay", "start", "flush", "close"]
+
+
+def test_ignored_keys_logged_once(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    log.setup("info", "logfmt", stream)
+    try:
+        start_and_stop(
+            App(make_config(tmp_path, "memberlist: {join_members: [a]}"), FakeCore().core())
+        )
+    finally:
+        log.setup("info")
+    lines = [line for line in stream.getvalue().splitlines() if "ignoring" in line]
+    assert len(lines) == 1
+    assert "level=warn" in lines[0] and "keys=memberlist.join_members" in lines[0]
