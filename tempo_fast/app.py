@@ -1,0 +1,239 @@
+"""Wires the components for ``-target=all``: one process, components behind small interfaces.
+
+Order: HTTP API (answers ``/ready`` 503 meanwhile) -> ingester (WAL replay, sweep) -> block
+list -> OTLP receivers -> ready. SIGTERM/SIGINT stop it gracefully: not ready, stop the
+receivers (in-flight pushes finish), flush if configured, close the ingester, stop the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tempo_fast import __version__
+from tempo_fast.config import Config
+from tempo_fast.distributor import Distributor
+from tempo_fast.distributor.otlp_grpc import OtlpGrpcReceiver
+from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
+from tempo_fast.frontend import HttpApi, Readiness
+from tempo_fast.ingester import IngesterService, core_config
+from tempo_fast.pkg import log
+from tempo_fast.pkg.log import get_logger
+from tempo_fast.pkg.metrics import Metrics
+from tempo_fast.pkg.netaddr import EndpointError, parse_endpoint
+from tempo_fast.querier import Querier
+
+_log = get_logger("app")
+
+
+class StartupError(Exception):
+    """Start-up failed; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class Core:
+    """Constructors of the Rust core (``tempo_fast._core``); tests pass stand-ins."""
+
+    ingester: Callable[[str, dict[str, object]], Any]
+    block_store: Callable[[str], Any]
+    render_trace: Callable[[list[Any], str, int], bytes | None]
+
+    @classmethod
+    def rust(cls) -> Core:
+        try:
+            from tempo_fast import _core
+        except ImportError as e:
+            raise StartupError(
+                f"the Rust extension tempo_fast._core is not installed ({e}): "
+                "build it with `pip install ./ext .`"
+            ) from e
+        return cls(_core.Ingester, _core.BlockStore, _core.render_trace)
+
+
+def _check_writable(path: str, key: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise StartupError(
+            f"cannot write to {key} {path!r} ({e.strerror or e}): "
+            "choose a writable directory or fix its permissions"
+        ) from e
+
+
+def _listen_error(what: str, host: str, port: int, error: OSError) -> StartupError:
+    where = f"{host or '0.0.0.0'}:{port}"
+    if error.errno == errno.EADDRINUSE or "in use" in str(error):
+        hint = "address already in use: stop the other process or choose another port"
+    else:
+        hint = f"{error.strerror or error}: check the address"
+    return StartupError(f"cannot listen on {where} for {what}: {hint}")
+
+
+class App:
+    """Every component of ``-target=all`` in one process."""
+
+    def __init__(self, config: Config, core: Core | None = None) -> None:
+        self.config = config
+        self._core = core or Core.rust()
+        self.metrics = Metrics()
+        self.readiness = Readiness()
+        self.ingester: IngesterService | None = None
+        self.querier: Querier | None = None
+        self.distributor: Distributor | None = None
+        self._api: HttpApi | None = None
+        self._grpc: OtlpGrpcReceiver | None = None
+        self._runners: dict[str, web.AppRunner] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ports: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Start every component; raise :class:`StartupError` with a clear message."""
+        cfg = self.config
+        if cfg.ignored:
+            _log.warn(
+                "ignoring configuration keys tempo-fast does not implement",
+                keys=",".join(cfg.ignored),
+            )
+        _check_writable(cfg.storage.wal_path, "storage.trace.wal.path")
+        _check_writable(cfg.storage.local_path, "storage.trace.local.path")
+        self.readiness.reason = "replaying the WAL"
+        self.ports["http"] = await self._serve_api()
+        loop = asyncio.get_running_loop()
+        try:
+            core_ingester = self._core.ingester(cfg.storage.wal_path, core_config(cfg))
+            self.ingester = IngesterService(core_ingester, cfg.ingester)
+            await loop.run_in_executor(None, self.ingester.replay)
+            self.ingester.start()
+            blocks = self._core.block_store(cfg.storage.local_path)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise StartupError(f"cannot open the WAL or block store: {e}") from e
+        self.querier = Querier(
+            self.ingester, blocks, self._core.render_trace, cfg.storage.blocklist_poll
+        )
+        await loop.run_in_executor(None, self.querier.poll)
+        assert self._api is not None
+        self._api.querier = self.querier
+        self.ingester.on_blocks_flushed(self.querier.request_poll)
+        self.metrics.watch_core(self.ingester.stats, self.querier.blocklist)
+        self._tasks = [
+            asyncio.create_task(self.querier.run_poller(), name="blocklist-poller"),
+            asyncio.create_task(self.ingester.watch_flushes(), name="flush-watcher"),
+        ]
+        self.distributor = Distributor(self.ingester, self.metrics, cfg.multitenancy_enabled)
+        await self._serve_receivers()
+        self.readiness.ready = True
+        self.readiness.reason = ""
+        _log.info("tempo-fast started", version=__version__, **self.ports)
+
+    async def stop(self) -> None:
+        """Graceful stop; safe to call after a failed or partial start."""
+        self.readiness.ready = False
+        self.readiness.reason = "shutting down"
+        grace = self.config.server.graceful_shutdown_timeout
+        loop = asyncio.get_running_loop()
+        if self._grpc is not None:
+            await loop.run_in_executor(None, self._grpc.stop, grace)
+        if "otlp_http" in self._runners:
+            await self._runners.pop("otlp_http").cleanup()
+        if self.distributor is not None:
+            await loop.run_in_executor(None, self.distributor.close)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.ingester is not None:
+            await loop.run_in_executor(None, self.ingester.shutdown)
+        for runner in self._runners.values():
+            await runner.cleanup()
+        self._runners.clear()
+        _log.info("tempo-fast stopped")
+
+    async def _serve_api(self) -> int:
+        cfg = self.config
+        self._api = HttpApi(
+            None,
+            self.metrics,
+            self.readiness,
+            prefix=cfg.http_api_prefix,
+            multitenancy=cfg.multitenancy_enabled,
+            multi_tenant_queries=cfg.query_frontend.multi_tenant_queries_enabled,
+            request_timeout=cfg.server.http_server_write_timeout,
+        )
+        host, port = cfg.server.http_listen_address, cfg.server.http_listen_port
+        return await self._serve("http", self._api.app(), host, port, "the HTTP API")
+
+    async def _serve_receivers(self) -> None:
+        assert self.distributor is not None
+        receivers = self.config.distributor
+        if receivers.otlp_grpc is not None:
+            try:
+                self._grpc = OtlpGrpcReceiver(self.distributor, receivers.otlp_grpc)
+            except EndpointError as e:
+                raise StartupError(f"distributor.receivers.otlp.protocols.grpc: {e}") from e
+            try:
+                self.ports["otlp_grpc"] = self._grpc.start()
+            except OSError as e:
+                raise _listen_error("OTLP gRPC", self._grpc.host, self._grpc.port, e) from e
+        if receivers.otlp_http is not None:
+            try:
+                host, port = parse_endpoint(receivers.otlp_http.endpoint)
+            except EndpointError as e:
+                raise StartupError(f"distributor.receivers.otlp.protocols.http: {e}") from e
+            app = OtlpHttpReceiver(self.distributor, receivers.otlp_http).app()
+            self.ports["otlp_http"] = await self._serve("otlp_http", app, host, port, "OTLP HTTP")
+
+    async def _serve(self, name: str, app: web.Application, host: str, port: int, what: str) -> int:
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            auto_decompress=False,
+            shutdown_timeout=self.config.server.graceful_shutdown_timeout,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host or None, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise _listen_error(what, host, port, e) from e
+        self._runners[name] = runner
+        return int(runner.addresses[-1][1])
+
+
+async def serve(config: Config, core: Core | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully. Raises :class:`StartupError`."""
+    app = App(config, core)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        await stop.wait()
+        _log.info("shutting down")
+    finally:
+        await app.stop()
+
+
+def run(config: Config, core: Core | None = None) -> None:
+    """Blocking entry point: set up logging from ``server.log_*``, then :func:`serve` (on
+    uvloop when installed) until SIGTERM/SIGINT. Raises :class:`StartupError`."""
+    log.setup(config.server.log_level, config.server.log_format)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config, core))
+    else:
+        uvloop.run(serve(config, core))

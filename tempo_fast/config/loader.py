@@ -1,0 +1,242 @@
+"""Load a Tempo-style YAML file into :class:`~tempo_fast.config.model.Config`.
+
+Policy: a key Tempo 2.10 does not know is a start-up error naming its dotted path; a key Tempo
+knows but tempo-fast does not use is reported in ``Config.ignored`` (the app logs it once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from tempo_fast.config.model import (
+    RECEIVER_SECTIONS,
+    TOP_LEVEL,
+    Config,
+    DistributorConfig,
+    IngesterConfig,
+    QueryFrontendConfig,
+    ServerConfig,
+    StorageConfig,
+)
+
+ANY = "<any>"  # free-form section marker in tempo_keys.yaml
+SUPPORTED_TARGETS = ("all",)
+TEMPO_TARGETS = (
+    "all",
+    "distributor",
+    "ingester",
+    "querier",
+    "query-frontend",
+    "compactor",
+    "metrics-generator",
+    "scalable-single-binary",
+    "all-3.0",
+    "block-builder",
+    "live-store",
+    "backend-scheduler",
+    "backend-worker",
+)
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (as Tempo's strict YAML does)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            name = self.construct_object(key_node, deep=True)
+            if name in seen:
+                raise ConfigError(
+                    f"key {name!r} is set twice (line {key_node.start_mark.line + 1})"
+                )
+            seen.add(name)
+        return super().construct_mapping(node, deep)
+
+
+@cache
+def known_tree() -> Mapping[str, Any]:
+    """Every key Tempo 2.10 accepts, with Tempo's defaults."""
+    text = resources.files("tempo_fast.config").joinpath("tempo_keys.yaml").read_text("utf-8")
+    return yaml.safe_load(text)["tree"]
+
+
+def default_yaml() -> str:
+    """The embedded configuration used when no ``-config.file`` is given."""
+    return resources.files("tempo_fast.config").joinpath("default.yaml").read_text("utf-8")
+
+
+def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset variable without default is ""."""
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        value = env.get(match.group(1))
+        if value is None or (value == "" and match.group(2) is not None):
+            return match.group(2) or ""
+        return value
+
+    return _ENV_REF.sub(substitute, text)
+
+
+def check_target(target: str) -> None:
+    """Raise :class:`ConfigError` unless tempo-fast can run ``target``."""
+    if target in SUPPORTED_TARGETS:
+        return
+    if target in TEMPO_TARGETS:
+        raise ConfigError(
+            f"target {target!r} is not supported yet: tempo-fast runs every component in one "
+            f"process; use -target=all"
+        )
+    raise ConfigError(
+        f"unknown target {target!r}: supported targets: {', '.join(SUPPORTED_TARGETS)} "
+        f"(Tempo's targets are {', '.join(TEMPO_TARGETS)})"
+    )
+
+
+def load_file(path: str, expand: bool = False) -> Config:
+    """Read and load the YAML file at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from e
+    return load(text, expand=expand, source=path)
+
+
+def load(text: str, expand: bool = False, source: str = "config") -> Config:
+    """Parse YAML ``text`` (after ``${VAR}`` expansion when ``expand``) into a Config."""
+    if expand:
+        text = expand_env(text)
+    try:
+        user = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source} is not valid YAML: {_one_line(e)}") from e
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        raise ConfigError(f"{source} must be a YAML mapping of keys, got {type(user).__name__}")
+    unknown = list(_unknown_keys(user, known_tree(), ""))
+    if unknown:
+        raise ConfigError(
+            f"unknown configuration key{'s' if len(unknown) > 1 else ''} (not in Tempo 2.10): "
+            + ", ".join(unknown)
+        )
+    return _build(user)
+
+
+def _unknown_keys(user: Any, known: Any, path: str) -> Iterator[str]:
+    if known == ANY or not isinstance(known, dict):
+        return
+    if user is None:
+        return
+    if not isinstance(user, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys, got {user!r}")
+    for name, value in user.items():
+        dotted = f"{path}.{name}" if path else str(name)
+        if name not in known:
+            yield dotted
+        else:
+            yield from _unknown_keys(value, known[name], dotted)
+
+
+def _user_leaves(user: Any, known: Any, path: str) -> Iterator[str]:
+    """Dotted paths the user set: leaves, free-form sections and empty sections."""
+    if known == ANY or not isinstance(user, dict) or not user:
+        yield path
+        return
+    for name, value in user.items():
+        yield from _user_leaves(value, known[name], f"{path}.{name}" if path else name)
+
+
+def _lookup(user: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = user
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _default(path: str) -> Any:
+    found, value = _lookup(known_tree(), path)
+    assert found, f"{path} missing from tempo_keys.yaml"
+    return value
+
+
+def _value(user: Mapping[str, Any], path: str, parse: Any) -> Any:
+    found, value = _lookup(user, path)
+    if not found or value is None:
+        value = _default(path)
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from e
+
+
+def _section(cls: type, user: Mapping[str, Any]) -> Any:
+    return cls(
+        **{
+            f.name: _value(user, f.metadata["key"], f.metadata["parse"])
+            for f in dataclasses.fields(cls)
+        }
+    )
+
+
+def _implemented_keys() -> set[str]:
+    keys = set(TOP_LEVEL)
+    for cls in (ServerConfig, IngesterConfig, StorageConfig, QueryFrontendConfig):
+        keys.update(f.metadata["key"] for f in dataclasses.fields(cls))
+    for path, cls in RECEIVER_SECTIONS.values():
+        keys.add(path)
+        keys.update(f.metadata["key"] for f in dataclasses.fields(cls))
+    return keys
+
+
+def _build(user: Mapping[str, Any]) -> Config:
+    top = {name: _value(user, name, parse) for name, parse in TOP_LEVEL.items()}
+    receivers = {
+        name: _section(cls, user) if _lookup(user, path)[0] else None
+        for name, (path, cls) in RECEIVER_SECTIONS.items()
+    }
+    storage = _section(StorageConfig, user)
+    if storage.backend != "local":
+        raise ConfigError(
+            f"storage.trace.backend: {storage.backend!r} is not supported yet; "
+            "tempo-fast stores blocks on local disk (backend: local)"
+        )
+    if not storage.local_path:
+        raise ConfigError("storage.trace.local.path: required with the local backend")
+    if not storage.wal_path:
+        raise ConfigError("storage.trace.wal.path: required")
+    implemented = _implemented_keys()
+    ignored = tuple(p for p in _user_leaves(user, known_tree(), "") if p not in implemented)
+    return Config(
+        target=top["target"] or "all",
+        multitenancy_enabled=top["multitenancy_enabled"] or top["auth_enabled"],
+        http_api_prefix=top["http_api_prefix"],
+        server=_section(ServerConfig, user),
+        distributor=DistributorConfig(**receivers),
+        ingester=_section(IngesterConfig, user),
+        storage=storage,
+        query_frontend=_section(QueryFrontendConfig, user),
+        ignored=ignored,
+    )
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())

@@ -1,0 +1,161 @@
+"""Typed configuration: the values tempo-fast's components use, under Tempo 2.10's key names.
+
+Each field names its dotted Tempo key and how to parse it; defaults come from the Tempo key
+tree (``tempo_keys.yaml``), so Tempo's defaults hold unless a field says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tempo_fast.config.units import parse_duration, parse_size
+
+LOG_LEVELS = ("debug", "info", "warn", "error")
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} is not an integer")
+    return value
+
+
+def _port(value: object) -> int:
+    port = _int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 0-65535")
+    return port
+
+
+def _bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _str(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a string")
+    return str(value)
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = _str(value)
+        if text not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _prefix(value: object) -> str:
+    text = _str(value).rstrip("/")
+    if text and not text.startswith("/"):
+        raise ValueError(f"{text!r} must start with a slash, e.g. /tempo")
+    return text
+
+
+def _url_path(value: object) -> str:
+    text = _str(value)
+    return text if text.startswith("/") else "/" + text
+
+
+def _positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than 0s")
+    return seconds
+
+
+def key(path: str, parse: Callable[[Any], Any]) -> Any:
+    """A dataclass field read from Tempo key ``path`` with ``parse``."""
+    return field(metadata={"key": path, "parse": parse})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    http_listen_address: str = key("server.http_listen_address", _str)
+    http_listen_port: int = key("server.http_listen_port", _port)
+    log_level: str = key("server.log_level", _choice(*LOG_LEVELS))
+    log_format: str = key("server.log_format", _choice("logfmt", "json"))
+    graceful_shutdown_timeout: float = key("server.graceful_shutdown_timeout", parse_duration)
+    http_server_write_timeout: float = key("server.http_server_write_timeout", parse_duration)
+
+
+_GRPC = "distributor.receivers.otlp.protocols.grpc"
+_HTTP = "distributor.receivers.otlp.protocols.http"
+
+
+@dataclass(frozen=True)
+class OtlpGrpcConfig:
+    endpoint: str = key(f"{_GRPC}.endpoint", _str)
+    max_recv_msg_size_mib: int = key(f"{_GRPC}.max_recv_msg_size_mib", _int)
+    max_concurrent_streams: int = key(f"{_GRPC}.max_concurrent_streams", _int)
+
+
+@dataclass(frozen=True)
+class OtlpHttpConfig:
+    endpoint: str = key(f"{_HTTP}.endpoint", _str)
+    max_request_body_size: int = key(f"{_HTTP}.max_request_body_size", parse_size)
+    traces_url_path: str = key(f"{_HTTP}.traces_url_path", _url_path)
+
+
+@dataclass(frozen=True)
+class DistributorConfig:
+    """OTLP receivers; each runs only when its section is present, as in Tempo."""
+
+    otlp_grpc: OtlpGrpcConfig | None
+    otlp_http: OtlpHttpConfig | None
+
+
+@dataclass(frozen=True)
+class IngesterConfig:
+    trace_idle_period: float = key("ingester.trace_idle_period", parse_duration)
+    trace_live_period: float = key("ingester.trace_live_period", parse_duration)
+    flush_check_period: float = key("ingester.flush_check_period", _positive_duration)
+    max_block_duration: float = key("ingester.max_block_duration", parse_duration)
+    max_block_bytes: int = key("ingester.max_block_bytes", parse_size)
+    complete_block_timeout: float = key("ingester.complete_block_timeout", parse_duration)
+    flush_all_on_shutdown: bool = key("ingester.flush_all_on_shutdown", _bool)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = key("storage.trace.backend", _str)
+    local_path: str = key("storage.trace.local.path", _str)
+    wal_path: str = key("storage.trace.wal.path", _str)
+    blocklist_poll: float = key("storage.trace.blocklist_poll", _positive_duration)
+
+
+@dataclass(frozen=True)
+class QueryFrontendConfig:
+    multi_tenant_queries_enabled: bool = key("query_frontend.multi_tenant_queries_enabled", _bool)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What tempo-fast's components read from a Tempo-style configuration file."""
+
+    target: str
+    multitenancy_enabled: bool
+    http_api_prefix: str
+    server: ServerConfig
+    distributor: DistributorConfig
+    ingester: IngesterConfig
+    storage: StorageConfig
+    query_frontend: QueryFrontendConfig
+    ignored: tuple[str, ...] = ()  # keys Tempo knows that were set but tempo-fast does not use
+
+
+# Top-level scalars read straight from the tree (``auth_enabled`` is the old alias).
+TOP_LEVEL = {
+    "target": _str,
+    "multitenancy_enabled": _bool,
+    "auth_enabled": _bool,
+    "http_api_prefix": _prefix,
+}
+RECEIVER_SECTIONS = {"otlp_grpc": (_GRPC, OtlpGrpcConfig), "otlp_http": (_HTTP, OtlpHttpConfig)}

@@ -1,0 +1,148 @@
+"""The shared push path: resolve the tenant, hand the whole body to the ingester, count.
+
+The ingester client decodes and validates in Rust (GIL released) and returns counts; nothing
+here looks at individual spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal, Protocol
+
+from tempo_fast.pkg import tenant as tenants
+from tempo_fast.pkg.log import get_logger
+from tempo_fast.pkg.metrics import Metrics
+
+Kind = Literal["invalid", "too_large", "unauthenticated", "unsupported_media"]
+RECEIVER = "otlp"
+_log = get_logger("distributor")
+
+
+class PushResult(Protocol):
+    """What ``Ingester.push`` returns (see ``tempo_fast._core.PushResult``)."""
+
+    accepted: int
+    invalid_trace_id: int
+    invalid_span_id: int
+    message: str
+    response: bytes
+    lag_seconds: bytes
+
+
+class IngesterClient(Protocol):
+    """The ingester as the distributor sees it: in-process now, a gRPC client when split."""
+
+    def push(
+        self,
+        tenant: str,
+        body: bytes,
+        encoding: str = "protobuf",
+        gzip: bool = False,
+        max_bytes: int = 20 << 20,
+    ) -> PushResult: ...
+
+
+class Refused(Exception):
+    """A push refused whole. ``reason`` is the metric label, ``kind`` picks the status code."""
+
+    def __init__(self, kind: Kind, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.reason = reason
+        self.message = message
+
+
+class Distributor:
+    """Receives whole OTLP requests from the receivers and pushes them to the ingester."""
+
+    def __init__(
+        self,
+        ingester: IngesterClient,
+        metrics: Metrics,
+        multitenancy: bool,
+        workers: int | None = None,
+    ) -> None:
+        self._ingester = ingester
+        self._metrics = metrics
+        self._multitenancy = multitenancy
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or min(32, 4 * (os.cpu_count() or 1)),
+            thread_name_prefix="push",
+        )
+
+    def refuse(self, kind: Kind, reason: str, message: str) -> Refused:
+        """Count a whole-request refusal and return the exception to raise."""
+        self._metrics.requests_refused.labels(reason).inc()
+        _log.debug("push refused", reason=reason, err=message)
+        return Refused(kind, reason, message)
+
+    def push(
+        self,
+        tenant_header: str | None,
+        body: bytes,
+        *,
+        encoding: str,
+        gzip: bool,
+        max_bytes: int,
+        transport: str,
+    ) -> PushResult:
+        """Push one request (blocking until it is in the WAL); raise :class:`Refused`."""
+        try:
+            tenant = tenants.resolve(tenant_header, self._multitenancy)
+        except tenants.TenantError as e:
+            kind: Kind = "unauthenticated" if e.missing else "invalid"
+            raise self.refuse(kind, "invalid_tenant", e.reason) from None
+        try:
+            result = self._ingester.push(tenant, body, encoding, gzip, max_bytes)
+        except ValueError as e:  # _core.DecodeError / TooLargeError carry reason_code
+            reason = getattr(e, "reason_code", None)
+            if reason is None:
+                raise
+            kind = "too_large" if reason == "too_large" else "invalid"
+            raise self.refuse(kind, reason, str(e)) from None
+        self._count(tenant, len(body), result, transport)
+        return result
+
+    async def push_async(
+        self,
+        tenant_header: str | None,
+        body: bytes,
+        *,
+        encoding: str,
+        gzip: bool,
+        max_bytes: int,
+        transport: str,
+    ) -> PushResult:
+        """:meth:`push` on the distributor's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool,
+            lambda: self.push(
+                tenant_header,
+                body,
+                encoding=encoding,
+                gzip=gzip,
+                max_bytes=max_bytes,
+                transport=transport,
+            ),
+        )
+
+    def close(self) -> None:
+        """Wait for in-flight pushes, then release the thread pool."""
+        self._pool.shutdown(wait=True)
+
+    def _count(self, tenant: str, size: int, result: PushResult, transport: str) -> None:
+        m = self._metrics
+        rejected = result.invalid_trace_id + result.invalid_span_id
+        m.spans_received.labels(tenant).inc(result.accepted + rejected)
+        m.bytes_received.labels(tenant).inc(size)
+        m.receiver_accepted.labels(RECEIVER, transport).inc(result.accepted)
+        if rejected:
+            m.receiver_refused.labels(RECEIVER, transport).inc(rejected)
+            for reason in ("invalid_trace_id", "invalid_span_id"):
+                count = getattr(result, reason)
+                if count:
+                    m.discarded_spans.labels(tenant, reason).inc(count)
+        m.ingestion_lag.observe_buffer((tenant,), result.lag_seconds)

@@ -1,0 +1,1 @@
+"""Small shared building blocks: tenants, trace ids, logging, metrics."""
