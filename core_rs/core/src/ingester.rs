@@ -129,7 +129,6 @@ pub struct TenantStats {
     pub traces_created: AtomicU64,
     pub spans_received: AtomicU64,
     pub bytes_received: AtomicU64,
-    pub head_chunks: AtomicU64,
     pub blocks_cut: AtomicU64,
 }
 
@@ -584,7 +583,6 @@ impl Ingester {
         let head = heads.current.as_mut().expect("head exists while its tenant sweeps");
         head.bytes += chunk.size();
         head.chunks.push(Arc::new(chunk));
-        t.stats.head_chunks.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -643,6 +641,11 @@ impl Ingester {
                     let l = t.live.lock();
                     (l.len() as u64, l.bytes() as u64)
                 };
+                let head_chunks = {
+                    let h = t.heads.lock();
+                    h.current.iter().map(|h| h.chunks.len()).sum::<usize>()
+                        + h.completing.iter().map(|h| h.chunks.len()).sum::<usize>()
+                } as u64;
                 TenantSnapshot {
                     tenant: t.name.clone(),
                     live_traces,
@@ -650,7 +653,7 @@ impl Ingester {
                     traces_created: t.stats.traces_created.load(Ordering::Relaxed),
                     spans_received: t.stats.spans_received.load(Ordering::Relaxed),
                     bytes_received: t.stats.bytes_received.load(Ordering::Relaxed),
-                    head_chunks: t.stats.head_chunks.load(Ordering::Relaxed),
+                    head_chunks,
                     blocks_cut: t.stats.blocks_cut.load(Ordering::Relaxed),
                     wal_bytes_written: t.wal.stats.bytes_written.load(Ordering::Relaxed),
                     wal_records: t.wal.stats.records.load(Ordering::Relaxed),
@@ -671,6 +674,7 @@ pub struct TenantSnapshot {
     pub traces_created: u64,
     pub spans_received: u64,
     pub bytes_received: u64,
+    /// Head chunks not yet merged into a block (a gauge).
     pub head_chunks: u64,
     pub blocks_cut: u64,
     pub wal_bytes_written: u64,

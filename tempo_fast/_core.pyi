@@ -1,0 +1,88 @@
+"""Typed surface of the Rust extension `tempo_fast._core` (built from core_rs/py).
+
+Every call that touches spans takes or returns whole request bodies or opaque
+handles; the GIL is released while Rust works.
+"""
+
+__version__: str
+
+class DecodeError(ValueError):
+    """The body is not a valid OTLP request. ``str(e)`` is the reason; ``reason_code`` is a
+    metric label: ``invalid_protobuf`` | ``invalid_json`` | ``invalid_gzip``."""
+
+    reason_code: str
+
+class TooLargeError(DecodeError):
+    """The (decompressed) body exceeds the size limit: answer 413 / RESOURCE_EXHAUSTED.
+    ``reason_code`` is ``too_large``."""
+
+class PushResult:
+    accepted: int  # spans written to the WAL and the live traces
+    invalid_trace_id: int  # spans dropped: trace id not 16 non-zero bytes
+    invalid_span_id: int  # spans dropped: span id not 8 non-zero bytes
+    message: str  # OTLP partial_success.error_message, "" when nothing was rejected
+    response: bytes  # ExportTraceServiceResponse protobuf ("" when fully accepted)
+    lag_seconds: bytes  # float64 array (native endian): now - span end, one per accepted span
+
+class TracePart:
+    """Opaque rows of one trace from one source (live traces, head, a block)."""
+
+    spans: int
+
+class Ingester:
+    """Per-tenant WAL, live traces, head chunks and block cutting (all in Rust).
+
+    ``config`` keys (all optional): ``fsync`` ("always" | "interval" | "never"),
+    ``fsync_interval_ms``, ``trace_idle_period_ms``, ``max_trace_live_ms``,
+    ``flush_check_period_ms``, ``max_block_duration_ms``, ``max_block_bytes``,
+    ``complete_block_timeout_ms``, ``max_live_bytes``, ``blocks_path`` (where complete
+    blocks are written: the local backend's path), ``row_group_spans``.
+    """
+
+    def __init__(self, wal_path: str, config: dict[str, object]) -> None: ...
+    def replay(self) -> dict[str, int]:
+        """Replay the WAL (call once, before serving): {"segments", "records", "spans", "torn_bytes"}."""
+    def start(self) -> None:
+        """Start the background sweep (idle traces -> head chunks -> blocks)."""
+    def push(
+        self,
+        tenant: str,
+        body: bytes,
+        encoding: str = "protobuf",
+        gzip: bool = False,
+        max_bytes: int = 20 << 20,
+    ) -> PushResult:
+        """Decode, validate and append one OTLP request. ``encoding``: "protobuf" | "json".
+        Returns only after the WAL append. Raises DecodeError / TooLargeError."""
+    def find_trace(self, tenant: str, trace_id: bytes) -> TracePart | None:
+        """Spans of ``trace_id`` (16 bytes) held by the ingester (live, head, unflushed)."""
+    def flush(self) -> None:
+        """Cut every live trace and head into blocks now (shutdown, /flush)."""
+    def stats(self) -> dict[str, object]:
+        """{"tenants": {tenant: {"live_traces", "live_bytes", "traces_created",
+        "spans_received", "bytes_received", "blocks_cut", "head_chunks",
+        "wal_bytes_written", "wal_records", "wal_segments"}},
+        (gauges: live_traces, live_bytes, wal_segments; the rest are counters),
+        "global": {"wal_fsyncs", "wal_replayed_spans", "wal_torn_bytes",
+        "blocks_flushed", "flush_failures"}} — all ints; counters are monotonic."""
+    def close(self) -> None: ...
+
+class BlockStore:
+    """The querier's view of complete blocks under a local backend path."""
+
+    def __init__(self, path: str) -> None: ...
+    def poll(self) -> dict[str, int]:
+        """Re-read the block list: {tenant: number of blocks}."""
+    def find_trace(
+        self, tenant: str, trace_id: bytes
+    ) -> tuple[TracePart | None, dict[str, int]]:
+        """Spans of ``trace_id`` in complete blocks, and read stats
+        {"blocks_checked", "blocks_read", "bytes_read", "reads", "errors"}."""
+
+def render_trace(parts: list[TracePart], fmt: str, inspected_bytes: int = 0) -> bytes | None:
+    """Merge and de-duplicate parts into one trace. ``fmt``: "proto_v1" (tempopb.Trace),
+    "proto_v2" (TraceByIDResponse), "json_v1" ({"batches": ...}), "json_v2"
+    ({"trace": ..., "metrics": ...}). None when there are no spans."""
+
+def set_log_level(level: str) -> None:
+    """The Rust side's log level: "debug" | "info" | "warn" | "error"."""
