@@ -1,8 +1,824 @@
-//! (in progress on branch `block`) Arrow record batches from span references.
-use crate::model::{SpanHandle, TraceId};
+//! Arrow record batches in the span schema ([`crate::schema`]) from live spans.
+//!
+//! [`build_batch`] parses each span's protobuf bytes once and appends straight
+//! into column buffers; resources and scopes are parsed once per request scope.
+//! [`rederive`] recomputes the trace-level columns of one trace whose rows came
+//! from several batches (used when blocks are merged).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder,
+    Int64Builder, StringBuilder, UInt32Builder, UInt64Builder, UInt8Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, Int32Array, ListArray, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{ArrowError, DataType, Field, Fields};
+
+use crate::model::{Request, SpanHandle, TraceId};
+use crate::otlp::view::{attrs_of, AnyValue, KeyValue, ResourceHead, ScopeHead, SpanView};
+use crate::schema::{self, AttrType, DedicatedColumn, DedicatedScope, DedicatedType};
 
 /// The spans of one trace, as handed to the columnar builder.
 pub struct TraceSpans {
     pub trace_id: TraceId,
     pub spans: Vec<SpanHandle>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ColumnarError {
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("span does not decode: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Schema(String),
+}
+
+// ------------------------------------------------------------------ attributes
+
+/// Builds one `List<Attr>` column.
+pub(crate) struct AttrListBuilder {
+    offsets: Vec<i32>,
+    keys: StringBuilder,
+    types: UInt8Builder,
+    strs: StringBuilder,
+    ints: Int64Builder,
+    doubles: Float64Builder,
+    bools: BooleanBuilder,
+    raws: BinaryBuilder,
+    len: i32,
+}
+
+impl AttrListBuilder {
+    pub(crate) fn new() -> Self {
+        AttrListBuilder {
+            offsets: vec![0],
+            keys: StringBuilder::new(),
+            types: UInt8Builder::new(),
+            strs: StringBuilder::new(),
+            ints: Int64Builder::new(),
+            doubles: Float64Builder::new(),
+            bools: BooleanBuilder::new(),
+            raws: BinaryBuilder::new(),
+            len: 0,
+        }
+    }
+
+    /// Appends one attribute to the current row.
+    pub(crate) fn push(&mut self, kv: &KeyValue<'_>) {
+        self.keys.append_value(kv.key);
+        let (t, s, i, d, b, r): (AttrType, Option<&str>, _, _, _, Option<&[u8]>) = match kv.value {
+            AnyValue::Str(v) => (AttrType::String, Some(v), None, None, None, None),
+            AnyValue::Int(v) => (AttrType::Int, None, Some(v), None, None, None),
+            AnyValue::Double(v) => (AttrType::Double, None, None, Some(v), None, None),
+            AnyValue::Bool(v) => (AttrType::Bool, None, None, None, Some(v), None),
+            AnyValue::Bytes(v) => (AttrType::Bytes, None, None, None, None, Some(v)),
+            AnyValue::Array(v) => (AttrType::Array, None, None, None, None, Some(v)),
+            AnyValue::KvList(v) => (AttrType::KvList, None, None, None, None, Some(v)),
+            AnyValue::Empty => (AttrType::Empty, None, None, None, None, None),
+        };
+        self.types.append_value(t as u8);
+        self.strs.append_option(s);
+        self.ints.append_option(i);
+        self.doubles.append_option(d);
+        self.bools.append_option(b);
+        self.raws.append_option(r);
+        self.len += 1;
+    }
+
+    /// Ends the current row's list.
+    pub(crate) fn end_row(&mut self) {
+        self.offsets.push(self.len);
+    }
+
+    pub(crate) fn finish(mut self) -> Result<ArrayRef, ArrowError> {
+        let fields = schema::attr_struct_fields();
+        let values = StructArray::try_new(
+            fields.clone(),
+            vec![
+                Arc::new(self.keys.finish()),
+                Arc::new(self.types.finish()),
+                Arc::new(self.strs.finish()),
+                Arc::new(self.ints.finish()),
+                Arc::new(self.doubles.finish()),
+                Arc::new(self.bools.finish()),
+                Arc::new(self.raws.finish()),
+            ],
+            None,
+        )?;
+        list(fields, self.offsets, Arc::new(values))
+    }
+}
+
+fn list(fields: Fields, offsets: Vec<i32>, values: ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let item = Arc::new(Field::new("item", DataType::Struct(fields), false));
+    Ok(Arc::new(ListArray::try_new(item, OffsetBuffer::new(offsets.into()), values, None)?))
+}
+
+// ------------------------------------------------------------ dedicated columns
+
+/// A dedicated column's value for one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DedicatedValue<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+/// Routes attributes to the dedicated columns of one scope.
+struct Dedicated {
+    columns: Vec<(String, DedicatedType)>,
+}
+
+impl Dedicated {
+    fn new(all: &[DedicatedColumn], scope: DedicatedScope) -> Self {
+        Dedicated {
+            columns: all.iter().filter(|d| d.scope == scope).map(|d| (d.name.clone(), d.typ)).collect(),
+        }
+    }
+
+    /// The column `kv` belongs in, with its value, if any.
+    #[inline]
+    fn route<'a>(&self, kv: &KeyValue<'a>) -> Option<(usize, DedicatedValue<'a>)> {
+        let i = self.columns.iter().position(|(name, _)| name == kv.key)?;
+        match (self.columns[i].1, kv.value) {
+            (DedicatedType::String, AnyValue::Str(s)) => Some((i, DedicatedValue::Str(s))),
+            (DedicatedType::Int, AnyValue::Int(v)) => Some((i, DedicatedValue::Int(v))),
+            _ => None,
+        }
+    }
+
+    /// Splits attributes into the list and the dedicated slots (first wins).
+    fn split<'a>(
+        &self,
+        attrs: impl Iterator<Item = KeyValue<'a>>,
+        slots: &mut [Option<DedicatedValue<'a>>],
+        mut rest: impl FnMut(&KeyValue<'a>),
+    ) {
+        for kv in attrs {
+            match self.route(&kv) {
+                Some((i, v)) if slots[i].is_none() => slots[i] = Some(v),
+                _ => rest(&kv),
+            }
+        }
+    }
+}
+
+enum DedicatedBuilder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+}
+
+impl DedicatedBuilder {
+    fn new(t: DedicatedType) -> Self {
+        match t {
+            DedicatedType::String => DedicatedBuilder::Str(StringBuilder::new()),
+            DedicatedType::Int => DedicatedBuilder::Int(Int64Builder::new()),
+        }
+    }
+
+    fn push(&mut self, v: Option<DedicatedValue<'_>>) {
+        match (self, v) {
+            (DedicatedBuilder::Str(b), Some(DedicatedValue::Str(s))) => b.append_value(s),
+            (DedicatedBuilder::Int(b), Some(DedicatedValue::Int(i))) => b.append_value(i),
+            (DedicatedBuilder::Str(b), _) => b.append_null(),
+            (DedicatedBuilder::Int(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            DedicatedBuilder::Str(mut b) => Arc::new(b.finish()),
+            DedicatedBuilder::Int(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+// ------------------------------------------------------------ resource / scope
+
+/// A request scope's resource and scope, parsed once.
+struct ScopeInfo<'a> {
+    service: Option<&'a str>,
+    resource_attrs: Vec<KeyValue<'a>>,
+    resource_dedicated: Vec<Option<DedicatedValue<'a>>>,
+    resource_dropped: u32,
+    resource_schema_url: &'a str,
+    scope: ScopeHead<'a>,
+    scope_attrs: Vec<KeyValue<'a>>,
+    scope_schema_url: &'a str,
+}
+
+fn scope_info<'a>(req: &'a Request, scope: u32, dedicated: &Dedicated) -> ScopeInfo<'a> {
+    let buf = req.bytes();
+    let sc = &req.scopes[scope as usize];
+    let rs = &req.resources[sc.resource as usize];
+    let resource = rs.resource.get(buf);
+    let mut info = ScopeInfo {
+        service: None,
+        resource_attrs: Vec::new(),
+        resource_dedicated: vec![None; dedicated.columns.len()],
+        resource_dropped: ResourceHead::parse(resource).map_or(0, |h| h.dropped_attributes_count),
+        resource_schema_url: std::str::from_utf8(rs.schema_url.get(buf)).unwrap_or(""),
+        scope: ScopeHead::parse(sc.scope.get(buf)).unwrap_or_default(),
+        scope_attrs: attrs_of(sc.scope.get(buf), 3).collect(),
+        scope_schema_url: std::str::from_utf8(sc.schema_url.get(buf)).unwrap_or(""),
+    };
+    let mut service = None;
+    let mut rest = Vec::new();
+    let attrs = attrs_of(resource, 1).filter(|kv| match (kv.key, kv.value) {
+        ("service.name", AnyValue::Str(s)) if service.is_none() => {
+            service = Some(s);
+            false
+        }
+        _ => true,
+    });
+    dedicated.split(attrs, &mut info.resource_dedicated, |kv| rest.push(*kv));
+    info.service = service;
+    info.resource_attrs = rest;
+    info
+}
+
+// ------------------------------------------------------------ trace structure
+
+/// Per-row structure of one trace whose rows are in start order.
+pub(crate) struct Structure {
+    pub parent_index: Vec<i32>,
+    pub left: Vec<i32>,
+    pub right: Vec<i32>,
+    /// The earliest row without a parent id, if any.
+    pub root: Option<usize>,
+}
+
+/// Computes parent indexes and nested-set bounds. `parents[i]` is `None` for a
+/// span without a parent id.
+pub(crate) fn structure(span_ids: &[[u8; 8]], parents: &[Option<[u8; 8]>]) -> Structure {
+    let n = span_ids.len();
+    let mut index: HashMap<[u8; 8], usize> = HashMap::with_capacity(if n > 16 { n } else { 0 });
+    if n > 16 {
+        for (i, id) in span_ids.iter().enumerate() {
+            index.entry(*id).or_insert(i);
+        }
+    }
+    let find = |id: &[u8; 8]| -> Option<usize> {
+        if n > 16 {
+            index.get(id).copied()
+        } else {
+            span_ids.iter().position(|s| s == id)
+        }
+    };
+    let mut parent_index = vec![-1i32; n];
+    let mut root = None;
+    for i in 0..n {
+        match parents[i] {
+            Some(p) => {
+                if let Some(j) = find(&p).filter(|&j| j != i) {
+                    parent_index[i] = j as i32;
+                }
+            }
+            None => {
+                if root.is_none() {
+                    root = Some(i);
+                }
+            }
+        }
+    }
+    // Children lists in row order, as first-child / next-sibling links.
+    let mut first_child = vec![usize::MAX; n];
+    let mut next_sibling = vec![usize::MAX; n];
+    for i in (0..n).rev() {
+        if parent_index[i] >= 0 {
+            let p = parent_index[i] as usize;
+            next_sibling[i] = first_child[p];
+            first_child[p] = i;
+        }
+    }
+    let mut left = vec![0i32; n];
+    let mut right = vec![0i32; n];
+    let mut counter = 0i32;
+    let mut visited = vec![false; n];
+    let mut stack: Vec<(usize, bool)> = Vec::new();
+    // Roots and orphans first (in row order), then anything left in a parent cycle.
+    let starts = (0..n).filter(|&i| parent_index[i] < 0).chain(0..n);
+    for s in starts {
+        if visited[s] {
+            continue;
+        }
+        stack.push((s, false));
+        while let Some((i, done)) = stack.pop() {
+            if done {
+                counter += 1;
+                right[i] = counter;
+                continue;
+            }
+            if visited[i] {
+                continue;
+            }
+            visited[i] = true;
+            counter += 1;
+            left[i] = counter;
+            stack.push((i, true));
+            // Push children in reverse so the first child is numbered first.
+            let mut kids = Vec::new();
+            let mut c = first_child[i];
+            while c != usize::MAX {
+                kids.push(c);
+                c = next_sibling[c];
+            }
+            for &c in kids.iter().rev() {
+                if !visited[c] {
+                    stack.push((c, false));
+                }
+            }
+        }
+    }
+    Structure { parent_index, left, right, root }
+}
+
+// ------------------------------------------------------------------ the builder
+
+/// A span ready to append: its parsed view, request and scope.
+struct Row<'a> {
+    view: SpanView<'a>,
+    req: &'a Request,
+    scope: u32,
+}
+
+struct Builders {
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    parent_span_id: FixedSizeBinaryBuilder,
+    trace_state: StringBuilder,
+    name: StringBuilder,
+    kind: Int32Builder,
+    start: UInt64Builder,
+    duration: UInt64Builder,
+    status_code: Int32Builder,
+    status_message: StringBuilder,
+    flags: UInt32Builder,
+    dropped_attrs: UInt32Builder,
+    dropped_events: UInt32Builder,
+    dropped_links: UInt32Builder,
+    attrs: AttrListBuilder,
+    span_dedicated: Vec<DedicatedBuilder>,
+    // events
+    event_offsets: Vec<i32>,
+    event_time: UInt64Builder,
+    event_name: StringBuilder,
+    event_attrs: AttrListBuilder,
+    event_dropped: UInt32Builder,
+    // links
+    link_offsets: Vec<i32>,
+    link_trace_id: BinaryBuilder,
+    link_span_id: BinaryBuilder,
+    link_trace_state: StringBuilder,
+    link_attrs: AttrListBuilder,
+    link_dropped: UInt32Builder,
+    link_flags: UInt32Builder,
+    // resource and scope
+    service: StringBuilder,
+    resource_attrs: AttrListBuilder,
+    resource_dedicated: Vec<DedicatedBuilder>,
+    resource_dropped: UInt32Builder,
+    resource_schema_url: StringBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    scope_attrs: AttrListBuilder,
+    scope_dropped: UInt32Builder,
+    scope_schema_url: StringBuilder,
+    // structure and trace-level
+    parent_index: Int32Builder,
+    left: Int32Builder,
+    right: Int32Builder,
+    root_service: StringBuilder,
+    root_name: StringBuilder,
+    trace_start: UInt64Builder,
+    trace_end: UInt64Builder,
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl Builders {
+    fn new(span_ded: &Dedicated, res_ded: &Dedicated, rows: usize) -> Self {
+        Builders {
+            trace_id: FixedSizeBinaryBuilder::with_capacity(rows, 16),
+            span_id: FixedSizeBinaryBuilder::with_capacity(rows, 8),
+            parent_span_id: FixedSizeBinaryBuilder::with_capacity(rows, 8),
+            trace_state: StringBuilder::new(),
+            name: StringBuilder::with_capacity(rows, rows * 16),
+            kind: Int32Builder::with_capacity(rows),
+            start: UInt64Builder::with_capacity(rows),
+            duration: UInt64Builder::with_capacity(rows),
+            status_code: Int32Builder::with_capacity(rows),
+            status_message: StringBuilder::new(),
+            flags: UInt32Builder::with_capacity(rows),
+            dropped_attrs: UInt32Builder::with_capacity(rows),
+            dropped_events: UInt32Builder::with_capacity(rows),
+            dropped_links: UInt32Builder::with_capacity(rows),
+            attrs: AttrListBuilder::new(),
+            span_dedicated: span_ded.columns.iter().map(|(_, t)| DedicatedBuilder::new(*t)).collect(),
+            event_offsets: vec![0],
+            event_time: UInt64Builder::new(),
+            event_name: StringBuilder::new(),
+            event_attrs: AttrListBuilder::new(),
+            event_dropped: UInt32Builder::new(),
+            link_offsets: vec![0],
+            link_trace_id: BinaryBuilder::new(),
+            link_span_id: BinaryBuilder::new(),
+            link_trace_state: StringBuilder::new(),
+            link_attrs: AttrListBuilder::new(),
+            link_dropped: UInt32Builder::new(),
+            link_flags: UInt32Builder::new(),
+            service: StringBuilder::new(),
+            resource_attrs: AttrListBuilder::new(),
+            resource_dedicated: res_ded.columns.iter().map(|(_, t)| DedicatedBuilder::new(*t)).collect(),
+            resource_dropped: UInt32Builder::with_capacity(rows),
+            resource_schema_url: StringBuilder::new(),
+            scope_name: StringBuilder::new(),
+            scope_version: StringBuilder::new(),
+            scope_attrs: AttrListBuilder::new(),
+            scope_dropped: UInt32Builder::with_capacity(rows),
+            scope_schema_url: StringBuilder::new(),
+            parent_index: Int32Builder::with_capacity(rows),
+            left: Int32Builder::with_capacity(rows),
+            right: Int32Builder::with_capacity(rows),
+            root_service: StringBuilder::new(),
+            root_name: StringBuilder::new(),
+            trace_start: UInt64Builder::with_capacity(rows),
+            trace_end: UInt64Builder::with_capacity(rows),
+        }
+    }
+
+    fn push_span(
+        &mut self,
+        trace_id: &TraceId,
+        s: &SpanView<'_>,
+        span_ded: &Dedicated,
+    ) -> Result<(), ArrowError> {
+        self.trace_id.append_value(trace_id)?;
+        self.span_id.append_value(s.span_id)?;
+        if s.parent_span_id.len() == 8 && s.parent_span_id != [0u8; 8] {
+            self.parent_span_id.append_value(s.parent_span_id)?;
+        } else {
+            self.parent_span_id.append_null();
+        }
+        self.trace_state.append_option(non_empty(s.trace_state));
+        self.name.append_value(s.name);
+        self.kind.append_value(s.kind);
+        self.start.append_value(s.start_unix_nano);
+        self.duration.append_value(s.end_unix_nano.saturating_sub(s.start_unix_nano));
+        self.status_code.append_value(s.status_code);
+        self.status_message.append_option(non_empty(s.status_message));
+        self.flags.append_option((s.flags != 0).then_some(s.flags));
+        self.dropped_attrs.append_value(s.dropped_attributes_count);
+        self.dropped_events.append_value(s.dropped_events_count);
+        self.dropped_links.append_value(s.dropped_links_count);
+        // Attributes: dedicated slots first-wins, the rest in the list.
+        let mut local: Vec<Option<DedicatedValue<'_>>> = vec![None; span_ded.columns.len()];
+        let attrs = &mut self.attrs;
+        span_ded.split(s.attrs(), &mut local, |kv| attrs.push(kv));
+        attrs.end_row();
+        for (b, v) in self.span_dedicated.iter_mut().zip(local.iter()) {
+            b.push(*v);
+        }
+        for e in s.events() {
+            self.event_time.append_value(e.time_unix_nano);
+            self.event_name.append_value(e.name);
+            for kv in attrs_of(e.msg, 3) {
+                self.event_attrs.push(&kv);
+            }
+            self.event_attrs.end_row();
+            self.event_dropped.append_value(e.dropped_attributes_count);
+        }
+        self.event_offsets.push(self.event_time.len() as i32);
+        for l in s.links() {
+            self.link_trace_id.append_value(l.trace_id);
+            self.link_span_id.append_value(l.span_id);
+            self.link_trace_state.append_option(non_empty(l.trace_state));
+            for kv in attrs_of(l.msg, 4) {
+                self.link_attrs.push(&kv);
+            }
+            self.link_attrs.end_row();
+            self.link_dropped.append_value(l.dropped_attributes_count);
+            self.link_flags.append_option((l.flags != 0).then_some(l.flags));
+        }
+        self.link_offsets.push(self.link_trace_id.len() as i32);
+        Ok(())
+    }
+
+    fn push_scope(&mut self, info: &ScopeInfo<'_>) {
+        self.service.append_option(info.service);
+        for kv in &info.resource_attrs {
+            self.resource_attrs.push(kv);
+        }
+        self.resource_attrs.end_row();
+        for (b, v) in self.resource_dedicated.iter_mut().zip(&info.resource_dedicated) {
+            b.push(*v);
+        }
+        self.resource_dropped.append_value(info.resource_dropped);
+        self.resource_schema_url.append_option(non_empty(info.resource_schema_url));
+        self.scope_name.append_option(non_empty(info.scope.name));
+        self.scope_version.append_option(non_empty(info.scope.version));
+        for kv in &info.scope_attrs {
+            self.scope_attrs.push(kv);
+        }
+        self.scope_attrs.end_row();
+        self.scope_dropped.append_value(info.scope.dropped_attributes_count);
+        self.scope_schema_url.append_option(non_empty(info.scope_schema_url));
+    }
+
+    fn finish(mut self, dedicated: &[DedicatedColumn]) -> Result<RecordBatch, ArrowError> {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent_span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.start.finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.dropped_attrs.finish()),
+            Arc::new(self.dropped_events.finish()),
+            Arc::new(self.dropped_links.finish()),
+            self.attrs.finish()?,
+        ];
+        cols.extend(self.span_dedicated.into_iter().map(DedicatedBuilder::finish));
+        let event_fields = schema::event_struct_fields();
+        let events = StructArray::try_new(
+            event_fields.clone(),
+            vec![
+                Arc::new(self.event_time.finish()),
+                Arc::new(self.event_name.finish()),
+                self.event_attrs.finish()?,
+                Arc::new(self.event_dropped.finish()),
+            ],
+            None,
+        )?;
+        cols.push(list(event_fields, self.event_offsets, Arc::new(events))?);
+        let link_fields = schema::link_struct_fields();
+        let links = StructArray::try_new(
+            link_fields.clone(),
+            vec![
+                Arc::new(self.link_trace_id.finish()),
+                Arc::new(self.link_span_id.finish()),
+                Arc::new(self.link_trace_state.finish()),
+                self.link_attrs.finish()?,
+                Arc::new(self.link_dropped.finish()),
+                Arc::new(self.link_flags.finish()),
+            ],
+            None,
+        )?;
+        cols.push(list(link_fields, self.link_offsets, Arc::new(links))?);
+        cols.push(Arc::new(self.service.finish()));
+        cols.push(self.resource_attrs.finish()?);
+        cols.extend(self.resource_dedicated.into_iter().map(DedicatedBuilder::finish));
+        cols.extend([
+            Arc::new(self.resource_dropped.finish()) as ArrayRef,
+            Arc::new(self.resource_schema_url.finish()),
+            Arc::new(self.scope_name.finish()),
+            Arc::new(self.scope_version.finish()),
+            self.scope_attrs.finish()?,
+            Arc::new(self.scope_dropped.finish()),
+            Arc::new(self.scope_schema_url.finish()),
+            Arc::new(self.parent_index.finish()),
+            Arc::new(self.left.finish()),
+            Arc::new(self.right.finish()),
+            Arc::new(self.root_service.finish()),
+            Arc::new(self.root_name.finish()),
+            Arc::new(self.trace_start.finish()),
+            Arc::new(self.trace_end.finish()),
+        ]);
+        RecordBatch::try_new(schema::span_schema(dedicated), cols)
+    }
+}
+
+/// Builds one sorted batch from whole traces: rows by trace id then start time,
+/// duplicate (span id, kind) pairs within a trace dropped.
+pub fn build_batch(
+    traces: &mut [TraceSpans],
+    dedicated: &[DedicatedColumn],
+) -> Result<RecordBatch, ColumnarError> {
+    traces.sort_unstable_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    let span_ded = Dedicated::new(dedicated, DedicatedScope::Span);
+    let res_ded = Dedicated::new(dedicated, DedicatedScope::Resource);
+    let total: usize = traces.iter().map(|t| t.spans.len()).sum();
+    let mut b = Builders::new(&span_ded, &res_ded, total);
+    let mut scopes: HashMap<(usize, u32), usize> = HashMap::new();
+    let mut infos: Vec<ScopeInfo<'_>> = Vec::new();
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut ids: Vec<[u8; 8]> = Vec::new();
+    let mut parents: Vec<Option<[u8; 8]>> = Vec::new();
+    for t in traces.iter() {
+        rows.clear();
+        for h in &t.spans {
+            let req: &Request = &h.req;
+            let span = h.span();
+            let view = SpanView::parse(span.msg.get(req.bytes()))
+                .map_err(|e| ColumnarError::Decode(e.to_string()))?;
+            rows.push(Row { view, req, scope: span.scope });
+        }
+        rows.sort_by(|a, b| {
+            (a.view.start_unix_nano, a.view.span_id, a.view.kind)
+                .cmp(&(b.view.start_unix_nano, b.view.span_id, b.view.kind))
+        });
+        rows.dedup_by(|a, b| a.view.span_id == b.view.span_id && a.view.kind == b.view.kind);
+        ids.clear();
+        parents.clear();
+        for r in &rows {
+            ids.push(r.view.span_id.try_into().unwrap_or([0; 8]));
+            parents.push(
+                <[u8; 8]>::try_from(r.view.parent_span_id).ok().filter(|p| *p != [0u8; 8]),
+            );
+        }
+        let st = structure(&ids, &parents);
+        let mut info_of = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let key = (r.req as *const Request as usize, r.scope);
+            let i = *scopes.entry(key).or_insert_with(|| {
+                infos.push(scope_info(r.req, r.scope, &res_ded));
+                infos.len() - 1
+            });
+            info_of.push(i);
+        }
+        let (root_service, root_name) = match st.root {
+            Some(i) => (infos[info_of[i]].service, Some(rows[i].view.name)),
+            None => (None, None),
+        };
+        let trace_start = rows.iter().map(|r| r.view.start_unix_nano).min().unwrap_or(0);
+        let trace_end = rows
+            .iter()
+            .map(|r| r.view.end_unix_nano.max(r.view.start_unix_nano))
+            .max()
+            .unwrap_or(0);
+        for (k, r) in rows.iter().enumerate() {
+            b.push_span(&t.trace_id, &r.view, &span_ded)?;
+            b.push_scope(&infos[info_of[k]]);
+            b.parent_index.append_value(st.parent_index[k]);
+            b.left.append_value(st.left[k]);
+            b.right.append_value(st.right[k]);
+            b.root_service.append_option(root_service);
+            b.root_name.append_option(root_name);
+            b.trace_start.append_value(trace_start);
+            b.trace_end.append_value(trace_end);
+        }
+    }
+    Ok(b.finish(dedicated)?)
+}
+
+// ------------------------------------------------------------------ re-deriving
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ColumnarError> {
+    batch.column_by_name(name).ok_or_else(|| ColumnarError::Schema(format!("no column {name}")))
+}
+
+/// Recomputes the structure and trace-level columns of `batch`, whose rows are
+/// all of one trace (gathered from several sources): rows are sorted by start,
+/// duplicate (span id, kind) pairs dropped, then parent indexes, nested sets,
+/// root service and name and trace bounds recomputed.
+pub fn rederive(batch: &RecordBatch) -> Result<RecordBatch, ColumnarError> {
+    let n = batch.num_rows();
+    let span_ids = column(batch, schema::SPAN_ID)?.as_fixed_size_binary();
+    let parents = column(batch, schema::PARENT_SPAN_ID)?.as_fixed_size_binary();
+    let starts = column(batch, schema::START)?.as_primitive::<UInt64Type>();
+    let durations = column(batch, schema::DURATION)?.as_primitive::<UInt64Type>();
+    let kinds = column(batch, schema::KIND)?.as_primitive::<Int32Type>();
+    let id = |i: usize| -> [u8; 8] { span_ids.value(i).try_into().unwrap_or([0; 8]) };
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (starts.value(i), id(i), kinds.value(i)));
+    order.dedup_by(|a, b| id(*a) == id(*b) && kinds.value(*a) == kinds.value(*b));
+    let take = UInt32Array::from_iter_values(order.iter().map(|&i| i as u32));
+    let ids: Vec<[u8; 8]> = order.iter().map(|&i| id(i)).collect();
+    let pids: Vec<Option<[u8; 8]>> = order
+        .iter()
+        .map(|&i| (!parents.is_null(i)).then(|| parents.value(i).try_into().unwrap_or([0; 8])))
+        .collect();
+    let st = structure(&ids, &pids);
+    let trace_start = order.iter().map(|&i| starts.value(i)).min().unwrap_or(0);
+    let trace_end =
+        order.iter().map(|&i| starts.value(i) + durations.value(i)).max().unwrap_or(0);
+    let (root_service, root_name) = match st.root {
+        Some(k) => {
+            let i = order[k];
+            let svc = column(batch, schema::RESOURCE_SERVICE_NAME)?.as_string::<i32>();
+            let name = column(batch, schema::NAME)?.as_string::<i32>();
+            ((!svc.is_null(i)).then(|| svc.value(i).to_string()), Some(name.value(i).to_string()))
+        }
+        None => (None, None),
+    };
+    let m = order.len();
+    let schema_ref = batch.schema();
+    let mut cols = Vec::with_capacity(batch.num_columns());
+    for (f, c) in schema_ref.fields().iter().zip(batch.columns()) {
+        let col: ArrayRef = match f.name().as_str() {
+            schema::PARENT_INDEX => Arc::new(Int32Array::from(st.parent_index.clone())),
+            schema::NESTED_SET_LEFT => Arc::new(Int32Array::from(st.left.clone())),
+            schema::NESTED_SET_RIGHT => Arc::new(Int32Array::from(st.right.clone())),
+            schema::TRACE_ROOT_SERVICE => {
+                Arc::new(StringArray::from(vec![root_service.as_deref(); m]))
+            }
+            schema::TRACE_ROOT_NAME => Arc::new(StringArray::from(vec![root_name.as_deref(); m])),
+            schema::TRACE_START => Arc::new(UInt64Array::from(vec![trace_start; m])),
+            schema::TRACE_END => Arc::new(UInt64Array::from(vec![trace_end; m])),
+            _ => arrow_select::take::take(c.as_ref(), &take, None)?,
+        };
+        cols.push(col);
+    }
+    Ok(RecordBatch::try_new(schema_ref, cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::scan;
+    use crate::testdata;
+
+    fn traces_of(req: &Arc<Request>) -> Vec<TraceSpans> {
+        let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
+        for (i, s) in req.spans.iter().enumerate() {
+            by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
+        }
+        by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect()
+    }
+
+    #[test]
+    fn builds_sorted_rows_with_structure() {
+        let (body, n) = testdata::request(11, 500);
+        let req = Arc::new(scan(Arc::from(body)).unwrap());
+        let mut traces = traces_of(&req);
+        let ded = schema::default_dedicated_columns();
+        let batch = build_batch(&mut traces, &ded).unwrap();
+        assert_eq!(batch.num_rows(), n);
+        let tids = batch.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary();
+        let starts = batch.column_by_name(schema::START).unwrap().as_primitive::<UInt64Type>();
+        for i in 1..n {
+            let a = (tids.value(i - 1), starts.value(i - 1));
+            let b = (tids.value(i), starts.value(i));
+            assert!(a <= b, "row {i} out of order");
+        }
+        // Every generated trace has its root: left == 1 on exactly the root rows.
+        let pidx = batch.column_by_name(schema::PARENT_INDEX).unwrap().as_primitive::<Int32Type>();
+        let roots = (0..n).filter(|&i| pidx.value(i) < 0).count();
+        assert_eq!(roots, traces.len());
+        let svc = batch.column_by_name(schema::TRACE_ROOT_SERVICE).unwrap().as_string::<i32>();
+        assert!((0..n).all(|i| svc.value(i) == "svc-frontend"));
+        // http.method went to the first span dedicated column.
+        let m = batch.column_by_name("span_dedicated_00").unwrap().as_string::<i32>();
+        assert_eq!(m.null_count(), 0);
+        let ns = batch.column_by_name("resource_dedicated_02").unwrap().as_string::<i32>();
+        assert!(ns.value(0).starts_with("svc-"), "k8s.pod.name is dedicated");
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_rederive_matches() {
+        let (body, _) = testdata::request(5, 100);
+        let req = Arc::new(scan(Arc::from(body)).unwrap());
+        let mut once = traces_of(&req);
+        let mut twice = traces_of(&req);
+        for t in &mut twice {
+            let copy = t.spans.clone();
+            t.spans.extend(copy);
+        }
+        let ded = schema::default_dedicated_columns();
+        let a = build_batch(&mut once, &ded).unwrap();
+        let b = build_batch(&mut twice, &ded).unwrap();
+        assert_eq!(a, b);
+        // One trace split over two batches and merged back re-derives the same rows.
+        let tid = a.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary().value(0).to_vec();
+        let rows: Vec<usize> = (0..a.num_rows())
+            .filter(|&i| a.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary().value(i) == tid)
+            .collect();
+        let one = a.slice(rows[0], rows.len());
+        let reversed = UInt32Array::from_iter_values((0..one.num_rows() as u32).rev());
+        let cols = one
+            .columns()
+            .iter()
+            .map(|c| arrow_select::take::take(c.as_ref(), &reversed, None).unwrap())
+            .collect();
+        let shuffled = RecordBatch::try_new(one.schema(), cols).unwrap();
+        let doubled = arrow_select::concat::concat_batches(&one.schema(), [&shuffled, &one]).unwrap();
+        assert_eq!(rederive(&doubled).unwrap(), one);
+    }
+
+    #[test]
+    fn structure_handles_orphans_and_cycles() {
+        let ids = [[1u8; 8], [2; 8], [3; 8], [4; 8]];
+        // 1 root; 2 child of 1; 3 parent missing (orphan); 4 child of itself.
+        let parents = [None, Some([1; 8]), Some([9; 8]), Some([4; 8])];
+        let s = structure(&ids, &parents);
+        assert_eq!(s.parent_index, vec![-1, 0, -1, -1]);
+        assert_eq!(s.root, Some(0));
+        assert_eq!((s.left[0], s.right[0]), (1, 4));
+        assert_eq!((s.left[1], s.right[1]), (2, 3));
+        // A two-span cycle is still numbered, once each.
+        let s = structure(&ids[..2], &[Some([2; 8]), Some([1; 8])]);
+        assert!(s.left.iter().all(|&l| l > 0));
+        assert_eq!(s.root, None);
+    }
 }

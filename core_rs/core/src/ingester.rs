@@ -696,3 +696,97 @@ fn decode_record(payload: &[u8]) -> Option<Request> {
 fn log_error(msg: &str) {
     log::log(Level::Error, "ingester", &format!("msg={}", log::quote(msg)));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use arrow_array::cast::AsArray;
+
+    use super::*;
+    use crate::blocklist::BlockStore;
+    use crate::testdata;
+
+    fn config(dir: &Path) -> IngesterConfig {
+        let mut c = IngesterConfig::new(dir.join("wal"), dir.join("blocks"));
+        c.fsync = FsyncMode::Never;
+        c
+    }
+
+    fn expected(body: &[u8]) -> BTreeMap<TraceId, BTreeSet<[u8; 8]>> {
+        let req = otlp::scan(Arc::from(body)).unwrap();
+        let mut out: BTreeMap<TraceId, BTreeSet<[u8; 8]>> = BTreeMap::new();
+        for s in &req.spans {
+            out.entry(s.trace_id).or_default().insert(s.span_id);
+        }
+        out
+    }
+
+    fn span_ids(batches: &[RecordBatch]) -> BTreeSet<[u8; 8]> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let ids = b.column_by_name(crate::schema::SPAN_ID).unwrap().as_fixed_size_binary();
+                (0..b.num_rows()).map(|i| ids.value(i).try_into().unwrap()).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn live_head_block_and_replay_all_answer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (first, n) = testdata::request(1, 400);
+        let (second, _) = testdata::request(2, 400);
+        let want1 = expected(&first);
+        let want2 = expected(&second);
+        {
+            let ing = Ingester::new(config(tmp.path())).unwrap();
+            ing.replay().unwrap();
+            let out = ing.push("t", &first, Encoding::Protobuf, false, 20 << 20).unwrap();
+            assert_eq!(out.accepted as usize, n);
+            assert_eq!(out.lag_seconds.len(), n);
+            for (tid, sids) in &want1 {
+                assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids);
+            }
+            assert!(ing.find_trace("other", want1.keys().next().unwrap()).unwrap().is_empty());
+            ing.flush().unwrap();
+            let stats = &ing.tenant_stats()[0];
+            assert_eq!((stats.live_traces, stats.blocks_cut), (0, 1));
+            for (tid, sids) in &want1 {
+                assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids, "from the completed block");
+            }
+            // Pushed but never cut: only the WAL has it when the process "dies" here.
+            ing.push("t", &second, Encoding::Protobuf, false, 20 << 20).unwrap();
+        }
+        let ing = Ingester::new(config(tmp.path())).unwrap();
+        let report = ing.replay().unwrap();
+        assert!(report.records >= 1);
+        for (tid, sids) in &want2 {
+            assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids, "replayed from the WAL");
+        }
+        let store = BlockStore::new(tmp.path().join("blocks"));
+        assert_eq!(store.poll().unwrap(), vec![("t".to_string(), 1)]);
+        for (tid, sids) in &want1 {
+            let (batches, stats) = store.find_trace("t", tid);
+            assert_eq!(&span_ids(&batches), sids);
+            assert_eq!(stats.errors, 0);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_without_side_effects() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ing = Ingester::new(config(tmp.path())).unwrap();
+        let (body, _) = testdata::request(3, 50);
+        assert!(matches!(
+            ing.push("../etc", &body, Encoding::Protobuf, false, 1 << 20),
+            Err(PushError::InvalidTenant(_))
+        ));
+        let err = ing.push("t", &body[..body.len() - 1], Encoding::Protobuf, false, 1 << 20).unwrap_err();
+        assert!(matches!(err, PushError::Decode(DecodeError::Protobuf(_))));
+        let err = ing.push("t", &body, Encoding::Protobuf, false, 100).unwrap_err();
+        assert!(matches!(err, PushError::Decode(DecodeError::TooLarge { .. })));
+        assert!(ing.tenant_stats().is_empty(), "nothing was opened for refused requests");
+        assert!(!tmp.path().join("wal").join("..").join("etc").exists());
+    }
+}

@@ -7,6 +7,36 @@
 //! service and name, trace start and end) are repeated on every row of a trace;
 //! Parquet's run-length encoding makes that nearly free since rows are sorted by
 //! trace id.
+//!
+//! Row semantics (what a writer must produce and a reader may rely on):
+//! - `trace_id` / `span_id`: 16 / 8 bytes. `parent_span_id`: 8 bytes, null for a root.
+//! - `trace_state`, `status_message`: null when empty. `flags`: null when 0.
+//! - `kind`, `status_code`: the OTLP enum numbers as sent.
+//! - `start_unix_nano` and `duration_nano`: end = start + duration (an end before
+//!   the start is stored as duration 0).
+//! - `attrs` (and every other attribute list): `{key, type, str, int, double, bool,
+//!   raw}`, where `type` is an [`AttrType`] and only the field it names is set:
+//!   `raw` holds the bytes of a bytes value, or the encoded `ArrayValue` /
+//!   `KeyValueList` message of an array / kvlist value. [`AttrType::Empty`] sets none.
+//! - `span_dedicated_NN` / `resource_dedicated_NN`: the value of the NN-th dedicated
+//!   column of that scope (numbered in the order of the block's dedicated list) when
+//!   the span (resource) had that attribute with the column's type; the attribute is
+//!   then absent from the list. The first attribute with the name wins; later
+//!   duplicates stay in the list.
+//! - `resource_service_name`: the resource's `service.name` when it is a string
+//!   (then absent from `resource_attrs`), else null.
+//! - `events`, `links`: in the order sent. Link ids are stored as sent.
+//! - Scope and resource columns repeat on every span of that scope / resource;
+//!   `*_schema_url`, `scope_name`, `scope_version` are null when empty.
+//! - `parent_index`: row offset of the parent within the trace's rows, -1 for a root
+//!   or a span whose parent is missing. `nested_set_left/right`: DFS numbering of
+//!   the trace's span tree (orphans start subtrees of their own), so `a` is an
+//!   ancestor of `b` iff `a.left < b.left && b.right < a.right`.
+//! - `trace_root_service` / `trace_root_name`: of the earliest span without a parent
+//!   (null when the root was not received); `trace_start/end_unix_nano`: min start /
+//!   max end over the trace's spans.
+//! - Rows are sorted by trace id, then start time; a (span id, kind) appears once
+//!   per trace.
 
 use std::sync::Arc;
 
@@ -211,8 +241,9 @@ pub fn event_struct_fields() -> Fields {
 
 pub fn link_struct_fields() -> Fields {
     Fields::from(vec![
-        Field::new(LINK_TRACE_ID, DataType::FixedSizeBinary(16), false),
-        Field::new(LINK_SPAN_ID, DataType::FixedSizeBinary(8), false),
+        // Link ids are stored as sent (OTLP does not validate them), so any length round-trips.
+        Field::new(LINK_TRACE_ID, DataType::Binary, false),
+        Field::new(LINK_SPAN_ID, DataType::Binary, false),
         Field::new(LINK_TRACE_STATE, DataType::Utf8, true),
         Field::new(LINK_ATTRS, attr_list_type(), false),
         Field::new(LINK_DROPPED_ATTRS, DataType::UInt32, false),

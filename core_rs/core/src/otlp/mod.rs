@@ -1,1 +1,106 @@
-//! (in progress)
+//! OTLP trace requests: decoding, validation and the export response.
+//!
+//! - [`scan`] indexes and validates an `ExportTraceServiceRequest` protobuf buffer
+//!   without copying it ([`crate::model::Request`]).
+//! - [`json_to_protobuf`] translates OTLP/JSON into that protobuf form.
+//! - [`gunzip`] inflates a gzip body with a cap on the inflated size.
+//! - [`view`] holds the borrowed message views every stage shares.
+
+mod json;
+mod scan;
+pub mod view;
+
+use std::io::Read;
+
+use crate::pb::{put_bytes_field, put_message, put_varint_field};
+
+pub use scan::scan;
+
+/// Why a request body was refused whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("invalid protobuf: {0}")]
+    Protobuf(String),
+    #[error("invalid OTLP JSON: {0}")]
+    Json(String),
+    #[error("invalid gzip body: {0}")]
+    Gzip(String),
+    #[error("request body larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+}
+
+impl DecodeError {
+    /// The `reason` label of `tempo_distributor_requests_refused_total`.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            DecodeError::Protobuf(_) => "invalid_protobuf",
+            DecodeError::Json(_) => "invalid_json",
+            DecodeError::Gzip(_) => "invalid_gzip",
+            DecodeError::TooLarge { .. } => "too_large",
+        }
+    }
+}
+
+/// Inflates a gzip body (concatenated members too); refuses it once the inflated
+/// size passes `max_bytes`, without inflating further.
+pub fn gunzip(body: &[u8], max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_bytes));
+    let mut dec = flate2::read::MultiGzDecoder::new(body).take(max_bytes as u64 + 1);
+    dec.read_to_end(&mut out).map_err(|e| DecodeError::Gzip(e.to_string()))?;
+    if out.len() > max_bytes {
+        return Err(DecodeError::TooLarge { limit: max_bytes });
+    }
+    Ok(out)
+}
+
+/// OTLP/JSON `ExportTraceServiceRequest` to its protobuf encoding.
+pub fn json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    json::json_to_protobuf(body).map_err(DecodeError::Json)
+}
+
+/// The `ExportTraceServiceResponse`: empty when everything was accepted, else
+/// `partial_success { rejected_spans, error_message }`.
+pub fn export_response(rejected: u64, message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    if rejected == 0 && message.is_empty() {
+        return out;
+    }
+    put_message(&mut out, 1, |o| {
+        if rejected > 0 {
+            put_varint_field(o, 1, rejected);
+        }
+        if !message.is_empty() {
+            put_bytes_field(o, 2, message.as_bytes());
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_caps_the_inflated_size() {
+        let body = gz(&vec![0u8; 10_000]);
+        assert_eq!(gunzip(&body, 10_000).unwrap().len(), 10_000);
+        assert_eq!(gunzip(&body, 9_999), Err(DecodeError::TooLarge { limit: 9_999 }));
+        assert_eq!(gunzip(b"not gzip", 100).unwrap_err().reason_code(), "invalid_gzip");
+        let mut two = gz(b"ab");
+        two.extend(gz(b"cd"));
+        assert_eq!(gunzip(&two, 100).unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn export_response_shapes() {
+        assert!(export_response(0, "").is_empty());
+        assert_eq!(export_response(2, "x"), vec![0x0a, 0x05, 0x08, 0x02, 0x12, 0x01, b'x']);
+    }
+}

@@ -1,0 +1,310 @@
+//! Reading head chunks and complete blocks, counting the bytes each lookup reads.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection,
+};
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::reader::{ChunkReader as ParquetChunkReader, Length};
+
+use super::{bloom_file, io_err, BlockError, BlockMeta, Bloom, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE};
+use crate::model::TraceId;
+
+/// Bytes and read calls one lookup cost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStats {
+    pub bytes: u64,
+    pub reads: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    bytes: AtomicU64,
+    reads: AtomicU64,
+}
+
+/// A file for the Parquet reader that counts what is read (positional reads, so
+/// clones share no cursor).
+#[derive(Clone)]
+struct CountingFile {
+    file: Arc<File>,
+    len: u64,
+    counters: Arc<Counters>,
+}
+
+impl CountingFile {
+    fn open(path: &Path) -> io::Result<CountingFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(CountingFile { file: Arc::new(file), len, counters: Arc::default() })
+    }
+
+    fn stats(&self) -> ReadStats {
+        ReadStats {
+            bytes: self.counters.bytes.load(Ordering::Relaxed),
+            reads: self.counters.reads.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Length for CountingFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+struct RangeRead {
+    file: CountingFile,
+    pos: u64,
+}
+
+impl Read for RangeRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        self.file.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl ParquetChunkReader for CountingFile {
+    type T = RangeRead;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<RangeRead> {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        Ok(RangeRead { file: self.clone(), pos: start })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let mut buf = vec![0u8; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(length as u64, Ordering::Relaxed);
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// The rows of `id` in a batch sorted by trace id (zero-copy slice).
+fn rows_of(batch: &RecordBatch, id: &TraceId) -> Option<RecordBatch> {
+    let ids = batch.column(0).as_fixed_size_binary();
+    let n = batch.num_rows();
+    let lo = partition(n, |i| ids.value(i) < &id[..]);
+    let hi = partition(n, |i| ids.value(i) <= &id[..]);
+    (hi > lo).then(|| batch.slice(lo, hi - lo))
+}
+
+fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+fn concat(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Option<RecordBatch>, BlockError> {
+    match parts.len() {
+        0 => Ok(None),
+        1 => Ok(parts.into_iter().next()),
+        _ => Ok(Some(arrow_select::concat::concat_batches(schema, &parts)?)),
+    }
+}
+
+fn read_matching(
+    file: CountingFile,
+    meta: ArrowReaderMetadata,
+    row_groups: Vec<usize>,
+    selection: Option<RowSelection>,
+    id: &TraceId,
+) -> Result<Option<RecordBatch>, BlockError> {
+    let schema = meta.schema().clone();
+    let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+        .with_row_groups(row_groups)
+        .with_batch_size(8192);
+    if let Some(s) = selection {
+        b = b.with_row_selection(s);
+    }
+    let mut parts = Vec::new();
+    for batch in b.build()? {
+        if let Some(rows) = rows_of(&batch?, id) {
+            parts.push(rows);
+        }
+    }
+    concat(&schema, parts)
+}
+
+/// A head chunk: one sorted Parquet file of cut traces.
+pub struct ChunkReader {
+    path: PathBuf,
+    size: u64,
+    meta: ArrowReaderMetadata,
+    /// Trace-id range per row group (from the column statistics).
+    ranges: Vec<Option<(TraceId, TraceId)>>,
+}
+
+impl ChunkReader {
+    pub fn open(path: &Path) -> Result<ChunkReader, BlockError> {
+        let file = CountingFile::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
+        let ranges = meta
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|rg| {
+                let s = rg.column(0).statistics()?;
+                Some((s.min_bytes_opt()?.try_into().ok()?, s.max_bytes_opt()?.try_into().ok()?))
+            })
+            .collect();
+        Ok(ChunkReader { path: path.to_path_buf(), size: file.len, meta, ranges })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.meta.schema().clone()
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.meta.metadata().file_metadata().num_rows() as u64
+    }
+
+    /// The rows of `id` in this chunk.
+    pub fn find_trace(&self, id: &TraceId) -> Result<Option<RecordBatch>, BlockError> {
+        let groups: Vec<usize> = (0..self.ranges.len())
+            .filter(|&i| self.ranges[i].is_none_or(|(lo, hi)| lo <= *id && *id <= hi))
+            .collect();
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        let file = CountingFile::open(&self.path).map_err(io_err(format!("opening {}", self.path.display())))?;
+        read_matching(file, self.meta.clone(), groups, None, id)
+    }
+
+    /// Every row, in order, `batch_size` rows at a time.
+    pub fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader, BlockError> {
+        let file = CountingFile::open(&self.path).map_err(io_err(format!("opening {}", self.path.display())))?;
+        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_batch_size(batch_size)
+            .build()?)
+    }
+}
+
+/// A complete block: meta, bloom filter and index in memory; the Parquet footer
+/// and page index loaded on the first lookup that needs them.
+pub struct BlockReader {
+    dir: PathBuf,
+    meta: BlockMeta,
+    bloom: Bloom,
+    index: TraceIndex,
+    parquet: Mutex<Option<ArrowReaderMetadata>>,
+}
+
+impl BlockReader {
+    pub fn open(dir: &Path) -> Result<BlockReader, BlockError> {
+        let read = |name: &str| fs::read(dir.join(name)).map_err(io_err(format!("reading {}", dir.join(name).display())));
+        let meta: BlockMeta = serde_json::from_slice(&read(META_FILE)?)
+            .map_err(|e| BlockError::Corrupt(format!("{}: meta.json: {e}", dir.display())))?;
+        let shards = (0..meta.bloom_shards as usize).map(|i| read(&bloom_file(i))).collect::<Result<Vec<_>, _>>()?;
+        let bloom = Bloom::decode(&shards).map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
+        let index = TraceIndex::decode(&read(INDEX_FILE)?)
+            .map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
+        Ok(BlockReader { dir: dir.to_path_buf(), meta, bloom, index, parquet: Mutex::new(None) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    pub fn index(&self) -> &TraceIndex {
+        &self.index
+    }
+
+    pub fn might_contain(&self, id: &TraceId) -> bool {
+        self.bloom.might_contain(id)
+    }
+
+    pub fn find_trace(&self, id: &TraceId) -> Result<Option<RecordBatch>, BlockError> {
+        Ok(self.find_trace_with_stats(id)?.0)
+    }
+
+    /// The rows of `id`, reading only the pages that may hold it, and what that read.
+    pub fn find_trace_with_stats(&self, id: &TraceId) -> Result<(Option<RecordBatch>, ReadStats), BlockError> {
+        let groups = self.index.candidates(id);
+        if groups.is_empty() {
+            return Ok((None, ReadStats::default()));
+        }
+        let path = self.dir.join(DATA_FILE);
+        let file = CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+        let meta = {
+            let mut cached = self.parquet.lock();
+            match cached.as_ref() {
+                Some(m) => m.clone(),
+                None => {
+                    let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+                    let m = ArrowReaderMetadata::load(&file, opts)?;
+                    *cached = Some(m.clone());
+                    m
+                }
+            }
+        };
+        let selection = page_selection(&meta, &groups, id);
+        let rows = read_matching(file.clone(), meta, groups, selection, id)?;
+        Ok((rows, file.stats()))
+    }
+}
+
+/// Rows of the selected row groups whose trace-id pages may hold `id`, from the
+/// page index (None when there is none: read the row groups whole).
+fn page_selection(meta: &ArrowReaderMetadata, groups: &[usize], id: &TraceId) -> Option<RowSelection> {
+    let md = meta.metadata();
+    let mut ranges = Vec::new();
+    let mut base = 0usize;
+    for &g in groups {
+        let rows = md.row_group(g).num_rows() as usize;
+        let pages = md.page_index_for_row_group(g);
+        let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci)), Some(oi)) = (pages.column_index(0), pages.offset_index(0)) else {
+            return None;
+        };
+        let locs = oi.page_locations();
+        for (p, loc) in locs.iter().enumerate() {
+            let fits = match (ci.min_value(p), ci.max_value(p)) {
+                (Some(lo), Some(hi)) => lo <= &id[..] && &id[..] <= hi,
+                _ => true,
+            };
+            if fits {
+                let start = loc.first_row_index as usize;
+                let end = locs.get(p + 1).map_or(rows, |n| n.first_row_index as usize);
+                ranges.push(base + start..base + end);
+            }
+        }
+        base += rows;
+    }
+    Some(RowSelection::from_consecutive_ranges(ranges.into_iter(), base))
+}

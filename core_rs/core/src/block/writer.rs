@@ -1,0 +1,205 @@
+//! Writing head chunks and complete blocks.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::{
+    bloom_file, io_err, sync_dir, write_atomic, BlockConfig, BlockError, BlockMeta, Bloom,
+    RowGroupRange, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE,
+};
+use crate::model::TraceId;
+use crate::schema;
+
+/// Parquet writer settings shared by chunks and blocks. `max_rows`: rows per row
+/// group (None: the caller ends row groups itself).
+fn properties(cfg: &BlockConfig, level: i32, max_rows: Option<usize>) -> Result<WriterProperties, BlockError> {
+    let start_leaf = 6; // trace_id, span_id, parent_span_id, trace_state, name, kind, start
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
+        .set_max_row_group_row_count(max_rows)
+        .set_data_page_row_count_limit(cfg.page_rows)
+        .set_write_batch_size(cfg.page_rows)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_column_dictionary_enabled(ColumnPath::from(schema::SPAN_ID), false)
+        .set_column_dictionary_enabled(ColumnPath::from(schema::PARENT_SPAN_ID), false)
+        .set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: start_leaf, descending: false, nulls_first: false },
+        ]))
+        .set_created_by(format!("tempo-fast {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// Writes one sorted batch as a head chunk: a temporary file, fsync, rename, so a
+/// chunk on disk is always whole.
+pub fn write_chunk(path: &Path, batch: &RecordBatch, cfg: &BlockConfig) -> Result<(), BlockError> {
+    let tmp = path.with_extension("parquet.tmp");
+    let ctx = || format!("writing head chunk {}", path.display());
+    let file = File::create(&tmp).map_err(io_err(ctx()))?;
+    let props = properties(cfg, cfg.chunk_zstd_level, Some(cfg.row_group_rows))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    w.write(batch)?;
+    let file = w.into_inner()?;
+    file.sync_all().map_err(io_err(ctx()))?;
+    fs::rename(&tmp, path).map_err(io_err(ctx()))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir).map_err(io_err(ctx()))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn trace_id_at(batch: &RecordBatch, row: usize) -> TraceId {
+    batch.column(0).as_fixed_size_binary().value(row).try_into().expect("trace ids are 16 bytes")
+}
+
+/// Streams sorted rows into a complete block; row groups end on trace boundaries.
+pub(crate) struct BlockWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<File>,
+    schema: SchemaRef,
+    cfg: BlockConfig,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    index: TraceIndex,
+    trace_ids: Vec<TraceId>,
+    spans: u64,
+    start: u64,
+    end: u64,
+}
+
+impl BlockWriter {
+    /// Starts a block in `dir`, replacing whatever an earlier attempt left there.
+    pub(crate) fn create(dir: &Path, schema: SchemaRef, cfg: &BlockConfig) -> Result<Self, BlockError> {
+        let ctx = || format!("creating block {}", dir.display());
+        let _ = fs::remove_file(dir.join(META_FILE));
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(io_err(ctx()))?;
+        }
+        fs::create_dir_all(dir).map_err(io_err(ctx()))?;
+        let tmp = dir.join(format!("{DATA_FILE}.tmp"));
+        let file = File::create(&tmp).map_err(io_err(ctx()))?;
+        let props = properties(cfg, cfg.block_zstd_level, None)?;
+        Ok(BlockWriter {
+            dir: dir.to_path_buf(),
+            tmp,
+            writer: ArrowWriter::try_new(file, schema.clone(), Some(props))?,
+            schema,
+            cfg: cfg.clone(),
+            pending: Vec::new(),
+            pending_rows: 0,
+            index: TraceIndex::default(),
+            trace_ids: Vec::new(),
+            spans: 0,
+            start: u64::MAX,
+            end: 0,
+        })
+    }
+
+    /// Appends sorted rows (continuing where the last push stopped).
+    pub(crate) fn push(&mut self, rows: RecordBatch) {
+        if rows.num_rows() > 0 {
+            self.pending_rows += rows.num_rows();
+            self.pending.push(rows);
+        }
+    }
+
+    /// Called between two traces: ends the row group once it is full.
+    pub(crate) fn at_trace_boundary(&mut self) -> Result<(), BlockError> {
+        if self.pending_rows >= self.cfg.row_group_rows {
+            self.flush_row_group()?;
+        }
+        Ok(())
+    }
+
+    fn flush_row_group(&mut self) -> Result<(), BlockError> {
+        if self.pending_rows == 0 {
+            return Ok(());
+        }
+        let batch = arrow_select::concat::concat_batches(&self.schema, &self.pending)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        let n = batch.num_rows();
+        let starts = batch.column_by_name(schema::START).expect("schema").as_primitive::<UInt64Type>();
+        let durs = batch.column_by_name(schema::DURATION).expect("schema").as_primitive::<UInt64Type>();
+        for i in 0..n {
+            let id = trace_id_at(&batch, i);
+            if self.trace_ids.last() != Some(&id) {
+                self.trace_ids.push(id);
+            }
+            self.start = self.start.min(starts.value(i));
+            self.end = self.end.max(starts.value(i).saturating_add(durs.value(i)));
+        }
+        self.index.groups.push(RowGroupRange {
+            min: trace_id_at(&batch, 0),
+            max: trace_id_at(&batch, n - 1),
+            rows: n as u32,
+        });
+        self.spans += n as u64;
+        self.writer.write(&batch)?;
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    /// Writes the data file, bloom shards, index and finally `meta.json`.
+    pub(crate) fn finish(mut self, tenant: &str, block_id: &str, level: u32) -> Result<BlockMeta, BlockError> {
+        self.flush_row_group()?;
+        let ctx = || format!("writing block {}", self.dir.display());
+        let file = self.writer.into_inner()?;
+        file.sync_all().map_err(io_err(ctx()))?;
+        let size = file.metadata().map_err(io_err(ctx()))?.len();
+        drop(file);
+        let data = self.dir.join(DATA_FILE);
+        fs::rename(&self.tmp, &data).map_err(io_err(ctx()))?;
+        let footer_size = read_footer_len(&data).map_err(io_err(ctx()))?;
+        let bloom = Bloom::build(&self.trace_ids, self.cfg.bloom_fp, self.cfg.bloom_shard_traces);
+        for i in 0..bloom.shards() {
+            write_atomic(&self.dir.join(bloom_file(i)), &bloom.encode_shard(i))?;
+        }
+        write_atomic(&self.dir.join(INDEX_FILE), &self.index.encode())?;
+        let meta = BlockMeta {
+            format: schema::FORMAT.to_string(),
+            block_id: block_id.to_string(),
+            tenant_id: tenant.to_string(),
+            start_time: super::format_rfc3339(if self.spans == 0 { 0 } else { self.start }),
+            end_time: super::format_rfc3339(self.end),
+            total_objects: self.trace_ids.len() as u64,
+            size,
+            compaction_level: level,
+            encoding: "zstd".to_string(),
+            index_page_size: 0,
+            total_records: self.index.groups.len() as u32,
+            data_encoding: String::new(),
+            bloom_shards: bloom.shards() as u32,
+            footer_size,
+            replication_factor: 1,
+            dedicated_columns: schema::dedicated_from_schema(&self.schema),
+            total_spans: self.spans,
+        };
+        let json = serde_json::to_vec(&meta).expect("block meta serialises");
+        sync_dir(&self.dir).map_err(io_err(ctx()))?;
+        write_atomic(&self.dir.join(META_FILE), &json)?;
+        sync_dir(&self.dir).map_err(io_err(ctx()))?;
+        Ok(meta)
+    }
+}
+
+/// The Parquet footer length (the 4 bytes before the trailing magic).
+fn read_footer_len(path: &Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut b = [0u8; 4];
+    f.read_exact_at(&mut b, len.saturating_sub(8))?;
+    Ok(u32::from_le_bytes(b))
+}
