@@ -20,7 +20,7 @@ venv: $(VENV)/.created
 
 ## build: compile the Rust core (maturin, release) and the Cython kernels into the venv
 build: venv
-	$(PIP) install --quiet ./ext '.[test]'
+	$(PIP) install --quiet ./ext -e '.[test]'
 
 ## run: build everything and start the single binary on local disk (./data)
 run: build

@@ -103,6 +103,10 @@ class HttpApi:
             status = 503
             _log.error("request timed out", route=route, timeout_s=self._timeout)
             return _text(503, "request timed out (server.http_server_write_timeout)")
+        except Exception as e:  # a bug or a broken block: answer with the reason, keep serving
+            status = 500
+            _log.error("request failed", route=route, err=str(e), exc=True)
+            return _text(500, f"internal error: {e}")
         finally:
             elapsed = time.perf_counter() - start
             self._metrics.request_duration.labels(request.method, route, str(status)).observe(

@@ -4,6 +4,7 @@ it answers with a result or a DecodeError, never a crash."""
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pytest
@@ -75,9 +76,8 @@ def test_mutated_requests(ingester, body: bytes) -> None:
                          "startTimeUnixNano", "events", "links", "status", "resource"]), c, max_size=4),
                     max_leaves=30))
 def test_random_json_shapes(ingester, doc) -> None:
-    import orjson
-
-    push(ingester, orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY) if doc is not None else b"null", encoding="json")
+    # The stdlib encoder: any integer size, and NaN/Infinity (invalid JSON) come out too.
+    push(ingester, json.dumps(doc).encode(), encoding="json")
 
 
 def test_valid_seed_is_accepted(ingester) -> None:

@@ -196,6 +196,8 @@ def test_spans_survive_block_cut(fast_server: TempoServer) -> None:
 
 
 def test_exporter_reports_success(server: TempoServer) -> None:
+    sent = emit_traces(GrpcExporter(endpoint=server.otlp_grpc, insecure=True), n_traces=1)
+    # emit_traces shut its exporter down with the provider; a fresh one re-sends the spans.
     exporter = GrpcExporter(endpoint=server.otlp_grpc, insecure=True)
-    sent = emit_traces(exporter, n_traces=1)
     assert exporter.export(sent) == SpanExportResult.SUCCESS
+    exporter.shutdown()

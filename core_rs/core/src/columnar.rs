@@ -18,7 +18,8 @@ use arrow_array::{Array, ArrayRef, Int32Array, ListArray, RecordBatch, StringArr
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields};
 
-use crate::model::{Request, SpanHandle, TraceId};
+use crate::model::{Request, SpanHandle, SpanRef, TraceId};
+use crate::pb::{PbError, Reader, Value};
 use crate::otlp::view::{attrs_of, AnyValue, KeyValue, ResourceHead, ScopeHead, SpanView};
 use crate::schema::{self, AttrType, DedicatedColumn, DedicatedScope, DedicatedType};
 
@@ -34,6 +35,8 @@ pub enum ColumnarError {
     Arrow(#[from] ArrowError),
     #[error("span does not decode: {0}")]
     Decode(String),
+    #[error("span does not decode: {0}")]
+    Protobuf(#[from] PbError),
     #[error("{0}")]
     Schema(String),
 }
@@ -128,6 +131,9 @@ enum DedicatedValue<'a> {
     Int(i64),
 }
 
+/// Most dedicated columns per scope (Tempo allows 10 per type).
+pub const MAX_DEDICATED: usize = 32;
+
 /// Routes attributes to the dedicated columns of one scope.
 struct Dedicated {
     columns: Vec<(String, DedicatedType)>,
@@ -136,7 +142,12 @@ struct Dedicated {
 impl Dedicated {
     fn new(all: &[DedicatedColumn], scope: DedicatedScope) -> Self {
         Dedicated {
-            columns: all.iter().filter(|d| d.scope == scope).map(|d| (d.name.clone(), d.typ)).collect(),
+            columns: all
+                .iter()
+                .filter(|d| d.scope == scope)
+                .take(MAX_DEDICATED)
+                .map(|d| (d.name.clone(), d.typ))
+                .collect(),
         }
     }
 
@@ -339,11 +350,11 @@ pub(crate) fn structure(span_ids: &[[u8; 8]], parents: &[Option<[u8; 8]>]) -> St
 
 // ------------------------------------------------------------------ the builder
 
-/// A span ready to append: its parsed view, request and scope.
+/// A span ready to append: its index entry, bytes and request.
 struct Row<'a> {
-    view: SpanView<'a>,
+    span: &'a SpanRef,
+    msg: &'a [u8],
     req: &'a Request,
-    scope: u32,
 }
 
 struct Builders {
@@ -402,6 +413,28 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
+fn utf8(b: &[u8]) -> Result<&str, ColumnarError> {
+    simdutf8::basic::from_utf8(b).map_err(|_| ColumnarError::Decode("invalid UTF-8".into()))
+}
+
+/// The scalar fields of a span, gathered while its bytes are walked.
+#[derive(Default)]
+struct Scalars<'a> {
+    span_id: &'a [u8],
+    trace_state: &'a [u8],
+    parent: &'a [u8],
+    name: &'a [u8],
+    kind: i32,
+    start: u64,
+    end: u64,
+    status_code: i32,
+    status_message: &'a [u8],
+    flags: u32,
+    dropped_attrs: u32,
+    dropped_events: u32,
+    dropped_links: u32,
+}
+
 impl Builders {
     fn new(span_ded: &Dedicated, res_ded: &Dedicated, rows: usize) -> Self {
         Builders {
@@ -453,60 +486,117 @@ impl Builders {
         }
     }
 
+    /// Appends one span, walking its bytes once (they were validated by the scan).
     fn push_span(
         &mut self,
         trace_id: &TraceId,
-        s: &SpanView<'_>,
+        msg: &[u8],
         span_ded: &Dedicated,
-    ) -> Result<(), ArrowError> {
+    ) -> Result<(), ColumnarError> {
+        let mut sc = Scalars::default();
+        let mut slots = [None; MAX_DEDICATED];
+        let mut r = Reader::new(msg);
+        while let Some(f) = r.next_field()? {
+            match (f.number, f.value) {
+                (2, Value::Bytes { data, .. }) => sc.span_id = data,
+                (3, Value::Bytes { data, .. }) => sc.trace_state = data,
+                (4, Value::Bytes { data, .. }) => sc.parent = data,
+                (5, Value::Bytes { data, .. }) => sc.name = data,
+                (6, Value::Varint(x)) => sc.kind = x as i32,
+                (7, Value::Fixed64(x)) => sc.start = x,
+                (8, Value::Fixed64(x)) => sc.end = x,
+                (9, Value::Bytes { data, .. }) => {
+                    let kv = KeyValue::parse(data, 0)?;
+                    match span_ded.route(&kv) {
+                        Some((i, v)) if slots[i].is_none() => slots[i] = Some(v),
+                        _ => self.attrs.push(&kv),
+                    }
+                }
+                (10, Value::Varint(x)) => sc.dropped_attrs = x as u32,
+                (11, Value::Bytes { data, .. }) => self.push_event(data)?,
+                (12, Value::Varint(x)) => sc.dropped_events = x as u32,
+                (13, Value::Bytes { data, .. }) => self.push_link(data)?,
+                (14, Value::Varint(x)) => sc.dropped_links = x as u32,
+                (15, Value::Bytes { data, .. }) => {
+                    let mut st = Reader::new(data);
+                    while let Some(g) = st.next_field()? {
+                        match (g.number, g.value) {
+                            (2, Value::Bytes { data, .. }) => sc.status_message = data,
+                            (3, Value::Varint(x)) => sc.status_code = x as i32,
+                            _ => {}
+                        }
+                    }
+                }
+                (16, Value::Fixed32(x)) => sc.flags = x,
+                _ => {}
+            }
+        }
+        self.attrs.end_row();
+        for (b, v) in self.span_dedicated.iter_mut().zip(slots.iter()) {
+            b.push(*v);
+        }
+        self.event_offsets.push(self.event_time.len() as i32);
+        self.link_offsets.push(self.link_trace_id.len() as i32);
         self.trace_id.append_value(trace_id)?;
-        self.span_id.append_value(s.span_id)?;
-        if s.parent_span_id.len() == 8 && s.parent_span_id != [0u8; 8] {
-            self.parent_span_id.append_value(s.parent_span_id)?;
+        self.span_id.append_value(sc.span_id)?;
+        if sc.parent.len() == 8 && sc.parent != [0u8; 8] {
+            self.parent_span_id.append_value(sc.parent)?;
         } else {
             self.parent_span_id.append_null();
         }
-        self.trace_state.append_option(non_empty(s.trace_state));
-        self.name.append_value(s.name);
-        self.kind.append_value(s.kind);
-        self.start.append_value(s.start_unix_nano);
-        self.duration.append_value(s.end_unix_nano.saturating_sub(s.start_unix_nano));
-        self.status_code.append_value(s.status_code);
-        self.status_message.append_option(non_empty(s.status_message));
-        self.flags.append_option((s.flags != 0).then_some(s.flags));
-        self.dropped_attrs.append_value(s.dropped_attributes_count);
-        self.dropped_events.append_value(s.dropped_events_count);
-        self.dropped_links.append_value(s.dropped_links_count);
-        // Attributes: dedicated slots first-wins, the rest in the list.
-        let mut local: Vec<Option<DedicatedValue<'_>>> = vec![None; span_ded.columns.len()];
-        let attrs = &mut self.attrs;
-        span_ded.split(s.attrs(), &mut local, |kv| attrs.push(kv));
-        attrs.end_row();
-        for (b, v) in self.span_dedicated.iter_mut().zip(local.iter()) {
-            b.push(*v);
-        }
-        for e in s.events() {
-            self.event_time.append_value(e.time_unix_nano);
-            self.event_name.append_value(e.name);
-            for kv in attrs_of(e.msg, 3) {
-                self.event_attrs.push(&kv);
+        self.trace_state.append_option(non_empty(utf8(sc.trace_state)?));
+        self.name.append_value(utf8(sc.name)?);
+        self.kind.append_value(sc.kind);
+        self.start.append_value(sc.start);
+        self.duration.append_value(sc.end.saturating_sub(sc.start));
+        self.status_code.append_value(sc.status_code);
+        self.status_message.append_option(non_empty(utf8(sc.status_message)?));
+        self.flags.append_option((sc.flags != 0).then_some(sc.flags));
+        self.dropped_attrs.append_value(sc.dropped_attrs);
+        self.dropped_events.append_value(sc.dropped_events);
+        self.dropped_links.append_value(sc.dropped_links);
+        Ok(())
+    }
+
+    fn push_event(&mut self, msg: &[u8]) -> Result<(), ColumnarError> {
+        let (mut time, mut name, mut dropped) = (0, &[][..], 0);
+        let mut r = Reader::new(msg);
+        while let Some(f) = r.next_field()? {
+            match (f.number, f.value) {
+                (1, Value::Fixed64(x)) => time = x,
+                (2, Value::Bytes { data, .. }) => name = data,
+                (3, Value::Bytes { data, .. }) => self.event_attrs.push(&KeyValue::parse(data, 0)?),
+                (4, Value::Varint(x)) => dropped = x as u32,
+                _ => {}
             }
-            self.event_attrs.end_row();
-            self.event_dropped.append_value(e.dropped_attributes_count);
         }
-        self.event_offsets.push(self.event_time.len() as i32);
-        for l in s.links() {
-            self.link_trace_id.append_value(l.trace_id);
-            self.link_span_id.append_value(l.span_id);
-            self.link_trace_state.append_option(non_empty(l.trace_state));
-            for kv in attrs_of(l.msg, 4) {
-                self.link_attrs.push(&kv);
+        self.event_attrs.end_row();
+        self.event_time.append_value(time);
+        self.event_name.append_value(utf8(name)?);
+        self.event_dropped.append_value(dropped);
+        Ok(())
+    }
+
+    fn push_link(&mut self, msg: &[u8]) -> Result<(), ColumnarError> {
+        let (mut tid, mut sid, mut state, mut dropped, mut flags) = (&[][..], &[][..], &[][..], 0, 0);
+        let mut r = Reader::new(msg);
+        while let Some(f) = r.next_field()? {
+            match (f.number, f.value) {
+                (1, Value::Bytes { data, .. }) => tid = data,
+                (2, Value::Bytes { data, .. }) => sid = data,
+                (3, Value::Bytes { data, .. }) => state = data,
+                (4, Value::Bytes { data, .. }) => self.link_attrs.push(&KeyValue::parse(data, 0)?),
+                (5, Value::Varint(x)) => dropped = x as u32,
+                (6, Value::Fixed32(x)) => flags = x,
+                _ => {}
             }
-            self.link_attrs.end_row();
-            self.link_dropped.append_value(l.dropped_attributes_count);
-            self.link_flags.append_option((l.flags != 0).then_some(l.flags));
         }
-        self.link_offsets.push(self.link_trace_id.len() as i32);
+        self.link_attrs.end_row();
+        self.link_trace_id.append_value(tid);
+        self.link_span_id.append_value(sid);
+        self.link_trace_state.append_option(non_empty(utf8(state)?));
+        self.link_dropped.append_value(dropped);
+        self.link_flags.append_option((flags != 0).then_some(flags));
         Ok(())
     }
 
@@ -620,45 +710,41 @@ pub fn build_batch(
         for h in &t.spans {
             let req: &Request = &h.req;
             let span = h.span();
-            let view = SpanView::parse(span.msg.get(req.bytes()))
-                .map_err(|e| ColumnarError::Decode(e.to_string()))?;
-            rows.push(Row { view, req, scope: span.scope });
+            rows.push(Row { span, msg: span.msg.get(req.bytes()), req });
         }
         rows.sort_by(|a, b| {
-            (a.view.start_unix_nano, a.view.span_id, a.view.kind)
-                .cmp(&(b.view.start_unix_nano, b.view.span_id, b.view.kind))
+            (a.span.start_unix_nano, a.span.span_id, a.span.kind)
+                .cmp(&(b.span.start_unix_nano, b.span.span_id, b.span.kind))
         });
-        rows.dedup_by(|a, b| a.view.span_id == b.view.span_id && a.view.kind == b.view.kind);
+        rows.dedup_by(|a, b| a.span.span_id == b.span.span_id && a.span.kind == b.span.kind);
         ids.clear();
         parents.clear();
         for r in &rows {
-            ids.push(r.view.span_id.try_into().unwrap_or([0; 8]));
-            parents.push(
-                <[u8; 8]>::try_from(r.view.parent_span_id).ok().filter(|p| *p != [0u8; 8]),
-            );
+            ids.push(r.span.span_id);
+            parents.push(Some(r.span.parent_span_id).filter(|p| *p != [0u8; 8]));
         }
         let st = structure(&ids, &parents);
         let mut info_of = Vec::with_capacity(rows.len());
         for r in &rows {
-            let key = (r.req as *const Request as usize, r.scope);
+            let key = (r.req as *const Request as usize, r.span.scope);
             let i = *scopes.entry(key).or_insert_with(|| {
-                infos.push(scope_info(r.req, r.scope, &res_ded));
+                infos.push(scope_info(r.req, r.span.scope, &res_ded));
                 infos.len() - 1
             });
             info_of.push(i);
         }
         let (root_service, root_name) = match st.root {
-            Some(i) => (infos[info_of[i]].service, Some(rows[i].view.name)),
+            Some(i) => (infos[info_of[i]].service, Some(SpanView::parse(rows[i].msg)?.name)),
             None => (None, None),
         };
-        let trace_start = rows.iter().map(|r| r.view.start_unix_nano).min().unwrap_or(0);
+        let trace_start = rows.iter().map(|r| r.span.start_unix_nano).min().unwrap_or(0);
         let trace_end = rows
             .iter()
-            .map(|r| r.view.end_unix_nano.max(r.view.start_unix_nano))
+            .map(|r| r.span.end_unix_nano.max(r.span.start_unix_nano))
             .max()
             .unwrap_or(0);
         for (k, r) in rows.iter().enumerate() {
-            b.push_span(&t.trace_id, &r.view, &span_ded)?;
+            b.push_span(&t.trace_id, r.msg, &span_ded)?;
             b.push_scope(&infos[info_of[k]]);
             b.parent_index.append_value(st.parent_index[k]);
             b.left.append_value(st.left[k]);

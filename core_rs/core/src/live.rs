@@ -163,6 +163,8 @@ mod tests {
                     span_id: [i as u8 + 1; 8],
                     start_unix_nano: start,
                     end_unix_nano: start + 1,
+                    parent_span_id: [0; 8],
+                    kind: 0,
                 })
                 .collect(),
             rejected: Rejected::default(),

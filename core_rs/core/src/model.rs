@@ -67,6 +67,9 @@ pub struct SpanRef {
     pub span_id: SpanId,
     pub start_unix_nano: u64,
     pub end_unix_nano: u64,
+    /// The parent span id; all zeros for a root.
+    pub parent_span_id: SpanId,
+    pub kind: i32,
 }
 
 /// Spans dropped from an otherwise good request, by reason.

@@ -79,9 +79,12 @@ fn part(batches: Vec<RecordBatch>) -> Option<TracePart> {
     (!batches.is_empty()).then_some(TracePart { batches })
 }
 
-fn get<'py, T: FromPyObject<'py>>(cfg: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>> {
+fn get<'py, T>(cfg: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<T>>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+{
     match cfg.get_item(key)? {
-        Some(v) if !v.is_none() => Ok(Some(v.extract()?)),
+        Some(v) if !v.is_none() => Ok(Some(v.extract::<T>().map_err(Into::into)?)),
         _ => Ok(None),
     }
 }

@@ -184,6 +184,8 @@ mod tests {
         assert!(meta.total_records > 1);
         assert!(meta.bloom_shards > 1);
         let block = BlockReader::open(&dir).unwrap();
+        let block_schema = readers[0].schema();
+        assert!(!crate::schema::dedicated_from_schema(&block_schema).is_empty());
         let mut max_bytes = 0;
         for (tid, sids) in &expected {
             assert!(block.might_contain(tid));
@@ -191,6 +193,7 @@ mod tests {
             let rows = rows.unwrap();
             assert_eq!(&span_ids(&rows), sids);
             assert_eq!(rows.num_rows(), sids.len(), "duplicates were dropped");
+            assert_eq!(rows.schema(), block_schema, "rows carry the dedicated-column metadata");
             // Trace-level columns agree on every row and structure is consistent.
             let left = rows.column_by_name(crate::schema::NESTED_SET_LEFT).unwrap();
             assert_eq!(left.as_primitive::<arrow_array::types::Int32Type>().null_count(), 0);

@@ -143,7 +143,8 @@ fn read_matching(
     }
     let mut parts = Vec::new();
     for batch in b.build()? {
-        if let Some(rows) = rows_of(&batch?, id) {
+        // Batches read back lack the schema's metadata (the dedicated columns): restore it.
+        if let Some(rows) = rows_of(&batch?.with_schema(schema.clone())?, id) {
             parts.push(rows);
         }
     }

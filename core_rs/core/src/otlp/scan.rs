@@ -124,6 +124,8 @@ fn valid_span(s: &SpanView<'_>, scope: u32, offset: usize, rejected: &mut Reject
         span_id,
         start_unix_nano: s.start_unix_nano,
         end_unix_nano: s.end_unix_nano,
+        parent_span_id: s.parent_span_id.try_into().unwrap_or([0; 8]),
+        kind: s.kind,
     })
 }
 
