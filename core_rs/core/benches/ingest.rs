@@ -1,7 +1,8 @@
 //! The core's hot paths on the reference-shaped data set (`testdata`):
 //! - `push`: decode + validate + WAL append (fsync never) + live-trace index.
 //! - `scan`: decode + validate alone.
-//! - `cut`: live traces to a sorted Arrow batch and a zstd head chunk.
+//! - `build_batch`: live traces to one sorted Arrow batch.
+//! - `cut`: live traces to a head chunk (Arrow IPC, batches of `chunk_batch_rows`).
 //!
 //! `cargo bench -p tempo_core --bench ingest`; throughput is in spans (elements).
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tempo_core::block::{write_chunk, BlockConfig};
+use tempo_core::block::{complete, write_chunk, BlockConfig, ChunkReader};
 use tempo_core::columnar::{build_batch, TraceSpans};
 use tempo_core::ingester::{Encoding, Ingester, IngesterConfig};
 use tempo_core::model::{SpanHandle, TraceId};
@@ -80,17 +81,23 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(traces, |mut t| build_batch(&mut t, &cfg.dedicated_columns).unwrap(), BatchSize::LargeInput)
     });
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("chunk.parquet");
+    let path = tmp.path().join("chunk.arrow");
     g.bench_function("cut", |b| {
-        b.iter_batched(
-            traces,
-            |mut t| {
-                let batch = build_batch(&mut t, &cfg.dedicated_columns).unwrap();
-                write_chunk(&path, &batch, &cfg).unwrap();
-            },
-            BatchSize::LargeInput,
-        )
+        b.iter_batched(traces, |mut t| write_chunk(&path, &mut t, &cfg).unwrap(), BatchSize::LargeInput)
     });
+    // `complete`: four chunks merged into a Parquet block (bloom, index, meta).
+    let chunks: Vec<ChunkReader> = (0..4)
+        .map(|i| {
+            let mut t = traces();
+            t.retain(|tr| tr.trace_id[0] % 4 == i as u8);
+            let p = tmp.path().join(format!("c{i}.arrow"));
+            write_chunk(&p, &mut t, &cfg).unwrap();
+            ChunkReader::open(&p).unwrap()
+        })
+        .collect();
+    let refs: Vec<&ChunkReader> = chunks.iter().collect();
+    let dir = tmp.path().join("block");
+    g.bench_function("complete", |b| b.iter(|| complete(&refs, &dir, "bench", "b", &cfg).unwrap()));
     g.finish();
 }
 

@@ -3,7 +3,7 @@
 //! Write path: a request is decoded and validated ([`crate::otlp`]), appended
 //! to the tenant's WAL, then indexed into its live traces; only then is it
 //! acknowledged. A background sweep moves traces that are idle (or too old, or
-//! over the live-bytes cap) into a *head chunk*: a small sorted Parquet file in
+//! over the live-bytes cap) into a *head chunk*: a small sorted Arrow IPC file in
 //! the span schema, in the tenant's current head directory. Once the head is
 //! older than `max_block_duration`, larger than `max_block_bytes` or has too
 //! many chunks, its chunks are merged into a complete block in the local
@@ -15,7 +15,7 @@
 //! schema, so one engine reads them all.
 //!
 //! On-disk layout under the WAL path, per tenant:
-//! `<wal>/<tenant>/wal/<segment>.wal` and `<wal>/<tenant>/head/<block-id>/<n>.parquet`.
+//! `<wal>/<tenant>/wal/<segment>.wal` and `<wal>/<tenant>/head/<block-id>/<n>.arrow`.
 
 use std::collections::HashMap;
 use std::fs;
@@ -39,6 +39,8 @@ use crate::wal::{FsyncMode, ReplayReport, Wal, WalOptions};
 
 /// WAL record kind: the payload is an OTLP `ExportTraceServiceRequest`.
 const RECORD_OTLP: u8 = 1;
+/// File extension of head chunks (Arrow IPC files).
+const CHUNK_EXT: &str = "arrow";
 
 /// Everything the ingester needs to know; durations as Tempo names them.
 #[derive(Debug, Clone)]
@@ -316,7 +318,7 @@ impl Ingester {
                 .collect();
             files.sort();
             for f in files {
-                if f.extension().and_then(|e| e.to_str()) != Some("parquet") {
+                if f.extension().and_then(|e| e.to_str()) != Some(CHUNK_EXT) {
                     // A chunk torn while being written: its spans are still in the WAL.
                     let _ = fs::remove_file(&f);
                     continue;
@@ -568,15 +570,14 @@ impl Ingester {
 
     /// Writes cut traces as one sorted chunk of the current head.
     fn write_chunk(&self, t: &Tenant, cut: &mut [TraceSpans]) -> Result<(), IngesterError> {
-        let batch = self.build(cut)?;
         let (dir, n) = {
             let mut heads = t.heads.lock();
             let head = heads.current.get_or_insert_with(|| Head::new(&t.dir));
             (head.dir.clone(), head.chunks.len())
         };
         fs::create_dir_all(&dir).map_err(io_err(format!("creating {dir:?}")))?;
-        let path = dir.join(format!("{n:08}.parquet"));
-        block::write_chunk(&path, &batch, &self.cfg.block)
+        let path = dir.join(format!("{n:08}.{CHUNK_EXT}"));
+        block::write_chunk(&path, cut, &self.cfg.block)
             .map_err(|e| IngesterError::Block(format!("writing head chunk {path:?}: {e}")))?;
         let chunk = ChunkReader::open(&path).map_err(|e| IngesterError::Block(e.to_string()))?;
         let mut heads = t.heads.lock();

@@ -1,24 +1,23 @@
 //! Completing a head: a streaming k-way merge of sorted chunks into one block.
 //!
-//! Memory is bounded by `chunks × read batch` plus one row group being written,
+//! Memory is bounded by `chunks × chunk_batch_rows` plus one row group being written,
 //! never by the size of the head.
 
 use std::path::Path;
 
 use arrow_array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+use arrow_schema::ArrowError;
 
-use super::reader::ChunkReader;
+use super::chunk::ChunkReader;
 use super::writer::{trace_id_at, BlockWriter};
 use super::{BlockConfig, BlockError, BlockMeta};
 use crate::columnar;
 use crate::model::TraceId;
 
-/// Rows each chunk contributes per read while merging.
-const MERGE_BATCH_ROWS: usize = 512;
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
 
 struct Cursor {
-    reader: ParquetRecordBatchReader,
+    reader: Batches,
     batch: Option<RecordBatch>,
     pos: usize,
 }
@@ -67,10 +66,6 @@ impl Cursor {
         self.pos = end;
         rows
     }
-
-    fn at_batch_end(&self) -> bool {
-        self.batch.as_ref().is_none_or(|b| self.pos >= b.num_rows())
-    }
 }
 
 /// Merges sorted head chunks into a complete block in `dir` and returns its meta.
@@ -95,7 +90,7 @@ pub fn complete(
     }
     let mut cursors = chunks
         .iter()
-        .map(|c| Ok(Cursor { reader: c.batches(MERGE_BATCH_ROWS)?, batch: None, pos: 0 }))
+        .map(|c| Ok(Cursor { reader: Box::new(c.batches()?) as Batches, batch: None, pos: 0 }))
         .collect::<Result<Vec<_>, BlockError>>()?;
     let mut w = BlockWriter::create(dir, schema.clone(), cfg)?;
     let mut heads: Vec<Option<TraceId>> = vec![None; cursors.len()];
@@ -108,11 +103,7 @@ pub fn complete(
         if let [only] = holders[..] {
             // Copy a run of rows no other chunk interleaves with.
             let bound = heads.iter().enumerate().filter(|&(i, _)| i != only).filter_map(|(_, h)| *h).min();
-            let rows = cursors[only].take_below(bound.as_ref());
-            w.push(rows);
-            if !cursors[only].at_batch_end() {
-                w.at_trace_boundary()?;
-            }
+            w.push(cursors[only].take_below(bound.as_ref()))?;
             continue;
         }
         // The trace is in several chunks: gather all its rows and combine them.
@@ -125,8 +116,7 @@ pub fn complete(
             }
         }
         let rows = arrow_select::concat::concat_batches(&schema, &parts)?;
-        w.push(columnar::rederive(&rows)?);
-        w.at_trace_boundary()?;
+        w.push(columnar::rederive(&rows)?)?;
     }
     w.finish(tenant, block_id, 0)
 }

@@ -1,6 +1,6 @@
 //! Parquet blocks and head chunks (format [`crate::schema::FORMAT`]).
 //!
-//! A *head chunk* is one sorted Parquet file written when live traces are cut;
+//! A *head chunk* is one sorted Arrow IPC file written when live traces are cut;
 //! the chunks of a head are merged ([`complete`]) into a *complete block*:
 //!
 //! ```text
@@ -14,6 +14,7 @@
 //! index, then pages within them from the Parquet page index, and reads only those.
 
 mod bloom;
+mod chunk;
 mod index;
 mod merge;
 mod meta;
@@ -31,8 +32,8 @@ pub use bloom::Bloom;
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::complete;
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
-pub use reader::{BlockReader, ChunkReader, ReadStats};
-pub use writer::write_chunk;
+pub use chunk::{write_chunk, ChunkReader};
+pub use reader::{BlockReader, ReadStats};
 
 use crate::columnar::ColumnarError;
 use crate::schema::{default_dedicated_columns, DedicatedColumn};
@@ -53,10 +54,10 @@ pub struct BlockConfig {
     pub row_group_rows: usize,
     /// Spans per data page (the granularity a lookup reads).
     pub page_rows: usize,
-    /// zstd level of head chunks (written often, read once).
-    pub chunk_zstd_level: i32,
-    /// zstd level of complete blocks.
-    pub block_zstd_level: i32,
+    /// Spans per record batch of a head chunk (what a merge holds per chunk).
+    pub chunk_batch_rows: usize,
+    /// Compression of complete blocks' data pages.
+    pub compression: BlockCompression,
     /// Bloom filter false-positive rate.
     pub bloom_fp: f64,
     /// Traces per bloom filter shard.
@@ -67,15 +68,27 @@ pub struct BlockConfig {
 impl Default for BlockConfig {
     fn default() -> Self {
         BlockConfig {
-            row_group_rows: 20_000,
-            page_rows: 1_000,
-            chunk_zstd_level: 1,
-            block_zstd_level: 3,
+            row_group_rows: 10_000,
+            page_rows: 500,
+            chunk_batch_rows: 1_024,
+            compression: BlockCompression::Lz4Raw,
             bloom_fp: 0.01,
             bloom_shard_traces: 250_000,
             dedicated_columns: default_dedicated_columns(),
         }
     }
+}
+
+/// Page compression of complete blocks. LZ4 is the default: lookups decompress a
+/// few pages of every column, and arrow-rs builds a fresh zstd context per column
+/// chunk read, which costs more than the decompression (zstd blocks are ~20%
+/// smaller, lookups ~3x slower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockCompression {
+    Lz4Raw,
+    Snappy,
+    Zstd(i32),
+    None,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +139,7 @@ mod tests {
     use arrow_array::Array;
 
     use super::*;
-    use crate::columnar::{build_batch, TraceSpans};
+    use crate::columnar::TraceSpans;
     use crate::model::{Request, SpanHandle, TraceId};
     use crate::otlp::scan;
     use crate::testdata;
@@ -161,13 +174,18 @@ mod tests {
     #[test]
     fn chunks_merge_into_a_block_that_finds_every_trace() {
         let tmp = tempfile::tempdir().unwrap();
-        let cfg = BlockConfig { row_group_rows: 500, page_rows: 100, bloom_shard_traces: 50, ..Default::default() };
+        let cfg = BlockConfig {
+            row_group_rows: 500,
+            page_rows: 100,
+            chunk_batch_rows: 200,
+            bloom_shard_traces: 50,
+            ..Default::default()
+        };
         let (chunks, expected) = chunked(3, 42);
         let mut readers = Vec::new();
         for (n, mut traces) in chunks.into_iter().enumerate() {
-            let batch = build_batch(&mut traces, &cfg.dedicated_columns).unwrap();
-            let path = tmp.path().join(format!("{n:08}.parquet"));
-            write_chunk(&path, &batch, &cfg).unwrap();
+            let path = tmp.path().join(format!("{n:08}.arrow"));
+            assert!(write_chunk(&path, &mut traces, &cfg).unwrap() > 0);
             readers.push(ChunkReader::open(&path).unwrap());
         }
         // Chunks answer lookups themselves.
@@ -211,9 +229,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = BlockConfig::default();
         let (mut chunks, expected) = chunked(1, 3);
-        let batch = build_batch(&mut chunks[0], &cfg.dedicated_columns).unwrap();
-        let path = tmp.path().join("c.parquet");
-        write_chunk(&path, &batch, &cfg).unwrap();
+        let path = tmp.path().join("c.arrow");
+        write_chunk(&path, &mut chunks[0], &cfg).unwrap();
         let chunk = ChunkReader::open(&path).unwrap();
         let dir = tmp.path().join("b");
         complete(&[&chunk], &dir, "t", "b", &cfg).unwrap();
@@ -235,5 +252,96 @@ mod tests {
         let clen = fs::metadata(&path).unwrap().len();
         File::options().write(true).open(&path).unwrap().set_len(clen - 10).unwrap();
         assert!(ChunkReader::open(&path).is_err());
+    }
+}
+
+#[cfg(test)]
+mod settings_probe {
+    //! `cargo test --release -p tempo_core settings_probe -- --ignored --nocapture`:
+    //! block size, completion time and lookup cost for writer settings on the
+    //! reference-shaped data. `PROBE="0,10000,500;3,20000,1000"` picks settings
+    //! (compression: 0 LZ4, -1 Snappy, n zstd level n; row-group rows; page rows),
+    //! `PROBE_LOOKUPS=n` the number of lookups timed.
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::columnar::TraceSpans;
+    use crate::model::{SpanHandle, TraceId};
+    use crate::otlp::scan;
+    use crate::testdata;
+
+    #[test]
+    #[ignore]
+    fn probe() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
+        let mut spans = 0;
+        for seed in 0..100 {
+            let (body, _) = testdata::request(seed, 1000);
+            let req = Arc::new(scan(Arc::from(body)).unwrap());
+            spans += req.spans.len();
+            for (i, s) in req.spans.iter().enumerate() {
+                by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
+            }
+        }
+        let mut traces: Vec<TraceSpans> = by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect();
+        let base = BlockConfig::default();
+        let chunk = tmp.path().join("c.arrow");
+        let t = Instant::now();
+        let chunk_size = write_chunk(&chunk, &mut traces, &base).unwrap();
+        println!("spans={spans} cut={:?} chunk bytes/span={:.0}", t.elapsed(), chunk_size as f64 / spans as f64);
+        let c = ChunkReader::open(&chunk).unwrap();
+        let combos: Vec<(i32, usize, usize)> = std::env::var("PROBE")
+            .map(|v| {
+                v.split(';')
+                    .map(|c| {
+                        let n: Vec<i64> = c.split(',').map(|x| x.parse().unwrap()).collect();
+                        (n[0] as i32, n[1] as usize, n[2] as usize)
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|_| vec![(0, 10_000, 500), (1, 10_000, 500), (0, 20_000, 1_000)]);
+        let lookups: usize = std::env::var("PROBE_LOOKUPS").map_or(200, |v| v.parse().unwrap());
+        for (level, rg, page) in combos {
+            let compression = match level {
+                0 => BlockCompression::Lz4Raw,
+                -1 => BlockCompression::Snappy,
+                l => BlockCompression::Zstd(l),
+            };
+            let cfg = BlockConfig { compression, row_group_rows: rg, page_rows: page, ..base.clone() };
+            let dir = tmp.path().join(format!("b{level}-{rg}-{page}"));
+            let t = Instant::now();
+            let meta = complete(&[&c], &dir, "t", "b", &cfg).unwrap();
+            let took = t.elapsed();
+            let block = BlockReader::open(&dir).unwrap();
+            let ids: Vec<TraceId> = traces.iter().cycle().take(lookups).map(|t| t.trace_id).collect();
+            block.find_trace(&ids[0]).unwrap();
+            {
+                let file = File::open(dir.join(DATA_FILE)).unwrap();
+                let opts = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+                    .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+                let m = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&file, opts).unwrap();
+                let md = m.metadata();
+                let pi = md.page_index_for_row_group(0);
+                let cols = md.row_group(0).num_columns();
+                let pages: Vec<usize> = (0..cols).map(|c| pi.offset_index(c).map_or(0, |o| o.page_locations().len())).collect();
+                println!("  row groups={} rows/rg0={} leaf cols={cols} pages per col={pages:?}", md.num_row_groups(), md.row_group(0).num_rows());
+            }
+            let t = Instant::now();
+            let mut bytes = 0;
+            for id in &ids {
+                bytes += block.find_trace_with_stats(id).unwrap().1.bytes;
+            }
+            println!(
+                "{compression:?} rg={rg} page={page}: complete={:?} ({:.2} us/span) bytes/span={:.1} lookup={:?} read/lookup={}",
+                took,
+                took.as_secs_f64() * 1e6 / spans as f64,
+                meta.size as f64 / spans as f64,
+                t.elapsed() / ids.len() as u32,
+                bytes / ids.len() as u64
+            );
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Reading head chunks and complete blocks, counting the bytes each lookup reads.
+//! Reading complete blocks, counting the bytes each lookup reads.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -13,8 +13,8 @@ use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
-    ParquetRecordBatchReaderBuilder, RowSelection,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelectionPolicy,
 };
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -98,7 +98,7 @@ impl ParquetChunkReader for CountingFile {
 }
 
 /// The rows of `id` in a batch sorted by trace id (zero-copy slice).
-fn rows_of(batch: &RecordBatch, id: &TraceId) -> Option<RecordBatch> {
+pub(crate) fn rows_of(batch: &RecordBatch, id: &TraceId) -> Option<RecordBatch> {
     let ids = batch.column(0).as_fixed_size_binary();
     let n = batch.num_rows();
     let lo = partition(n, |i| ids.value(i) < &id[..]);
@@ -119,7 +119,7 @@ fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-fn concat(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Option<RecordBatch>, BlockError> {
+pub(crate) fn concat(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Option<RecordBatch>, BlockError> {
     match parts.len() {
         0 => Ok(None),
         1 => Ok(parts.into_iter().next()),
@@ -137,6 +137,7 @@ fn read_matching(
     let schema = meta.schema().clone();
     let mut b = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
         .with_row_groups(row_groups)
+        .with_row_selection_policy(RowSelectionPolicy::Selectors)
         .with_batch_size(8192);
     if let Some(s) = selection {
         b = b.with_row_selection(s);
@@ -149,68 +150,6 @@ fn read_matching(
         }
     }
     concat(&schema, parts)
-}
-
-/// A head chunk: one sorted Parquet file of cut traces.
-pub struct ChunkReader {
-    path: PathBuf,
-    size: u64,
-    meta: ArrowReaderMetadata,
-    /// Trace-id range per row group (from the column statistics).
-    ranges: Vec<Option<(TraceId, TraceId)>>,
-}
-
-impl ChunkReader {
-    pub fn open(path: &Path) -> Result<ChunkReader, BlockError> {
-        let file = CountingFile::open(path).map_err(io_err(format!("opening {}", path.display())))?;
-        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
-        let ranges = meta
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|rg| {
-                let s = rg.column(0).statistics()?;
-                Some((s.min_bytes_opt()?.try_into().ok()?, s.max_bytes_opt()?.try_into().ok()?))
-            })
-            .collect();
-        Ok(ChunkReader { path: path.to_path_buf(), size: file.len, meta, ranges })
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn schema(&self) -> SchemaRef {
-        self.meta.schema().clone()
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.meta.metadata().file_metadata().num_rows() as u64
-    }
-
-    /// The rows of `id` in this chunk.
-    pub fn find_trace(&self, id: &TraceId) -> Result<Option<RecordBatch>, BlockError> {
-        let groups: Vec<usize> = (0..self.ranges.len())
-            .filter(|&i| self.ranges[i].is_none_or(|(lo, hi)| lo <= *id && *id <= hi))
-            .collect();
-        if groups.is_empty() {
-            return Ok(None);
-        }
-        let file = CountingFile::open(&self.path).map_err(io_err(format!("opening {}", self.path.display())))?;
-        read_matching(file, self.meta.clone(), groups, None, id)
-    }
-
-    /// Every row, in order, `batch_size` rows at a time.
-    pub fn batches(&self, batch_size: usize) -> Result<ParquetRecordBatchReader, BlockError> {
-        let file = CountingFile::open(&self.path).map_err(io_err(format!("opening {}", self.path.display())))?;
-        Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
-            .with_batch_size(batch_size)
-            .build()?)
-    }
 }
 
 /// A complete block: meta, bloom filter and index in memory; the Parquet footer

@@ -14,19 +14,23 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{
-    bloom_file, io_err, sync_dir, write_atomic, BlockConfig, BlockError, BlockMeta, Bloom,
+    bloom_file, BlockCompression, io_err, sync_dir, write_atomic, BlockConfig, BlockError, BlockMeta, Bloom,
     RowGroupRange, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE,
 };
 use crate::model::TraceId;
 use crate::schema;
 
-/// Parquet writer settings shared by chunks and blocks. `max_rows`: rows per row
-/// group (None: the caller ends row groups itself).
-fn properties(cfg: &BlockConfig, level: i32, max_rows: Option<usize>) -> Result<WriterProperties, BlockError> {
+/// Parquet writer settings of complete blocks (row groups are ended by the writer).
+fn properties(cfg: &BlockConfig) -> Result<WriterProperties, BlockError> {
     let start_leaf = 6; // trace_id, span_id, parent_span_id, trace_state, name, kind, start
     Ok(WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(level)?))
-        .set_max_row_group_row_count(max_rows)
+        .set_compression(match cfg.compression {
+            BlockCompression::Lz4Raw => Compression::LZ4_RAW,
+            BlockCompression::Snappy => Compression::SNAPPY,
+            BlockCompression::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level)?),
+            BlockCompression::None => Compression::UNCOMPRESSED,
+        })
+        .set_max_row_group_row_count(None)
         .set_data_page_row_count_limit(cfg.page_rows)
         .set_write_batch_size(cfg.page_rows)
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -38,24 +42,6 @@ fn properties(cfg: &BlockConfig, level: i32, max_rows: Option<usize>) -> Result<
         ]))
         .set_created_by(format!("tempo-fast {}", env!("CARGO_PKG_VERSION")))
         .build())
-}
-
-/// Writes one sorted batch as a head chunk: a temporary file, fsync, rename, so a
-/// chunk on disk is always whole.
-pub fn write_chunk(path: &Path, batch: &RecordBatch, cfg: &BlockConfig) -> Result<(), BlockError> {
-    let tmp = path.with_extension("parquet.tmp");
-    let ctx = || format!("writing head chunk {}", path.display());
-    let file = File::create(&tmp).map_err(io_err(ctx()))?;
-    let props = properties(cfg, cfg.chunk_zstd_level, Some(cfg.row_group_rows))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    w.write(batch)?;
-    let file = w.into_inner()?;
-    file.sync_all().map_err(io_err(ctx()))?;
-    fs::rename(&tmp, path).map_err(io_err(ctx()))?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir).map_err(io_err(ctx()))?;
-    }
-    Ok(())
 }
 
 pub(crate) fn trace_id_at(batch: &RecordBatch, row: usize) -> TraceId {
@@ -71,6 +57,8 @@ pub(crate) struct BlockWriter {
     cfg: BlockConfig,
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+    /// Trace id of the last row pushed.
+    last_id: Option<TraceId>,
     index: TraceIndex,
     trace_ids: Vec<TraceId>,
     spans: u64,
@@ -89,7 +77,7 @@ impl BlockWriter {
         fs::create_dir_all(dir).map_err(io_err(ctx()))?;
         let tmp = dir.join(format!("{DATA_FILE}.tmp"));
         let file = File::create(&tmp).map_err(io_err(ctx()))?;
-        let props = properties(cfg, cfg.block_zstd_level, None)?;
+        let props = properties(cfg)?;
         Ok(BlockWriter {
             dir: dir.to_path_buf(),
             tmp,
@@ -98,6 +86,7 @@ impl BlockWriter {
             cfg: cfg.clone(),
             pending: Vec::new(),
             pending_rows: 0,
+            last_id: None,
             index: TraceIndex::default(),
             trace_ids: Vec::new(),
             spans: 0,
@@ -106,18 +95,23 @@ impl BlockWriter {
         })
     }
 
-    /// Appends sorted rows (continuing where the last push stopped).
-    pub(crate) fn push(&mut self, rows: RecordBatch) {
-        if rows.num_rows() > 0 {
-            self.pending_rows += rows.num_rows();
-            self.pending.push(rows);
-        }
-    }
-
-    /// Called between two traces: ends the row group once it is full.
-    pub(crate) fn at_trace_boundary(&mut self) -> Result<(), BlockError> {
-        if self.pending_rows >= self.cfg.row_group_rows {
-            self.flush_row_group()?;
+    /// Appends sorted rows (continuing where the last push stopped). Row groups
+    /// end at the first trace boundary after `row_group_rows` rows.
+    pub(crate) fn push(&mut self, mut rows: RecordBatch) -> Result<(), BlockError> {
+        while rows.num_rows() > 0 {
+            let first = trace_id_at(&rows, 0);
+            if self.pending_rows >= self.cfg.row_group_rows && self.last_id != Some(first) {
+                self.flush_row_group()?;
+            }
+            let need = self.cfg.row_group_rows.saturating_sub(self.pending_rows);
+            let split = (need.max(1)..rows.num_rows())
+                .find(|&i| trace_id_at(&rows, i) != trace_id_at(&rows, i - 1));
+            let take = split.unwrap_or(rows.num_rows());
+            let head = rows.slice(0, take);
+            self.last_id = Some(trace_id_at(&head, take - 1));
+            self.pending_rows += take;
+            self.pending.push(head);
+            rows = rows.slice(take, rows.num_rows() - take);
         }
         Ok(())
     }
