@@ -48,17 +48,13 @@ pub(crate) fn trace_id_at(batch: &RecordBatch, row: usize) -> TraceId {
     batch.column(0).as_fixed_size_binary().value(row).try_into().expect("trace ids are 16 bytes")
 }
 
-/// Streams sorted rows into a complete block; row groups end on trace boundaries.
+/// Writes a complete block row group by row group.
 pub(crate) struct BlockWriter {
     dir: PathBuf,
     tmp: PathBuf,
     writer: ArrowWriter<File>,
     schema: SchemaRef,
     cfg: BlockConfig,
-    pending: Vec<RecordBatch>,
-    pending_rows: usize,
-    /// Trace id of the last row pushed.
-    last_id: Option<TraceId>,
     index: TraceIndex,
     trace_ids: Vec<TraceId>,
     spans: u64,
@@ -84,9 +80,6 @@ impl BlockWriter {
             writer: ArrowWriter::try_new(file, schema.clone(), Some(props))?,
             schema,
             cfg: cfg.clone(),
-            pending: Vec::new(),
-            pending_rows: 0,
-            last_id: None,
             index: TraceIndex::default(),
             trace_ids: Vec::new(),
             spans: 0,
@@ -95,59 +88,38 @@ impl BlockWriter {
         })
     }
 
-    /// Appends sorted rows (continuing where the last push stopped). Row groups
-    /// end at the first trace boundary after `row_group_rows` rows.
-    pub(crate) fn push(&mut self, mut rows: RecordBatch) -> Result<(), BlockError> {
-        while rows.num_rows() > 0 {
-            let first = trace_id_at(&rows, 0);
-            if self.pending_rows >= self.cfg.row_group_rows && self.last_id != Some(first) {
-                self.flush_row_group()?;
-            }
-            let need = self.cfg.row_group_rows.saturating_sub(self.pending_rows);
-            let split = (need.max(1)..rows.num_rows())
-                .find(|&i| trace_id_at(&rows, i) != trace_id_at(&rows, i - 1));
-            let take = split.unwrap_or(rows.num_rows());
-            let head = rows.slice(0, take);
-            self.last_id = Some(trace_id_at(&head, take - 1));
-            self.pending_rows += take;
-            self.pending.push(head);
-            rows = rows.slice(take, rows.num_rows() - take);
-        }
-        Ok(())
-    }
-
-    fn flush_row_group(&mut self) -> Result<(), BlockError> {
-        if self.pending_rows == 0 {
+    /// Writes one row group (sorted rows that end on a trace boundary).
+    pub(crate) fn write_row_group(&mut self, batch: &RecordBatch) -> Result<(), BlockError> {
+        let n = batch.num_rows();
+        if n == 0 {
             return Ok(());
         }
-        let batch = arrow_select::concat::concat_batches(&self.schema, &self.pending)?;
-        self.pending.clear();
-        self.pending_rows = 0;
-        let n = batch.num_rows();
+        let ids = batch.column(0).as_fixed_size_binary();
         let starts = batch.column_by_name(schema::START).expect("schema").as_primitive::<UInt64Type>();
         let durs = batch.column_by_name(schema::DURATION).expect("schema").as_primitive::<UInt64Type>();
         for i in 0..n {
-            let id = trace_id_at(&batch, i);
-            if self.trace_ids.last() != Some(&id) {
-                self.trace_ids.push(id);
+            if i == 0 || ids.value(i) != ids.value(i - 1) {
+                let id: TraceId = ids.value(i).try_into().expect("trace ids are 16 bytes");
+                if self.trace_ids.last() != Some(&id) {
+                    self.trace_ids.push(id);
+                }
             }
             self.start = self.start.min(starts.value(i));
             self.end = self.end.max(starts.value(i).saturating_add(durs.value(i)));
         }
         self.index.groups.push(RowGroupRange {
-            min: trace_id_at(&batch, 0),
-            max: trace_id_at(&batch, n - 1),
+            min: trace_id_at(batch, 0),
+            max: trace_id_at(batch, n - 1),
             rows: n as u32,
         });
         self.spans += n as u64;
-        self.writer.write(&batch)?;
+        self.writer.write(batch)?;
         self.writer.flush()?;
         Ok(())
     }
 
     /// Writes the data file, bloom shards, index and finally `meta.json`.
-    pub(crate) fn finish(mut self, tenant: &str, block_id: &str, level: u32) -> Result<BlockMeta, BlockError> {
-        self.flush_row_group()?;
+    pub(crate) fn finish(self, tenant: &str, block_id: &str, level: u32) -> Result<BlockMeta, BlockError> {
         let ctx = || format!("writing block {}", self.dir.display());
         let file = self.writer.into_inner()?;
         file.sync_all().map_err(io_err(ctx()))?;
