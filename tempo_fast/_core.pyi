@@ -41,7 +41,9 @@ class Ingester:
 
     def __init__(self, wal_path: str, config: dict[str, object]) -> None: ...
     def replay(self) -> dict[str, int]:
-        """Replay the WAL (call once, before serving): {"segments", "records", "spans", "torn_bytes"}."""
+        """Replay the WAL (call once, before serving).
+
+        Returns {"segments", "records", "spans", "torn_bytes"}."""
     def start(self) -> None:
         """Start the background sweep (idle traces -> head chunks -> blocks)."""
     def push(
@@ -73,9 +75,7 @@ class BlockStore:
     def __init__(self, path: str) -> None: ...
     def poll(self) -> dict[str, int]:
         """Re-read the block list: {tenant: number of blocks}."""
-    def find_trace(
-        self, tenant: str, trace_id: bytes
-    ) -> tuple[TracePart | None, dict[str, int]]:
+    def find_trace(self, tenant: str, trace_id: bytes) -> tuple[TracePart | None, dict[str, int]]:
         """Spans of ``trace_id`` in complete blocks, and read stats
         {"blocks_checked", "blocks_read", "bytes_read", "reads", "errors"}."""
 

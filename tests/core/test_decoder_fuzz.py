@@ -69,12 +69,40 @@ def test_mutated_requests(ingester, body: bytes) -> None:
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(
-                        ["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "name",
-                         "attributes", "key", "value", "stringValue", "intValue", "kind",
-                         "startTimeUnixNano", "events", "links", "status", "resource"]), c, max_size=4),
-                    max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda c: (
+            st.lists(c, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "resourceSpans",
+                        "scopeSpans",
+                        "spans",
+                        "traceId",
+                        "spanId",
+                        "name",
+                        "attributes",
+                        "key",
+                        "value",
+                        "stringValue",
+                        "intValue",
+                        "kind",
+                        "startTimeUnixNano",
+                        "events",
+                        "links",
+                        "status",
+                        "resource",
+                    ]
+                ),
+                c,
+                max_size=4,
+            )
+        ),
+        max_leaves=30,
+    )
+)
 def test_random_json_shapes(ingester, doc) -> None:
     # The stdlib encoder: any integer size, and NaN/Infinity (invalid JSON) come out too.
     push(ingester, json.dumps(doc).encode(), encoding="json")

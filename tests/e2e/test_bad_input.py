@@ -53,7 +53,12 @@ JSON = {"Content-Type": "application/json"}
         (b"not gzip at all", {**PB, "Content-Encoding": "gzip"}, 400, "invalid_gzip"),
         (b"{not json", JSON, 400, "invalid_json"),
         (b'{"resourceSpans": 5}', JSON, 400, "invalid_json"),
-        (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":{}}]}]}]}', JSON, 400, "invalid_json"),
+        (
+            b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":{}}]}]}]}',
+            JSON,
+            400,
+            "invalid_json",
+        ),
         (b"[]", JSON, 400, "invalid_json"),
         (valid_request(), {"Content-Type": "text/plain"}, 415, "unsupported_content_type"),
         (valid_request(), {}, 415, "unsupported_content_type"),
@@ -88,7 +93,9 @@ def test_oversized_bodies(server: TempoServer) -> None:
     assert_still_serving(server)
 
 
-@pytest.mark.parametrize("body", [b"\xff\xff\xff\xff", valid_request()[:-5], b"\x0a\x05\x12\x03\x0a"])
+@pytest.mark.parametrize(
+    "body", [b"\xff\xff\xff\xff", valid_request()[:-5], b"\x0a\x05\x12\x03\x0a"]
+)
 def test_grpc_invalid_argument(server: TempoServer, body: bytes) -> None:
     with pytest.raises(grpc.RpcError) as err:
         grpc_export(server, body)
@@ -108,11 +115,13 @@ def test_grpc_partial_success(server: TempoServer) -> None:
 
 
 def test_grpc_oversized(server: TempoServer) -> None:
-    with pytest.raises(grpc.RpcError) as err:
-        with grpc.insecure_channel(
+    with (
+        pytest.raises(grpc.RpcError) as err,
+        grpc.insecure_channel(
             server.otlp_grpc, options=[("grpc.max_send_message_length", 64 << 20)]
-        ) as ch:
-            call = ch.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
-            call(b"\x0a" + b"\x00" * (30 << 20), timeout=20)
+        ) as ch,
+    ):
+        call = ch.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        call(b"\x0a" + b"\x00" * (30 << 20), timeout=20)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert_still_serving(server)

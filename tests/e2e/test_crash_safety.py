@@ -4,16 +4,17 @@ WAL tail keeps everything before the tear."""
 from __future__ import annotations
 
 import grpc
+import orjson
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 
 from tests.e2e.test_bad_input import EXPORT
 from tests.e2e.traces import normalise_otlp
 from tests.server import TempoServer
 
-import orjson
 
-
-def request(batch: int, n_traces: int = 20, spans_per_trace: int = 5) -> tuple[bytes, dict[str, set[str]]]:
+def request(
+    batch: int, n_traces: int = 20, spans_per_trace: int = 5
+) -> tuple[bytes, dict[str, set[str]]]:
     req = ts.ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     kv = rs.resource.attributes.add()
@@ -53,7 +54,10 @@ def span_ids(server: TempoServer, tid: str) -> set[str]:
 
 
 def test_kill_9_keeps_every_acked_span(tmp_path) -> None:
-    server = TempoServer(tmp_path / "tempo", overrides={"ingester": {"trace_idle_period": "1s", "flush_check_period": "1s"}}).start()
+    server = TempoServer(
+        tmp_path / "tempo",
+        overrides={"ingester": {"trace_idle_period": "1s", "flush_check_period": "1s"}},
+    ).start()
     try:
         acked = send_acked(server, range(30))
         server.kill()

@@ -52,7 +52,9 @@ def test_sdk_exporters_round_trip(server: TempoServer, transport: str) -> None:
     else:
         exporter = HttpExporter(
             endpoint=f"{server.otlp_http}/v1/traces",
-            compression=HttpCompression.Gzip if transport.endswith("gzip") else HttpCompression.NoCompression,
+            compression=HttpCompression.Gzip
+            if transport.endswith("gzip")
+            else HttpCompression.NoCompression,
         )
     sent = emit_traces(exporter, n_traces=3, service=f"svc-{transport}")
     for tid in trace_ids(sent):
@@ -101,7 +103,9 @@ def test_otlp_json_and_partial_success(server: TempoServer) -> None:
     body = {
         "resourceSpans": [
             {
-                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]
+                },
                 "scopeSpans": [
                     {
                         "scope": {"name": "manual"},
@@ -142,8 +146,14 @@ def test_otlp_json_and_partial_success(server: TempoServer) -> None:
     assert span["resource"] == {"service.name": "json-svc"}
 
     metrics = server.metrics()
-    assert 'tempo_discarded_spans_total{reason="invalid_trace_id",tenant="single-tenant"} 1.0' in metrics
-    assert 'tempo_discarded_spans_total{reason="invalid_span_id",tenant="single-tenant"} 1.0' in metrics
+    assert (
+        'tempo_discarded_spans_total{reason="invalid_trace_id",tenant="single-tenant"} 1.0'
+        in metrics
+    )
+    assert (
+        'tempo_discarded_spans_total{reason="invalid_span_id",tenant="single-tenant"} 1.0'
+        in metrics
+    )
 
 
 def test_gzip_json_and_empty_bodies(server: TempoServer) -> None:

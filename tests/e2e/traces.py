@@ -23,7 +23,11 @@ KINDS = {
     SpanKind.PRODUCER: "SPAN_KIND_PRODUCER",
     SpanKind.CONSUMER: "SPAN_KIND_CONSUMER",
 }
-STATUS = {StatusCode.UNSET: None, StatusCode.OK: "STATUS_CODE_OK", StatusCode.ERROR: "STATUS_CODE_ERROR"}
+STATUS = {
+    StatusCode.UNSET: None,
+    StatusCode.OK: "STATUS_CODE_OK",
+    StatusCode.ERROR: "STATUS_CODE_ERROR",
+}
 
 
 def emit_traces(
@@ -34,7 +38,12 @@ def emit_traces(
     memory = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create(
-            {"service.name": service, "service.namespace": "shop", "k8s.pod.name": "pod-1", "replicas": 3}
+            {
+                "service.name": service,
+                "service.namespace": "shop",
+                "k8s.pod.name": "pod-1",
+                "replicas": 3,
+            }
         )
     )
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -124,7 +133,9 @@ def _any_value(v: dict[str, Any]) -> Any:
     if "arrayValue" in v:
         return [_any_value(x) for x in v["arrayValue"].get("values", [])]
     if "kvlistValue" in v:
-        return {kv["key"]: _any_value(kv.get("value", {})) for kv in v["kvlistValue"].get("values", [])}
+        return {
+            kv["key"]: _any_value(kv.get("value", {})) for kv in v["kvlistValue"].get("values", [])
+        }
     if "bytesValue" in v:
         return base64.b64decode(v["bytesValue"])
     return None

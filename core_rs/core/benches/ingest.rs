@@ -53,7 +53,8 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let tmp = tempfile::tempdir().unwrap();
-                let mut cfg = IngesterConfig::new(tmp.path().join("wal"), tmp.path().join("blocks"));
+                let mut cfg =
+                    IngesterConfig::new(tmp.path().join("wal"), tmp.path().join("blocks"));
                 cfg.fsync = FsyncMode::Never;
                 let ing = Ingester::new(cfg).unwrap();
                 let t = Instant::now();
@@ -66,24 +67,35 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let reqs: Vec<Arc<_>> = bodies.iter().map(|b| Arc::new(scan(Arc::from(b.as_slice())).unwrap())).collect();
+    let reqs: Vec<Arc<_>> =
+        bodies.iter().map(|b| Arc::new(scan(Arc::from(b.as_slice())).unwrap())).collect();
     let traces = || {
         let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
         for r in &reqs {
             for (i, s) in r.spans.iter().enumerate() {
-                by.entry(s.trace_id).or_default().push(SpanHandle { req: r.clone(), idx: i as u32 });
+                by.entry(s.trace_id)
+                    .or_default()
+                    .push(SpanHandle { req: r.clone(), idx: i as u32 });
             }
         }
         by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect::<Vec<_>>()
     };
     let cfg = BlockConfig::default();
     g.bench_function("build_batch", |b| {
-        b.iter_batched(traces, |mut t| build_batch(&mut t, &cfg.dedicated_columns).unwrap(), BatchSize::LargeInput)
+        b.iter_batched(
+            traces,
+            |mut t| build_batch(&mut t, &cfg.dedicated_columns).unwrap(),
+            BatchSize::LargeInput,
+        )
     });
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("chunk.arrow");
     g.bench_function("cut", |b| {
-        b.iter_batched(traces, |mut t| write_chunk(&path, &mut t, &cfg).unwrap(), BatchSize::LargeInput)
+        b.iter_batched(
+            traces,
+            |mut t| write_chunk(&path, &mut t, &cfg).unwrap(),
+            BatchSize::LargeInput,
+        )
     });
     // `complete`: four chunks merged into a Parquet block (bloom, index, meta).
     let chunks: Vec<ChunkReader> = (0..4)

@@ -9,18 +9,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder,
-    Int64Builder, StringBuilder, UInt32Builder, UInt64Builder, UInt8Builder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder,
+    Int32Builder, Int64Builder, StringBuilder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, Int32Array, ListArray, RecordBatch, StringArray, StructArray, UInt32Array, UInt64Array};
+use arrow_array::{
+    Array, ArrayRef, Int32Array, ListArray, RecordBatch, StringArray, StructArray, UInt32Array,
+    UInt64Array,
+};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields};
 
 use crate::model::{Request, SpanHandle, SpanRef, TraceId};
-use crate::pb::{PbError, Reader, Value};
 use crate::otlp::view::{attrs_of, AnyValue, KeyValue, ResourceHead, ScopeHead, SpanView};
+use crate::pb::{PbError, Reader, Value};
 use crate::schema::{self, AttrType, DedicatedColumn, DedicatedScope, DedicatedType};
 
 /// The spans of one trace, as handed to the columnar builder.
@@ -493,7 +496,11 @@ impl Builders {
             dropped_events: UInt32Builder::with_capacity(rows),
             dropped_links: UInt32Builder::with_capacity(rows),
             attrs: AttrListBuilder::with_capacity(rows, rows * 8),
-            span_dedicated: span_ded.columns.iter().map(|(_, t)| DedicatedBuilder::new(*t)).collect(),
+            span_dedicated: span_ded
+                .columns
+                .iter()
+                .map(|(_, t)| DedicatedBuilder::new(*t))
+                .collect(),
             event_offsets: vec![0],
             event_time: UInt64Builder::new(),
             event_name: StringBuilder::new(),
@@ -508,7 +515,11 @@ impl Builders {
             link_flags: UInt32Builder::new(),
             service: StringBuilder::new(),
             resource_attrs: AttrListBuilder::new(),
-            resource_dedicated: res_ded.columns.iter().map(|(_, t)| DedicatedBuilder::new(*t)).collect(),
+            resource_dedicated: res_ded
+                .columns
+                .iter()
+                .map(|(_, t)| DedicatedBuilder::new(*t))
+                .collect(),
             resource_dropped: UInt32Builder::new(),
             resource_schema_url: StringBuilder::new(),
             scope_name: StringBuilder::new(),
@@ -620,7 +631,8 @@ impl Builders {
     }
 
     fn push_link(&mut self, msg: &[u8]) -> Result<(), ColumnarError> {
-        let (mut tid, mut sid, mut state, mut dropped, mut flags) = (&[][..], &[][..], &[][..], 0, 0);
+        let (mut tid, mut sid, mut state, mut dropped, mut flags) =
+            (&[][..], &[][..], &[][..], 0, 0);
         let mut r = Reader::new(msg);
         while let Some(f) = r.next_field()? {
             match (f.number, f.value) {
@@ -743,7 +755,7 @@ pub fn build_batch(
     traces: &mut [TraceSpans],
     dedicated: &[DedicatedColumn],
 ) -> Result<RecordBatch, ColumnarError> {
-    traces.sort_unstable_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    traces.sort_unstable_by_key(|t| t.trace_id);
     let span_ded = Dedicated::new(dedicated, DedicatedScope::Span);
     let res_ded = Dedicated::new(dedicated, DedicatedScope::Resource);
     let total: usize = traces.iter().map(|t| t.spans.len()).sum();
@@ -763,8 +775,11 @@ pub fn build_batch(
             rows.push(Row { span, msg: span.msg.get(req.bytes()), req });
         }
         rows.sort_by(|a, b| {
-            (a.span.start_unix_nano, a.span.span_id, a.span.kind)
-                .cmp(&(b.span.start_unix_nano, b.span.span_id, b.span.kind))
+            (a.span.start_unix_nano, a.span.span_id, a.span.kind).cmp(&(
+                b.span.start_unix_nano,
+                b.span.span_id,
+                b.span.kind,
+            ))
         });
         rows.dedup_by(|a, b| a.span.span_id == b.span.span_id && a.span.kind == b.span.kind);
         ids.clear();
@@ -809,7 +824,10 @@ pub fn build_batch(
         b.root_name.append_option(root_name);
         b.trace_start.append_value(rows.iter().map(|r| r.span.start_unix_nano).min().unwrap_or(0));
         b.trace_end.append_value(
-            rows.iter().map(|r| r.span.end_unix_nano.max(r.span.start_unix_nano)).max().unwrap_or(0),
+            rows.iter()
+                .map(|r| r.span.end_unix_nano.max(r.span.start_unix_nano))
+                .max()
+                .unwrap_or(0),
         );
     }
     // Pass 2: append every span, fetching the bytes of the spans ahead (they are
@@ -858,8 +876,7 @@ pub fn rederive(batch: &RecordBatch) -> Result<RecordBatch, ColumnarError> {
         .collect();
     let st = structure(&ids, &pids);
     let trace_start = order.iter().map(|&i| starts.value(i)).min().unwrap_or(0);
-    let trace_end =
-        order.iter().map(|&i| starts.value(i) + durations.value(i)).max().unwrap_or(0);
+    let trace_end = order.iter().map(|&i| starts.value(i) + durations.value(i)).max().unwrap_or(0);
     let (root_service, root_name) = match st.root {
         Some(k) => {
             let i = order[k];
@@ -947,9 +964,12 @@ mod tests {
         let b = build_batch(&mut twice, &ded).unwrap();
         assert_eq!(a, b);
         // One trace split over two batches and merged back re-derives the same rows.
-        let tid = a.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary().value(0).to_vec();
+        let tid =
+            a.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary().value(0).to_vec();
         let rows: Vec<usize> = (0..a.num_rows())
-            .filter(|&i| a.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary().value(i) == tid)
+            .filter(|&i| {
+                a.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary().value(i) == tid
+            })
             .collect();
         let one = a.slice(rows[0], rows.len());
         let reversed = UInt32Array::from_iter_values((0..one.num_rows() as u32).rev());
@@ -959,7 +979,8 @@ mod tests {
             .map(|c| arrow_select::take::take(c.as_ref(), &reversed, None).unwrap())
             .collect();
         let shuffled = RecordBatch::try_new(one.schema(), cols).unwrap();
-        let doubled = arrow_select::concat::concat_batches(&one.schema(), [&shuffled, &one]).unwrap();
+        let doubled =
+            arrow_select::concat::concat_batches(&one.schema(), [&shuffled, &one]).unwrap();
         assert_eq!(rederive(&doubled).unwrap(), one);
     }
 

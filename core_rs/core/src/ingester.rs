@@ -211,7 +211,8 @@ fn unix_nanos_now() -> u64 {
 
 impl Ingester {
     pub fn new(cfg: IngesterConfig) -> Result<Arc<Ingester>, IngesterError> {
-        fs::create_dir_all(&cfg.wal_path).map_err(io_err(format!("creating {:?}", cfg.wal_path)))?;
+        fs::create_dir_all(&cfg.wal_path)
+            .map_err(io_err(format!("creating {:?}", cfg.wal_path)))?;
         fs::create_dir_all(&cfg.blocks_path)
             .map_err(io_err(format!("creating {:?}", cfg.blocks_path)))?;
         Ok(Arc::new(Ingester {
@@ -371,7 +372,11 @@ impl Ingester {
             Encoding::Json => Arc::from(otlp::json_to_protobuf(body)?),
         };
         let req = Arc::new(otlp::scan(pb)?);
-        let mut out = PushOutcome { accepted: req.spans.len() as u32, rejected: req.rejected, ..Default::default() };
+        let mut out = PushOutcome {
+            accepted: req.spans.len() as u32,
+            rejected: req.rejected,
+            ..Default::default()
+        };
         if req.spans.is_empty() {
             return Ok(out);
         }
@@ -400,7 +405,11 @@ impl Ingester {
 
     /// Every row of `trace_id` the ingester holds: live, head chunks and recently
     /// completed blocks (one batch per source).
-    pub fn find_trace(&self, tenant: &str, trace_id: &TraceId) -> Result<Vec<RecordBatch>, IngesterError> {
+    pub fn find_trace(
+        &self,
+        tenant: &str,
+        trace_id: &TraceId,
+    ) -> Result<Vec<RecordBatch>, IngesterError> {
         let Some(t) = self.tenants.read().get(tenant).cloned() else {
             return Ok(Vec::new());
         };
@@ -421,16 +430,21 @@ impl Ingester {
                 .collect()
         };
         for c in chunks {
-            if let Some(b) = c.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))? {
+            if let Some(b) =
+                c.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))?
+            {
                 out.push(b);
             }
         }
-        let blocks: Vec<Arc<BlockReader>> = t.complete.lock().iter().map(|(_, b)| b.clone()).collect();
+        let blocks: Vec<Arc<BlockReader>> =
+            t.complete.lock().iter().map(|(_, b)| b.clone()).collect();
         for b in blocks {
             if !b.might_contain(trace_id) {
                 continue;
             }
-            if let Some(batch) = b.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))? {
+            if let Some(batch) =
+                b.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))?
+            {
                 out.push(batch);
             }
         }
@@ -754,7 +768,11 @@ mod tests {
             let stats = &ing.tenant_stats()[0];
             assert_eq!((stats.live_traces, stats.blocks_cut), (0, 1));
             for (tid, sids) in &want1 {
-                assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids, "from the completed block");
+                assert_eq!(
+                    &span_ids(&ing.find_trace("t", tid).unwrap()),
+                    sids,
+                    "from the completed block"
+                );
             }
             // Pushed but never cut: only the WAL has it when the process "dies" here.
             ing.push("t", &second, Encoding::Protobuf, false, 20 << 20).unwrap();
@@ -763,7 +781,11 @@ mod tests {
         let report = ing.replay().unwrap();
         assert!(report.records >= 1);
         for (tid, sids) in &want2 {
-            assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids, "replayed from the WAL");
+            assert_eq!(
+                &span_ids(&ing.find_trace("t", tid).unwrap()),
+                sids,
+                "replayed from the WAL"
+            );
         }
         let store = BlockStore::new(tmp.path().join("blocks"));
         assert_eq!(store.poll().unwrap(), vec![("t".to_string(), 1)]);
@@ -783,7 +805,8 @@ mod tests {
             ing.push("../etc", &body, Encoding::Protobuf, false, 1 << 20),
             Err(PushError::InvalidTenant(_))
         ));
-        let err = ing.push("t", &body[..body.len() - 1], Encoding::Protobuf, false, 1 << 20).unwrap_err();
+        let err =
+            ing.push("t", &body[..body.len() - 1], Encoding::Protobuf, false, 1 << 20).unwrap_err();
         assert!(matches!(err, PushError::Decode(DecodeError::Protobuf(_))));
         let err = ing.push("t", &body, Encoding::Protobuf, false, 100).unwrap_err();
         assert!(matches!(err, PushError::Decode(DecodeError::TooLarge { .. })));

@@ -20,8 +20,13 @@ pub enum PbError {
     BadWireType(u8),
     ZeroFieldNumber,
     /// A field had an unexpected wire type for its number.
-    WrongType { field: u32, wire: u8 },
-    InvalidUtf8 { field: u32 },
+    WrongType {
+        field: u32,
+        wire: u8,
+    },
+    InvalidUtf8 {
+        field: u32,
+    },
     /// Nesting deeper than the decoder allows.
     TooDeep,
 }
@@ -51,7 +56,10 @@ pub enum Value<'a> {
     Fixed64(u64),
     Fixed32(u32),
     /// Length-delimited payload; `offset` is its start within the reader's buffer.
-    Bytes { data: &'a [u8], offset: usize },
+    Bytes {
+        data: &'a [u8],
+        offset: usize,
+    },
 }
 
 /// A decoded field: number and value.

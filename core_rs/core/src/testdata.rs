@@ -3,12 +3,31 @@
 //! 4–30 spans, ~8 span and 6 resource attributes, an exception event on errors.
 //! Spans also carry every `AnyValue` kind so round trips cover them all.
 
-use crate::pb::{put_bytes_field, put_fixed32_field, put_fixed64_field, put_message, put_varint_field};
+use crate::pb::{
+    put_bytes_field, put_fixed32_field, put_fixed64_field, put_message, put_varint_field,
+};
 
 const SERVICES: [&str; 20] = [
-    "frontend", "cart", "checkout", "payment", "shipping", "email", "currency", "ad",
-    "recommendation", "catalog", "auth", "search", "inventory", "pricing", "user", "gateway",
-    "review", "quote", "fraud", "ledger",
+    "frontend",
+    "cart",
+    "checkout",
+    "payment",
+    "shipping",
+    "email",
+    "currency",
+    "ad",
+    "recommendation",
+    "catalog",
+    "auth",
+    "search",
+    "inventory",
+    "pricing",
+    "user",
+    "gateway",
+    "review",
+    "quote",
+    "fraud",
+    "ledger",
 ];
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 const DBS: [&str; 4] = ["postgresql", "redis", "mongodb", "mysql"];
@@ -34,8 +53,8 @@ impl Rng {
         lo + self.next_u64() % (hi - lo + 1)
     }
 
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.next_u64() as usize % items.len()]
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next_u64() as usize % items.len()]
     }
 
     pub fn bytes<const N: usize>(&mut self) -> [u8; N] {
@@ -105,12 +124,12 @@ fn encode_span(out: &mut Vec<u8>, s: &GenSpan, rng: &mut Rng) {
         put_varint_field(o, 6, s.kind);
         put_fixed64_field(o, 7, s.start);
         put_fixed64_field(o, 8, s.end);
-        kv_str(o, 9, "http.method", *rng.pick(&METHODS));
+        kv_str(o, 9, "http.method", rng.pick(&METHODS));
         kv_str(o, 9, "http.route", &s.route);
         kv_int(o, 9, "http.status_code", s.code);
-        kv_str(o, 9, "net.peer.name", *rng.pick(&SERVICES));
+        kv_str(o, 9, "net.peer.name", rng.pick(&SERVICES));
         kv_str(o, 9, "user.id", &format!("user-{}", rng.range(0, 99_999)));
-        kv_str(o, 9, "db.system", *rng.pick(&DBS));
+        kv_str(o, 9, "db.system", rng.pick(&DBS));
         kv_bool(o, 9, "retry", rng.range(0, 9) == 0);
         kv_int(o, 9, "payload.bytes", rng.range(0, 1 << 20) as i64);
         if rng.range(0, 49) == 0 {
@@ -170,7 +189,7 @@ fn gen_trace(rng: &mut Rng, t0: u64, out: &mut Vec<GenSpan>) {
         };
         let start = t0 + i as u64 * 1000;
         let dur = if i == 0 { root_dur } else { rng.range(10_000, root_dur) };
-        let code = if rng.range(0, 99) < 3 { 500 } else { *rng.pick(&[200, 200, 200, 201, 404]) };
+        let code = if rng.range(0, 99) < 3 { 500 } else { rng.pick(&[200, 200, 200, 201, 404]) };
         out.push(GenSpan {
             trace_id,
             span_id,

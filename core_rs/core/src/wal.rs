@@ -137,7 +137,11 @@ impl Wal {
     /// Opens (creating if needed) the WAL in `dir` and replays it: `on_record`
     /// receives `(segment id, payload)` for every valid record in order. New
     /// appends go to a fresh segment after the replayed ones.
-    pub fn open<F>(dir: &Path, opts: WalOptions, mut on_record: F) -> io::Result<(Wal, ReplayReport)>
+    pub fn open<F>(
+        dir: &Path,
+        opts: WalOptions,
+        mut on_record: F,
+    ) -> io::Result<(Wal, ReplayReport)>
     where
         F: FnMut(u64, &[u8]),
     {

@@ -154,7 +154,10 @@ impl Ingester {
         let d = PyDict::new(py);
         d.set_item("segments", r.segments)?;
         d.set_item("records", r.records)?;
-        d.set_item("spans", self.inner.stats.wal_replayed_spans.load(std::sync::atomic::Ordering::Relaxed))?;
+        d.set_item(
+            "spans",
+            self.inner.stats.wal_replayed_spans.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
         d.set_item("torn_bytes", r.torn_bytes)?;
         Ok(d)
     }
@@ -203,7 +206,12 @@ impl Ingester {
         })
     }
 
-    fn find_trace(&self, py: Python<'_>, tenant: &str, trace_id: &[u8]) -> PyResult<Option<TracePart>> {
+    fn find_trace(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        trace_id: &[u8],
+    ) -> PyResult<Option<TracePart>> {
         let id = self::trace_id(trace_id)?;
         let inner = &self.inner;
         let batches = py.detach(|| inner.find_trace(tenant, &id)).map_err(runtime)?;
@@ -320,7 +328,8 @@ fn render_trace(
 /// Sets the Rust side's log level ("debug", "info", "warn", "error").
 #[pyfunction]
 fn set_log_level(level: &str) -> PyResult<()> {
-    let l = Level::parse(level).ok_or_else(|| PyValueError::new_err(format!("unknown log level {level:?}")))?;
+    let l = Level::parse(level)
+        .ok_or_else(|| PyValueError::new_err(format!("unknown log level {level:?}")))?;
     set_level(l);
     Ok(())
 }

@@ -107,7 +107,10 @@ impl Bloom {
             if b.len() != 16 + words * 8 || words == 0 || !(1..=64).contains(&k) {
                 return Err("bad bloom shard size".into());
             }
-            let bits = b[16..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+            let bits = b[16..]
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             Ok(Shard { k, bits })
         };
         Ok(Bloom { shards: shards.iter().map(|b| decode(b)).collect::<Result<_, _>>()? })

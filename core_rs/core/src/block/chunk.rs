@@ -28,8 +28,12 @@ const RANGES_KEY: &str = "tempo_fast.batch_ranges";
 
 /// Builds and writes cut traces as one chunk (sorted by trace id, then start):
 /// a temporary file, fsync, rename, so a chunk on disk is always whole.
-pub fn write_chunk(path: &Path, traces: &mut [TraceSpans], cfg: &BlockConfig) -> Result<u64, BlockError> {
-    traces.sort_unstable_by(|a, b| a.trace_id.cmp(&b.trace_id));
+pub fn write_chunk(
+    path: &Path,
+    traces: &mut [TraceSpans],
+    cfg: &BlockConfig,
+) -> Result<u64, BlockError> {
+    traces.sort_unstable_by_key(|t| t.trace_id);
     let tmp = path.with_extension("arrow.tmp");
     let ctx = || format!("writing head chunk {}", path.display());
     let file = File::create(&tmp).map_err(io_err(ctx()))?;
@@ -41,7 +45,9 @@ pub fn write_chunk(path: &Path, traces: &mut [TraceSpans], cfg: &BlockConfig) ->
         // Whole traces, up to `chunk_batch_rows` spans (a bigger trace goes alone).
         let mut end = start;
         let mut rows = 0;
-        while end < traces.len() && (end == start || rows + traces[end].spans.len() <= cfg.chunk_batch_rows) {
+        while end < traces.len()
+            && (end == start || rows + traces[end].spans.len() <= cfg.chunk_batch_rows)
+        {
             rows += traces[end].spans.len();
             end += 1;
         }
@@ -89,7 +95,8 @@ impl ChunkReader {
     pub fn open(path: &Path) -> Result<ChunkReader, BlockError> {
         let reader = Self::reader(path)?;
         let corrupt = |why: &str| BlockError::Corrupt(format!("{}: {why}", path.display()));
-        let ranges = reader.custom_metadata().get(RANGES_KEY).ok_or_else(|| corrupt("no batch ranges"))?;
+        let ranges =
+            reader.custom_metadata().get(RANGES_KEY).ok_or_else(|| corrupt("no batch ranges"))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(ranges)
             .map_err(|_| corrupt("bad batch ranges"))?;
@@ -140,7 +147,9 @@ impl ChunkReader {
     }
 
     /// Every row, in order, one batch (at most `chunk_batch_rows`) at a time.
-    pub fn batches(&self) -> Result<impl Iterator<Item = Result<RecordBatch, ArrowError>> + Send, BlockError> {
+    pub fn batches(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, ArrowError>> + Send, BlockError> {
         Self::reader(&self.path)
     }
 }

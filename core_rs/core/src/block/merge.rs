@@ -26,7 +26,8 @@ type Batches = Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>;
 
 /// Trace ids compare as big-endian integers (the same order as the bytes).
 fn key(batch: &RecordBatch, row: usize) -> u128 {
-    let b: [u8; 16] = batch.column(0).as_fixed_size_binary().value(row).try_into().expect("16-byte ids");
+    let b: [u8; 16] =
+        batch.column(0).as_fixed_size_binary().value(row).try_into().expect("16-byte ids");
     u128::from_be_bytes(b)
 }
 
@@ -153,10 +154,18 @@ pub fn complete(
     }
     let mut cursors = chunks
         .iter()
-        .map(|c| Ok(Cursor { reader: Box::new(c.batches()?) as Batches, batch: None, slot: 0, pos: 0 }))
+        .map(|c| {
+            Ok(Cursor { reader: Box::new(c.batches()?) as Batches, batch: None, slot: 0, pos: 0 })
+        })
         .collect::<Result<Vec<_>, BlockError>>()?;
     let mut w = BlockWriter::create(dir, schema.clone(), cfg)?;
-    let mut p = Pending { schema: schema.clone(), sources: Vec::new(), runs: Vec::new(), rows: 0, last: None };
+    let mut p = Pending {
+        schema: schema.clone(),
+        sources: Vec::new(),
+        runs: Vec::new(),
+        rows: 0,
+        last: None,
+    };
     let mut heads: Vec<Option<u128>> = vec![None; cursors.len()];
     loop {
         for (c, h) in cursors.iter_mut().zip(heads.iter_mut()) {
@@ -172,7 +181,8 @@ pub fn complete(
         let only = holders.next().expect("the minimum has a holder");
         if holders.next().is_none() {
             // Copy a run no other chunk interleaves with.
-            let bound = heads.iter().enumerate().filter(|&(i, _)| i != only).filter_map(|(_, h)| *h).min();
+            let bound =
+                heads.iter().enumerate().filter(|&(i, _)| i != only).filter_map(|(_, h)| *h).min();
             let run = cursors[only].take_below(bound);
             p.add(run);
             continue;

@@ -65,7 +65,8 @@ pub fn format_rfc3339(nanos: u64) -> String {
     let frac = nanos % 1_000_000_000;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let mut s = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let mut s =
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
     if frac > 0 {
         let f = format!("{frac:09}");
         s.push('.');
@@ -124,7 +125,9 @@ mod tests {
 
     #[test]
     fn rfc3339_round_trips() {
-        for n in [0u64, 1, 1_700_000_000_123_456_789, 951_782_400_000_000_000, 4_102_444_800_500_000_000] {
+        for n in
+            [0u64, 1, 1_700_000_000_123_456_789, 951_782_400_000_000_000, 4_102_444_800_500_000_000]
+        {
             assert_eq!(parse_rfc3339(&format_rfc3339(n)), Some(n), "{}", format_rfc3339(n));
         }
         assert_eq!(format_rfc3339(1_700_000_000_500_000_000), "2023-11-14T22:13:20.5Z");

@@ -29,10 +29,10 @@ use arrow_schema::ArrowError;
 use parquet::errors::ParquetError;
 
 pub use bloom::Bloom;
+pub use chunk::{write_chunk, ChunkReader};
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::complete;
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
-pub use chunk::{write_chunk, ChunkReader};
 pub use reader::{BlockReader, ReadStats};
 
 use crate::columnar::ColumnarError;
@@ -144,9 +144,12 @@ mod tests {
     use crate::otlp::scan;
     use crate::testdata;
 
+    /// The span ids of every trace.
+    type Expected = BTreeMap<TraceId, BTreeSet<[u8; 8]>>;
+
     /// Spans of generated requests, split into `parts` chunks so that some traces
     /// land in several chunks (and some spans twice).
-    fn chunked(parts: usize, seed: u64) -> (Vec<Vec<TraceSpans>>, BTreeMap<TraceId, BTreeSet<[u8; 8]>>) {
+    fn chunked(parts: usize, seed: u64) -> (Vec<Vec<TraceSpans>>, Expected) {
         let (body, _) = testdata::request(seed, 3000);
         let req: Arc<Request> = Arc::new(scan(Arc::from(body)).unwrap());
         let mut expected: BTreeMap<TraceId, BTreeSet<[u8; 8]>> = BTreeMap::new();
@@ -161,7 +164,9 @@ mod tests {
         }
         let out = chunks
             .into_iter()
-            .map(|m| m.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect())
+            .map(|m| {
+                m.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect()
+            })
             .collect();
         (out, expected)
     }
@@ -190,8 +195,11 @@ mod tests {
         }
         // Chunks answer lookups themselves.
         let (tid, sids) = expected.iter().next().unwrap();
-        let found: BTreeSet<[u8; 8]> =
-            readers.iter().filter_map(|r| r.find_trace(tid).unwrap()).flat_map(|b| span_ids(&b)).collect();
+        let found: BTreeSet<[u8; 8]> = readers
+            .iter()
+            .filter_map(|r| r.find_trace(tid).unwrap())
+            .flat_map(|b| span_ids(&b))
+            .collect();
         assert_eq!(&found, sids);
 
         let dir = tmp.path().join("blocks").join("t").join("b1");
@@ -283,15 +291,22 @@ mod settings_probe {
             let req = Arc::new(scan(Arc::from(body)).unwrap());
             spans += req.spans.len();
             for (i, s) in req.spans.iter().enumerate() {
-                by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
+                by.entry(s.trace_id)
+                    .or_default()
+                    .push(SpanHandle { req: req.clone(), idx: i as u32 });
             }
         }
-        let mut traces: Vec<TraceSpans> = by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect();
+        let mut traces: Vec<TraceSpans> =
+            by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect();
         let base = BlockConfig::default();
         let chunk = tmp.path().join("c.arrow");
         let t = Instant::now();
         let chunk_size = write_chunk(&chunk, &mut traces, &base).unwrap();
-        println!("spans={spans} cut={:?} chunk bytes/span={:.0}", t.elapsed(), chunk_size as f64 / spans as f64);
+        println!(
+            "spans={spans} cut={:?} chunk bytes/span={:.0}",
+            t.elapsed(),
+            chunk_size as f64 / spans as f64
+        );
         let c = ChunkReader::open(&chunk).unwrap();
         let combos: Vec<(i32, usize, usize)> = std::env::var("PROBE")
             .map(|v| {
@@ -310,24 +325,33 @@ mod settings_probe {
                 -1 => BlockCompression::Snappy,
                 l => BlockCompression::Zstd(l),
             };
-            let cfg = BlockConfig { compression, row_group_rows: rg, page_rows: page, ..base.clone() };
+            let cfg =
+                BlockConfig { compression, row_group_rows: rg, page_rows: page, ..base.clone() };
             let dir = tmp.path().join(format!("b{level}-{rg}-{page}"));
             let t = Instant::now();
             let meta = complete(&[&c], &dir, "t", "b", &cfg).unwrap();
             let took = t.elapsed();
             let block = BlockReader::open(&dir).unwrap();
-            let ids: Vec<TraceId> = traces.iter().cycle().take(lookups).map(|t| t.trace_id).collect();
+            let ids: Vec<TraceId> =
+                traces.iter().cycle().take(lookups).map(|t| t.trace_id).collect();
             block.find_trace(&ids[0]).unwrap();
             {
                 let file = File::open(dir.join(DATA_FILE)).unwrap();
                 let opts = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
                     .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
-                let m = parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&file, opts).unwrap();
+                let m =
+                    parquet::arrow::arrow_reader::ArrowReaderMetadata::load(&file, opts).unwrap();
                 let md = m.metadata();
                 let pi = md.page_index_for_row_group(0);
                 let cols = md.row_group(0).num_columns();
-                let pages: Vec<usize> = (0..cols).map(|c| pi.offset_index(c).map_or(0, |o| o.page_locations().len())).collect();
-                println!("  row groups={} rows/rg0={} leaf cols={cols} pages per col={pages:?}", md.num_row_groups(), md.row_group(0).num_rows());
+                let pages: Vec<usize> = (0..cols)
+                    .map(|c| pi.offset_index(c).map_or(0, |o| o.page_locations().len()))
+                    .collect();
+                println!(
+                    "  row groups={} rows/rg0={} leaf cols={cols} pages per col={pages:?}",
+                    md.num_row_groups(),
+                    md.row_group(0).num_rows()
+                );
             }
             let t = Instant::now();
             let mut bytes = 0;

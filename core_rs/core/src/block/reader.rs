@@ -20,7 +20,9 @@ use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::reader::{ChunkReader as ParquetChunkReader, Length};
 
-use super::{bloom_file, io_err, BlockError, BlockMeta, Bloom, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE};
+use super::{
+    bloom_file, io_err, BlockError, BlockMeta, Bloom, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE,
+};
 use crate::model::TraceId;
 
 /// Bytes and read calls one lookup cost.
@@ -119,7 +121,10 @@ fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-pub(crate) fn concat(schema: &SchemaRef, parts: Vec<RecordBatch>) -> Result<Option<RecordBatch>, BlockError> {
+pub(crate) fn concat(
+    schema: &SchemaRef,
+    parts: Vec<RecordBatch>,
+) -> Result<Option<RecordBatch>, BlockError> {
     match parts.len() {
         0 => Ok(None),
         1 => Ok(parts.into_iter().next()),
@@ -164,11 +169,17 @@ pub struct BlockReader {
 
 impl BlockReader {
     pub fn open(dir: &Path) -> Result<BlockReader, BlockError> {
-        let read = |name: &str| fs::read(dir.join(name)).map_err(io_err(format!("reading {}", dir.join(name).display())));
+        let read = |name: &str| {
+            fs::read(dir.join(name))
+                .map_err(io_err(format!("reading {}", dir.join(name).display())))
+        };
         let meta: BlockMeta = serde_json::from_slice(&read(META_FILE)?)
             .map_err(|e| BlockError::Corrupt(format!("{}: meta.json: {e}", dir.display())))?;
-        let shards = (0..meta.bloom_shards as usize).map(|i| read(&bloom_file(i))).collect::<Result<Vec<_>, _>>()?;
-        let bloom = Bloom::decode(&shards).map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
+        let shards = (0..meta.bloom_shards as usize)
+            .map(|i| read(&bloom_file(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bloom = Bloom::decode(&shards)
+            .map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
         let index = TraceIndex::decode(&read(INDEX_FILE)?)
             .map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
         Ok(BlockReader { dir: dir.to_path_buf(), meta, bloom, index, parquet: Mutex::new(None) })
@@ -195,19 +206,24 @@ impl BlockReader {
     }
 
     /// The rows of `id`, reading only the pages that may hold it, and what that read.
-    pub fn find_trace_with_stats(&self, id: &TraceId) -> Result<(Option<RecordBatch>, ReadStats), BlockError> {
+    pub fn find_trace_with_stats(
+        &self,
+        id: &TraceId,
+    ) -> Result<(Option<RecordBatch>, ReadStats), BlockError> {
         let groups = self.index.candidates(id);
         if groups.is_empty() {
             return Ok((None, ReadStats::default()));
         }
         let path = self.dir.join(DATA_FILE);
-        let file = CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+        let file =
+            CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
         let meta = {
             let mut cached = self.parquet.lock();
             match cached.as_ref() {
                 Some(m) => m.clone(),
                 None => {
-                    let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+                    let opts =
+                        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
                     let m = ArrowReaderMetadata::load(&file, opts)?;
                     *cached = Some(m.clone());
                     m
@@ -222,14 +238,20 @@ impl BlockReader {
 
 /// Rows of the selected row groups whose trace-id pages may hold `id`, from the
 /// page index (None when there is none: read the row groups whole).
-fn page_selection(meta: &ArrowReaderMetadata, groups: &[usize], id: &TraceId) -> Option<RowSelection> {
+fn page_selection(
+    meta: &ArrowReaderMetadata,
+    groups: &[usize],
+    id: &TraceId,
+) -> Option<RowSelection> {
     let md = meta.metadata();
     let mut ranges = Vec::new();
     let mut base = 0usize;
     for &g in groups {
         let rows = md.row_group(g).num_rows() as usize;
         let pages = md.page_index_for_row_group(g);
-        let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci)), Some(oi)) = (pages.column_index(0), pages.offset_index(0)) else {
+        let (Some(ColumnIndexMetaData::FIXED_LEN_BYTE_ARRAY(ci)), Some(oi)) =
+            (pages.column_index(0), pages.offset_index(0))
+        else {
             return None;
         };
         let locs = oi.page_locations();

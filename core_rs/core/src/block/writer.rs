@@ -14,8 +14,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{
-    bloom_file, BlockCompression, io_err, sync_dir, write_atomic, BlockConfig, BlockError, BlockMeta, Bloom,
-    RowGroupRange, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE,
+    bloom_file, io_err, sync_dir, write_atomic, BlockCompression, BlockConfig, BlockError,
+    BlockMeta, Bloom, RowGroupRange, TraceIndex, DATA_FILE, INDEX_FILE, META_FILE,
 };
 use crate::model::TraceId;
 use crate::schema;
@@ -64,7 +64,11 @@ pub(crate) struct BlockWriter {
 
 impl BlockWriter {
     /// Starts a block in `dir`, replacing whatever an earlier attempt left there.
-    pub(crate) fn create(dir: &Path, schema: SchemaRef, cfg: &BlockConfig) -> Result<Self, BlockError> {
+    pub(crate) fn create(
+        dir: &Path,
+        schema: SchemaRef,
+        cfg: &BlockConfig,
+    ) -> Result<Self, BlockError> {
         let ctx = || format!("creating block {}", dir.display());
         let _ = fs::remove_file(dir.join(META_FILE));
         if dir.exists() {
@@ -95,8 +99,10 @@ impl BlockWriter {
             return Ok(());
         }
         let ids = batch.column(0).as_fixed_size_binary();
-        let starts = batch.column_by_name(schema::START).expect("schema").as_primitive::<UInt64Type>();
-        let durs = batch.column_by_name(schema::DURATION).expect("schema").as_primitive::<UInt64Type>();
+        let starts =
+            batch.column_by_name(schema::START).expect("schema").as_primitive::<UInt64Type>();
+        let durs =
+            batch.column_by_name(schema::DURATION).expect("schema").as_primitive::<UInt64Type>();
         for i in 0..n {
             if i == 0 || ids.value(i) != ids.value(i - 1) {
                 let id: TraceId = ids.value(i).try_into().expect("trace ids are 16 bytes");
@@ -119,7 +125,12 @@ impl BlockWriter {
     }
 
     /// Writes the data file, bloom shards, index and finally `meta.json`.
-    pub(crate) fn finish(self, tenant: &str, block_id: &str, level: u32) -> Result<BlockMeta, BlockError> {
+    pub(crate) fn finish(
+        self,
+        tenant: &str,
+        block_id: &str,
+        level: u32,
+    ) -> Result<BlockMeta, BlockError> {
         let ctx = || format!("writing block {}", self.dir.display());
         let file = self.writer.into_inner()?;
         file.sync_all().map_err(io_err(ctx()))?;

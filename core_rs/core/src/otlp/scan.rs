@@ -99,7 +99,12 @@ fn scope_spans(
 /// The span's index entry, or None (counted) when its ids are invalid: a trace id
 /// must be 16 bytes and a span id 8 bytes, neither all zero; a parent span id is
 /// empty or 8 bytes.
-fn valid_span(s: &SpanView<'_>, scope: u32, offset: usize, rejected: &mut Rejected) -> Option<SpanRef> {
+fn valid_span(
+    s: &SpanView<'_>,
+    scope: u32,
+    offset: usize,
+    rejected: &mut Rejected,
+) -> Option<SpanRef> {
     let Ok(trace_id) = <[u8; 16]>::try_from(s.trace_id) else {
         rejected.invalid_trace_id += 1;
         return None;
