@@ -128,6 +128,8 @@ class StorageConfig:
     backend: str = key("storage.trace.backend", _str)
     local_path: str = key("storage.trace.local.path", _str)
     wal_path: str = key("storage.trace.wal.path", _str)
+    wal_fsync: str = key("storage.trace.wal.fsync", _choice("always", "interval", "never"))
+    wal_fsync_interval: float = key("storage.trace.wal.fsync_interval", _positive_duration)
     blocklist_poll: float = key("storage.trace.blocklist_poll", _positive_duration)
 
 

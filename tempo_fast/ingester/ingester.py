@@ -44,6 +44,8 @@ def core_config(config: Config) -> dict[str, object]:
         "max_block_bytes": ing.max_block_bytes,
         "complete_block_timeout_ms": _ms(ing.complete_block_timeout),
         "blocks_path": config.storage.local_path,
+        "fsync": config.storage.wal_fsync,
+        "fsync_interval_ms": _ms(config.storage.wal_fsync_interval),
     }
 
 

@@ -38,10 +38,19 @@ def test_tempo_defaults() -> None:
     assert c.ingester.flush_all_on_shutdown is False
     assert c.storage.backend == "local"
     assert c.storage.wal_path == "/var/tempo/wal"
+    assert (c.storage.wal_fsync, c.storage.wal_fsync_interval) == ("interval", 0.2)
     assert c.storage.blocklist_poll == 300
     assert c.query_frontend.multi_tenant_queries_enabled is True
     # Tempo runs a receiver only when its section is present
     assert c.distributor.otlp_grpc is None and c.distributor.otlp_http is None
+
+
+def test_wal_fsync_policy() -> None:
+    wal = "storage: {trace: {local: {path: /tmp/b}, wal: {%s}}}"
+    c = load(wal % "fsync: always, fsync_interval: 1s")
+    assert (c.storage.wal_fsync, c.storage.wal_fsync_interval) == ("always", 1.0)
+    with pytest.raises(ConfigError, match=r"storage\.trace\.wal\.fsync"):
+        load(wal % "fsync: sometimes")
 
 
 def test_tree_holds_tempo_defaults() -> None:
