@@ -381,10 +381,7 @@ impl Ingester {
             return Ok(out);
         }
         let t = self.tenant(tenant).map_err(|e| PushError::Wal(io::Error::other(e.to_string())))?;
-        let mut record = Vec::with_capacity(req.buf.len() + 1);
-        record.push(RECORD_OTLP);
-        record.extend_from_slice(&req.buf);
-        let segment = t.wal.append(&record).map_err(PushError::Wal)?;
+        let segment = t.wal.append_parts(&[&[RECORD_OTLP], &req.buf]).map_err(PushError::Wal)?;
         let (created, over) = {
             let mut live = t.live.lock();
             let created = live.push(&req, segment, self.now_ms());

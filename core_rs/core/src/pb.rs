@@ -146,7 +146,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next field, `Ok(None)` at the end of the message.
-    #[inline]
+    #[inline(always)]
     pub fn next_field(&mut self) -> Result<Option<Field<'a>>, PbError> {
         if self.pos >= self.buf.len() {
             return Ok(None);
@@ -186,9 +186,28 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a varint at `*pos`, advancing it.
-#[inline]
+/// Decodes a varint at `*pos`, advancing it (one- and two-byte varints, nearly
+/// every key and length, take the short path).
+#[inline(always)]
 pub fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, PbError> {
+    let p = *pos;
+    if let Some(&b0) = buf.get(p) {
+        if b0 < 0x80 {
+            *pos = p + 1;
+            return Ok(b0 as u64);
+        }
+        if let Some(&b1) = buf.get(p + 1) {
+            if b1 < 0x80 {
+                *pos = p + 2;
+                return Ok((b0 & 0x7f) as u64 | (b1 as u64) << 7);
+            }
+        }
+    }
+    read_varint_slow(buf, pos)
+}
+
+#[inline(never)]
+fn read_varint_slow(buf: &[u8], pos: &mut usize) -> Result<u64, PbError> {
     let mut result: u64 = 0;
     let mut shift = 0u32;
     loop {

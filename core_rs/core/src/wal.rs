@@ -172,26 +172,41 @@ impl Wal {
     /// caller must [`Wal::unpin`] it once its own state references the data.
     /// With `FsyncMode::Always` the record is on stable storage on return.
     pub fn append(&self, payload: &[u8]) -> io::Result<u64> {
-        let len = u32::try_from(payload.len())
+        self.append_parts(&[payload])
+    }
+
+    /// [`Wal::append`] of one record made of several pieces (written without
+    /// joining them first).
+    pub fn append_parts(&self, parts: &[&[u8]]) -> io::Result<u64> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(total)
             .ok()
             .filter(|&l| (l as usize) <= MAX_RECORD)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "WAL record too large"))?;
+        let crc = parts.iter().fold(0, |crc, p| crc32c::crc32c_append(crc, p));
         let mut head = [0u8; 8];
         head[..4].copy_from_slice(&len.to_le_bytes());
-        head[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        head[4..].copy_from_slice(&crc.to_le_bytes());
+        let mut slices = Vec::with_capacity(parts.len() + 1);
+        slices.push(IoSlice::new(&head));
+        slices.extend(parts.iter().map(|p| IoSlice::new(p)));
 
         let (segment, seq) = {
             let mut a = self.active.lock();
             if a.len >= self.opts.segment_bytes {
                 self.rotate_locked(&mut a)?;
             }
-            write_all_vectored(&mut a.file, &[IoSlice::new(&head), IoSlice::new(payload)])?;
-            a.len += 8 + payload.len() as u64;
+            if let Err(e) = write_all_vectored(&mut a.file, &slices) {
+                // Cut a partly written record off so later records follow valid data.
+                let _ = a.file.set_len(a.len);
+                return Err(e);
+            }
+            a.len += 8 + total as u64;
             a.written_seq += 1;
             self.pin(a.id);
             (a.id, a.written_seq)
         };
-        self.stats.bytes_written.fetch_add(8 + payload.len() as u64, Ordering::Relaxed);
+        self.stats.bytes_written.fetch_add(8 + total as u64, Ordering::Relaxed);
         self.stats.records.fetch_add(1, Ordering::Relaxed);
         if self.opts.fsync == FsyncMode::Always {
             if let Err(e) = self.sync_through(seq) {

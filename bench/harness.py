@@ -1,0 +1,87 @@
+"""Benchmark plumbing: the reference load generator, server processes and figures.
+
+Every figure is measured the way DESIGN.md "Measuring" says: the reference data set and
+sender (``shared/bench/otlp_load.py``, found next to the checkout or at
+``$TEMPO_FAST_LOADGEN``), server CPU from /proc (children included), repeated for a spread.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADGEN = Path(os.environ.get("TEMPO_FAST_LOADGEN", ROOT.parent / "shared/bench/otlp_load.py"))
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def loadgen_module() -> ModuleType:
+    """The reference generator as a module (for its data set and /proc readers)."""
+    if not LOADGEN.is_file():
+        raise FileNotFoundError(
+            f"reference load generator not found at {LOADGEN}: set TEMPO_FAST_LOADGEN"
+        )
+    spec = importlib.util.spec_from_file_location("otlp_load", LOADGEN)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_load(pid: int, grpc: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
+    """Run the reference sender against a server process; its one JSON line."""
+    cmd = [sys.executable, str(LOADGEN), "--pid", str(pid), "--grpc", grpc, *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set (VmHWM) of a process, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median and spread of repeated measurements."""
+    vals = sorted(values)
+    return {
+        "median": statistics.median(vals),
+        "min": vals[0],
+        "max": vals[-1],
+        "stdev": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+        "n": len(vals),
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    vals = sorted(values)
+    return vals[min(len(vals) - 1, int(len(vals) * q))]
+
+
+def report(benchmark: Any, name: str, figures: dict[str, Any]) -> None:
+    """Attach figures to the pytest-benchmark record and print them on one line."""
+    benchmark.extra_info.update(figures)
+    print(f"\n[{name}] " + json.dumps(figures, sort_keys=True, default=str))
+
+
+def wait_until(pred: Any, timeout: float, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
