@@ -16,6 +16,12 @@ class TooLargeError(DecodeError):
     """The (decompressed) body exceeds the size limit: answer 413 / RESOURCE_EXHAUSTED.
     ``reason_code`` is ``too_large``."""
 
+class OverloadedError(RuntimeError):
+    """Live traces stayed over their memory limit while the push waited: answer 503 /
+    UNAVAILABLE so the client retries later. ``reason_code`` is ``overloaded``."""
+
+    reason_code: str
+
 class PushResult:
     accepted: int  # spans written to the WAL and the live traces
     invalid_trace_id: int  # spans dropped: trace id not 16 non-zero bytes
@@ -55,7 +61,8 @@ class Ingester:
         max_bytes: int = 20 << 20,
     ) -> PushResult:
         """Decode, validate and append one OTLP request. ``encoding``: "protobuf" | "json".
-        Returns only after the WAL append. Raises DecodeError / TooLargeError."""
+        Returns only after the WAL append. Raises DecodeError / TooLargeError, or
+        OverloadedError when live traces stay over their memory limit (backpressure)."""
     def find_trace(self, tenant: str, trace_id: bytes) -> TracePart | None:
         """Spans of ``trace_id`` (16 bytes) held by the ingester (live, head, unflushed)."""
     def flush(self) -> None:

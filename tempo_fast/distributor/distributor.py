@@ -15,8 +15,10 @@ from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
 
-Kind = Literal["invalid", "too_large", "unauthenticated", "unsupported_media"]
+Kind = Literal["invalid", "too_large", "unauthenticated", "unsupported_media", "overloaded"]
 RECEIVER = "otlp"
+# refusal kind per reason_code; every other reason is bad input
+_KINDS: dict[str, Kind] = {"too_large": "too_large", "overloaded": "overloaded"}
 _log = get_logger("distributor")
 
 
@@ -96,12 +98,12 @@ class Distributor:
             raise self.refuse(kind, "invalid_tenant", e.reason) from None
         try:
             result = self._ingester.push(tenant, body, encoding, gzip, max_bytes)
-        except ValueError as e:  # _core.DecodeError / TooLargeError carry reason_code
+        except (ValueError, RuntimeError) as e:
+            # _core.DecodeError / TooLargeError / OverloadedError carry reason_code
             reason = getattr(e, "reason_code", None)
             if reason is None:
                 raise
-            kind = "too_large" if reason == "too_large" else "invalid"
-            raise self.refuse(kind, reason, str(e)) from None
+            raise self.refuse(_KINDS.get(reason, "invalid"), reason, str(e)) from None
         self._count(tenant, len(body), result, transport)
         return result
 

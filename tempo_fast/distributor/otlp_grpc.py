@@ -21,6 +21,7 @@ _CODES = {
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "unsupported_media": grpc.StatusCode.INVALID_ARGUMENT,
+    "overloaded": grpc.StatusCode.UNAVAILABLE,  # retryable: the exporter backs off
 }
 
 

@@ -22,7 +22,9 @@ _STATUS = {
     "too_large": (413, 8),
     "unauthenticated": (401, 16),
     "unsupported_media": (415, 3),
+    "overloaded": (503, 14),  # UNAVAILABLE: OTLP/HTTP clients retry 503, honouring Retry-After
 }
+RETRY_AFTER_SECONDS = "1"
 _CHUNK = 1 << 16
 
 
@@ -83,7 +85,10 @@ class OtlpHttpReceiver:
                 payload = encode_status(code, e.message)
             else:
                 payload = orjson.dumps({"code": code, "message": e.message})
-            return web.Response(status=status, body=payload, content_type=reply_media)
+            headers = {"Retry-After": RETRY_AFTER_SECONDS} if e.kind == "overloaded" else None
+            return web.Response(
+                status=status, body=payload, content_type=reply_media, headers=headers
+            )
         return self._success(reply_media, result)
 
     def _content_encoding(self, request: web.Request) -> bool:

@@ -4,7 +4,8 @@ They are NOT the real decoder, WAL or block reader: the Rust core has its own te
 integrator's end-to-end tests run the built extension. These fakes only follow the documented
 call surface (``tempo_fast/_core.pyi``) so the HTTP/gRPC/config layers can be tested alone.
 
-Fake body format: ``BAD`` prefix -> DecodeError; otherwise each ``S`` is an accepted span,
+Fake body format: ``BAD`` prefix -> DecodeError; ``BUSY`` prefix -> OverloadedError;
+otherwise each ``S`` is an accepted span,
 each ``T`` a span with an invalid trace id, each ``P`` one with an invalid span id.
 """
 
@@ -30,6 +31,12 @@ class FakeDecodeError(ValueError):
 class FakeTooLargeError(FakeDecodeError):
     def __init__(self, message: str) -> None:
         super().__init__(message, "too_large")
+
+
+class FakeOverloadedError(RuntimeError):
+    """Mirrors ``_core.OverloadedError`` (backpressure): a RuntimeError with ``reason_code``."""
+
+    reason_code = "overloaded"
 
 
 @dataclass
@@ -77,6 +84,8 @@ class FakeIngester:
                 raise FakeDecodeError(f"gzip: {e}", "invalid_gzip") from None
         if len(body) > max_bytes:
             raise FakeTooLargeError(f"body of {len(body)} bytes exceeds {max_bytes}")
+        if body.startswith(b"BUSY"):
+            raise FakeOverloadedError("ingester overloaded: retry later")
         if body.startswith(b"BAD"):
             reason = "invalid_json" if encoding == "json" else "invalid_protobuf"
             raise FakeDecodeError(f"cannot decode {encoding} body", reason)

@@ -40,6 +40,15 @@ def test_decode_error_is_invalid_argument(running: RunningApp) -> None:
     assert info.value.details() == "cannot decode protobuf body"
 
 
+def test_overload_is_unavailable(running: RunningApp) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        export(running, b"BUSY")
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # OTLP exporters retry it
+    assert "retry" in info.value.details()
+    text = running.app.metrics.exposition().decode()
+    assert 'tempo_distributor_requests_refused_total{reason="overloaded"} 1.0' in text
+
+
 def test_over_receive_limit_is_resource_exhausted(running: RunningApp) -> None:
     with pytest.raises(grpc.RpcError) as info:
         export(running, b"S" * ((4 << 20) + 1))

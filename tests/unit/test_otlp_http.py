@@ -42,6 +42,14 @@ def test_protobuf_push_accepted(running: RunningApp) -> None:
     )
 
 
+def test_overload_is_503_with_retry_after(running: RunningApp) -> None:
+    reply = post(running, b"BUSY", PB)
+    assert reply.status == 503
+    assert reply.headers["Retry-After"] == "1"
+    assert reply.body == encode_status(14, "ingester overloaded: retry later")
+    assert metric(running, 'tempo_distributor_requests_refused_total{reason="overloaded"}') == 1
+
+
 def test_json_with_charset_and_partial_success(running: RunningApp) -> None:
     reply = post(running, b"SSTP", {"Content-Type": "application/json; charset=utf-8"})
     assert reply.status == 200

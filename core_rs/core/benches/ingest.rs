@@ -93,7 +93,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("cut", |b| {
         b.iter_batched(
             traces,
-            |mut t| write_chunk(&path, &mut t, &cfg).unwrap(),
+            |mut t| {
+                t.sort_unstable_by_key(|x| x.trace_id);
+                write_chunk(&path, &t, &cfg).unwrap()
+            },
             BatchSize::LargeInput,
         )
     });
@@ -103,7 +106,8 @@ fn bench(c: &mut Criterion) {
             let mut t = traces();
             t.retain(|tr| tr.trace_id[0] % 4 == i as u8);
             let p = tmp.path().join(format!("c{i}.arrow"));
-            write_chunk(&p, &mut t, &cfg).unwrap();
+            t.sort_unstable_by_key(|x| x.trace_id);
+            write_chunk(&p, &t, &cfg).unwrap();
             ChunkReader::open(&p).unwrap()
         })
         .collect();

@@ -752,10 +752,13 @@ impl Builders {
 /// Builds one sorted batch from whole traces: rows by trace id then start time,
 /// duplicate (span id, kind) pairs within a trace dropped.
 pub fn build_batch(
-    traces: &mut [TraceSpans],
+    traces: &[TraceSpans],
     dedicated: &[DedicatedColumn],
 ) -> Result<RecordBatch, ColumnarError> {
-    traces.sort_unstable_by_key(|t| t.trace_id);
+    let mut order: Vec<&TraceSpans> = traces.iter().collect();
+    if !traces.is_sorted_by_key(|t| t.trace_id) {
+        order.sort_unstable_by_key(|t| t.trace_id);
+    }
     let span_ded = Dedicated::new(dedicated, DedicatedScope::Span);
     let res_ded = Dedicated::new(dedicated, DedicatedScope::Resource);
     let total: usize = traces.iter().map(|t| t.spans.len()).sum();
@@ -767,7 +770,7 @@ pub fn build_batch(
     let mut ids: Vec<[u8; 8]> = Vec::new();
     let mut parents: Vec<Option<[u8; 8]>> = Vec::new();
     // Pass 1, per trace: order, de-duplicate, structure, scope and trace-level values.
-    for t in traces.iter() {
+    for t in order {
         rows.clear();
         for h in &t.spans {
             let req: &Request = &h.req;
@@ -925,9 +928,9 @@ mod tests {
     fn builds_sorted_rows_with_structure() {
         let (body, n) = testdata::request(11, 500);
         let req = Arc::new(scan(Arc::from(body)).unwrap());
-        let mut traces = traces_of(&req);
+        let traces = traces_of(&req);
         let ded = schema::default_dedicated_columns();
-        let batch = build_batch(&mut traces, &ded).unwrap();
+        let batch = build_batch(&traces, &ded).unwrap();
         assert_eq!(batch.num_rows(), n);
         let tids = batch.column_by_name(schema::TRACE_ID).unwrap().as_fixed_size_binary();
         let starts = batch.column_by_name(schema::START).unwrap().as_primitive::<UInt64Type>();
@@ -953,15 +956,15 @@ mod tests {
     fn duplicates_are_dropped_and_rederive_matches() {
         let (body, _) = testdata::request(5, 100);
         let req = Arc::new(scan(Arc::from(body)).unwrap());
-        let mut once = traces_of(&req);
+        let once = traces_of(&req);
         let mut twice = traces_of(&req);
         for t in &mut twice {
             let copy = t.spans.clone();
             t.spans.extend(copy);
         }
         let ded = schema::default_dedicated_columns();
-        let a = build_batch(&mut once, &ded).unwrap();
-        let b = build_batch(&mut twice, &ded).unwrap();
+        let a = build_batch(&once, &ded).unwrap();
+        let b = build_batch(&twice, &ded).unwrap();
         assert_eq!(a, b);
         // One trace split over two batches and merged back re-derives the same rows.
         let tid =

@@ -59,8 +59,11 @@ pub struct IngesterConfig {
     /// A head is completed once it has this many chunks (bounds merge memory).
     pub max_head_chunks: usize,
     pub complete_block_timeout: Duration,
-    /// Live span bytes per tenant above which the oldest traces are cut early.
+    /// Live span bytes per tenant above which the oldest traces are cut early and
+    /// pushes wait (backpressure) until the cut catches up.
     pub max_live_bytes: usize,
+    /// How long a push waits for room before it is refused as overloaded.
+    pub push_wait: Duration,
     pub block: BlockConfig,
 }
 
@@ -81,6 +84,7 @@ impl IngesterConfig {
             max_head_chunks: 64,
             complete_block_timeout: Duration::from_secs(15 * 60),
             max_live_bytes: 64 << 20,
+            push_wait: Duration::from_secs(5),
             block: BlockConfig::default(),
         }
     }
@@ -103,6 +107,10 @@ pub enum PushError {
     InvalidTenant(String),
     #[error("write-ahead log append failed: {0}")]
     Wal(io::Error),
+    #[error(
+        "ingester overloaded: live traces stayed over their memory limit for {0:?}; retry later"
+    )]
+    Overloaded(Duration),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,8 +186,13 @@ struct Tenant {
     wal: Wal,
     live: Mutex<LiveTraces>,
     heads: Mutex<Heads>,
+    /// Traces cut from `live` whose chunk is being written (each sorted by id), so
+    /// a lookup finds them meanwhile.
+    cutting: Mutex<Vec<Arc<Vec<TraceSpans>>>>,
     /// Serialises sweeps of this tenant (the background thread and `flush`).
     sweeping: Mutex<()>,
+    /// Serialises head completion of this tenant.
+    completing: Mutex<()>,
     complete: Mutex<Vec<(Instant, Arc<BlockReader>)>>,
     stats: TenantStats,
 }
@@ -192,6 +205,12 @@ pub struct Ingester {
     pub stats: GlobalStats,
     wake: Mutex<bool>,
     woken: Condvar,
+    /// Pushes waiting for live traces to shrink; notified after every cut.
+    room: Condvar,
+    room_lock: Mutex<()>,
+    /// Wakes the completion thread.
+    complete_wake: Mutex<bool>,
+    complete_woken: Condvar,
     stop: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -222,6 +241,10 @@ impl Ingester {
             stats: GlobalStats::default(),
             wake: Mutex::new(false),
             woken: Condvar::new(),
+            room: Condvar::new(),
+            room_lock: Mutex::new(()),
+            complete_wake: Mutex::new(false),
+            complete_woken: Condvar::new(),
             stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         }))
@@ -292,7 +315,9 @@ impl Ingester {
             wal,
             live: Mutex::new(live),
             heads: Mutex::new(heads),
+            cutting: Mutex::new(Vec::new()),
             sweeping: Mutex::new(()),
+            completing: Mutex::new(()),
             complete: Mutex::new(Vec::new()),
             stats,
         });
@@ -381,6 +406,7 @@ impl Ingester {
             return Ok(out);
         }
         let t = self.tenant(tenant).map_err(|e| PushError::Wal(io::Error::other(e.to_string())))?;
+        self.wait_for_room(&t)?;
         let segment = t.wal.append_parts(&[&[RECORD_OTLP], &req.buf]).map_err(PushError::Wal)?;
         let (created, over) = {
             let mut live = t.live.lock();
@@ -400,6 +426,26 @@ impl Ingester {
         Ok(out)
     }
 
+    /// Backpressure: while the tenant's live traces are over `max_live_bytes`, a push
+    /// waits (up to `push_wait`) for the sweeper to cut them, then is refused.
+    fn wait_for_room(&self, t: &Tenant) -> Result<(), PushError> {
+        if t.live.lock().bytes() <= self.cfg.max_live_bytes {
+            return Ok(());
+        }
+        self.wake_sweeper();
+        let deadline = Instant::now() + self.cfg.push_wait;
+        let mut g = self.room_lock.lock();
+        while t.live.lock().bytes() > self.cfg.max_live_bytes {
+            let now = Instant::now();
+            if now >= deadline || self.stop.load(Ordering::Relaxed) {
+                return Err(PushError::Overloaded(self.cfg.push_wait));
+            }
+            self.wake_sweeper();
+            self.room.wait_for(&mut g, (deadline - now).min(Duration::from_millis(100)));
+        }
+        Ok(())
+    }
+
     /// Every row of `trace_id` the ingester holds: live, head chunks and recently
     /// completed blocks (one batch per source).
     pub fn find_trace(
@@ -411,10 +457,14 @@ impl Ingester {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        let live = t.live.lock().get(trace_id);
-        if let Some(spans) = live {
-            let mut traces = [TraceSpans { trace_id: *trace_id, spans }];
-            out.push(self.build(&mut traces)?);
+        let mut spans = t.live.lock().get(trace_id).unwrap_or_default();
+        for cut in t.cutting.lock().iter() {
+            if let Ok(i) = cut.binary_search_by_key(trace_id, |t| t.trace_id) {
+                spans.extend(cut[i].spans.iter().cloned());
+            }
+        }
+        if !spans.is_empty() {
+            out.push(self.build(&[TraceSpans { trace_id: *trace_id, spans }])?);
         }
         let chunks: Vec<Arc<ChunkReader>> = {
             let heads = t.heads.lock();
@@ -448,7 +498,7 @@ impl Ingester {
         Ok(out)
     }
 
-    fn build(&self, traces: &mut [TraceSpans]) -> Result<RecordBatch, IngesterError> {
+    fn build(&self, traces: &[TraceSpans]) -> Result<RecordBatch, IngesterError> {
         columnar::build_batch(traces, &self.cfg.block.dedicated_columns)
             .map_err(|e| IngesterError::Block(e.to_string()))
     }
@@ -465,6 +515,13 @@ impl Ingester {
                 .name("tf-sweep".into())
                 .spawn(move || me.sweep_loop())
                 .expect("spawn sweep thread"),
+        );
+        let me = self.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("tf-complete".into())
+                .spawn(move || me.complete_loop())
+                .expect("spawn completion thread"),
         );
         if self.cfg.fsync == FsyncMode::Interval {
             let me = self.clone();
@@ -505,6 +562,46 @@ impl Ingester {
         }
     }
 
+    fn wake_completer(&self) {
+        *self.complete_wake.lock() = true;
+        self.complete_woken.notify_one();
+    }
+
+    /// Completes due heads (off the sweep thread, so cuts go on meanwhile) and
+    /// forgets completed blocks past `complete_block_timeout`.
+    fn complete_loop(&self) {
+        loop {
+            {
+                let mut w = self.complete_wake.lock();
+                if !*w && !self.stop.load(Ordering::Relaxed) {
+                    self.complete_woken.wait_for(&mut w, Duration::from_secs(1));
+                }
+                *w = false;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            for t in self.all_tenants() {
+                if let Err(e) = self.complete_due(&t) {
+                    self.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                    log_error(&format!("tenant={} block completion failed: {e}", t.name));
+                }
+            }
+        }
+    }
+
+    /// Completes every head waiting in `completing`.
+    fn complete_due(&self, t: &Tenant) -> Result<(), IngesterError> {
+        let _one_at_a_time = t.completing.lock();
+        let due = t.heads.lock().completing.clone();
+        for head in due {
+            self.complete_head(t, &head)?;
+        }
+        let timeout = self.cfg.complete_block_timeout;
+        t.complete.lock().retain(|(at, _)| at.elapsed() < timeout);
+        Ok(())
+    }
+
     fn fsync_loop(&self) {
         while self.sleep_fsync() {
             for t in self.all_tenants() {
@@ -531,8 +628,8 @@ impl Ingester {
     }
 
     /// One sweep of one tenant: cut due traces into a head chunk, release WAL
-    /// segments nothing needs, complete heads that are due, expire old blocks.
-    /// `force` cuts every live trace and completes every head.
+    /// segments nothing needs, hand heads that are due to the completion thread.
+    /// `force` cuts every live trace and completes every head here and now.
     fn sweep(&self, t: &Tenant, force: bool) -> Result<(), IngesterError> {
         let _one_at_a_time = t.sweeping.lock();
         let now = self.now_ms();
@@ -551,9 +648,14 @@ impl Ingester {
             }
         };
         if !cut.is_empty() {
-            self.write_chunk(t, &mut cut)?;
+            cut.sort_unstable_by_key(|t| t.trace_id);
+            let cut = Arc::new(cut);
+            t.cutting.lock().push(cut.clone());
+            self.room.notify_all();
+            let written = self.write_chunk(t, &cut);
+            t.cutting.lock().retain(|c| !Arc::ptr_eq(c, &cut));
+            written?;
         }
-        drop(cut);
         let needed = t.live.lock().min_segment().unwrap_or(u64::MAX);
         t.wal.delete_before(needed).map_err(io_err("deleting WAL segments"))?;
 
@@ -569,18 +671,18 @@ impl Ingester {
                 let h = Arc::new(heads.current.take().expect("due head exists"));
                 heads.completing.push(h);
             }
-            heads.completing.clone()
+            due
         };
-        for head in due {
-            self.complete_head(t, &head)?;
+        if force {
+            self.complete_due(t)?;
+        } else if due {
+            self.wake_completer();
         }
-        let timeout = self.cfg.complete_block_timeout;
-        t.complete.lock().retain(|(at, _)| at.elapsed() < timeout);
         Ok(())
     }
 
     /// Writes cut traces as one sorted chunk of the current head.
-    fn write_chunk(&self, t: &Tenant, cut: &mut [TraceSpans]) -> Result<(), IngesterError> {
+    fn write_chunk(&self, t: &Tenant, cut: &[TraceSpans]) -> Result<(), IngesterError> {
         let (dir, n) = {
             let mut heads = t.heads.lock();
             let head = heads.current.get_or_insert_with(|| Head::new(&t.dir));
@@ -636,6 +738,8 @@ impl Ingester {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.wake_sweeper();
+        self.wake_completer();
+        self.room.notify_all();
         for h in self.threads.lock().drain(..) {
             let _ = h.join();
         }
@@ -791,6 +895,40 @@ mod tests {
             assert_eq!(&span_ids(&batches), sids);
             assert_eq!(stats.errors, 0);
         }
+    }
+
+    #[test]
+    fn pushes_wait_for_room_then_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = config(tmp.path());
+        cfg.max_live_bytes = 50_000;
+        cfg.push_wait = Duration::from_millis(300);
+        let (body, _) = testdata::request(4, 400);
+        // No sweeper: the first push fills live traces, the next one waits, then is refused.
+        let ing = Ingester::new(cfg.clone()).unwrap();
+        ing.push("t", &body, Encoding::Protobuf, false, 20 << 20).unwrap();
+        let t0 = Instant::now();
+        let err = ing.push("t", &body, Encoding::Protobuf, false, 20 << 20).unwrap_err();
+        assert!(matches!(err, PushError::Overloaded(_)), "{err}");
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        drop(ing);
+        // With the sweeper running, pushes wait for the cut and go through.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg2 = config(tmp.path());
+        cfg2.max_live_bytes = cfg.max_live_bytes;
+        cfg2.push_wait = Duration::from_secs(10);
+        let ing = Ingester::new(cfg2).unwrap();
+        ing.start();
+        for seed in 0..5 {
+            let (body, n) = testdata::request(seed, 400);
+            assert_eq!(
+                ing.push("t", &body, Encoding::Protobuf, false, 20 << 20).unwrap().accepted
+                    as usize,
+                n
+            );
+        }
+        ing.stop();
+        assert!(ing.tenant_stats()[0].head_chunks > 0, "over-limit traces were cut to chunks");
     }
 
     #[test]

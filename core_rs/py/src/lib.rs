@@ -23,6 +23,12 @@ use tempo_core::wal::FsyncMode;
 
 create_exception!(_core, DecodeError, PyValueError, "The body is not a valid OTLP request.");
 create_exception!(_core, TooLargeError, DecodeError, "The body exceeds the size limit.");
+create_exception!(
+    _core,
+    OverloadedError,
+    PyRuntimeError,
+    "The ingester is over its memory limit; the client should retry later."
+);
 
 fn decode_error(py: Python<'_>, e: &CoreDecodeError) -> PyErr {
     let err = match e {
@@ -34,10 +40,15 @@ fn decode_error(py: Python<'_>, e: &CoreDecodeError) -> PyErr {
 }
 
 fn push_error(py: Python<'_>, e: PushError) -> PyErr {
-    match e {
-        PushError::Decode(d) => decode_error(py, &d),
+    match &e {
+        PushError::Decode(d) => decode_error(py, d),
         PushError::InvalidTenant(t) => PyValueError::new_err(format!("invalid tenant id {t:?}")),
         PushError::Wal(io) => PyOSError::new_err(format!("write-ahead log append failed: {io}")),
+        PushError::Overloaded(_) => {
+            let err = OverloadedError::new_err(e.to_string());
+            let _ = err.value(py).setattr("reason_code", "overloaded");
+            err
+        }
     }
 }
 
@@ -339,6 +350,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DecodeError", m.py().get_type::<DecodeError>())?;
     m.add("TooLargeError", m.py().get_type::<TooLargeError>())?;
+    m.add("OverloadedError", m.py().get_type::<OverloadedError>())?;
     m.add_class::<PushResult>()?;
     m.add_class::<TracePart>()?;
     m.add_class::<Ingester>()?;

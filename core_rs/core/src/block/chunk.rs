@@ -26,14 +26,17 @@ use crate::model::TraceId;
 /// Footer metadata key holding the base64 [`TraceIndex`] of the chunk's batches.
 const RANGES_KEY: &str = "tempo_fast.batch_ranges";
 
-/// Builds and writes cut traces as one chunk (sorted by trace id, then start):
-/// a temporary file, fsync, rename, so a chunk on disk is always whole.
+/// Builds and writes cut traces, sorted by trace id, as one chunk (rows sorted by
+/// trace id, then start): a temporary file, fsync, rename, so a chunk on disk is
+/// always whole. Returns its size.
 pub fn write_chunk(
     path: &Path,
-    traces: &mut [TraceSpans],
+    traces: &[TraceSpans],
     cfg: &BlockConfig,
 ) -> Result<u64, BlockError> {
-    traces.sort_unstable_by_key(|t| t.trace_id);
+    if !traces.is_sorted_by_key(|t| t.trace_id) {
+        return Err(BlockError::Corrupt("chunk traces must be sorted by trace id".into()));
+    }
     let tmp = path.with_extension("arrow.tmp");
     let ctx = || format!("writing head chunk {}", path.display());
     let file = File::create(&tmp).map_err(io_err(ctx()))?;
@@ -51,7 +54,7 @@ pub fn write_chunk(
             rows += traces[end].spans.len();
             end += 1;
         }
-        let batch = build_batch(&mut traces[start..end], &cfg.dedicated_columns)?;
+        let batch = build_batch(&traces[start..end], &cfg.dedicated_columns)?;
         start = end;
         if batch.num_rows() == 0 {
             continue;

@@ -190,7 +190,8 @@ mod tests {
         let mut readers = Vec::new();
         for (n, mut traces) in chunks.into_iter().enumerate() {
             let path = tmp.path().join(format!("{n:08}.arrow"));
-            assert!(write_chunk(&path, &mut traces, &cfg).unwrap() > 0);
+            traces.sort_unstable_by_key(|t| t.trace_id);
+            assert!(write_chunk(&path, &traces, &cfg).unwrap() > 0);
             readers.push(ChunkReader::open(&path).unwrap());
         }
         // Chunks answer lookups themselves.
@@ -238,7 +239,8 @@ mod tests {
         let cfg = BlockConfig::default();
         let (mut chunks, expected) = chunked(1, 3);
         let path = tmp.path().join("c.arrow");
-        write_chunk(&path, &mut chunks[0], &cfg).unwrap();
+        chunks[0].sort_unstable_by_key(|t| t.trace_id);
+        write_chunk(&path, &chunks[0], &cfg).unwrap();
         let chunk = ChunkReader::open(&path).unwrap();
         let dir = tmp.path().join("b");
         complete(&[&chunk], &dir, "t", "b", &cfg).unwrap();
@@ -301,7 +303,8 @@ mod settings_probe {
         let base = BlockConfig::default();
         let chunk = tmp.path().join("c.arrow");
         let t = Instant::now();
-        let chunk_size = write_chunk(&chunk, &mut traces, &base).unwrap();
+        traces.sort_unstable_by_key(|t| t.trace_id);
+        let chunk_size = write_chunk(&chunk, &traces, &base).unwrap();
         println!(
             "spans={spans} cut={:?} chunk bytes/span={:.0}",
             t.elapsed(),
