@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -78,10 +77,16 @@ def report(benchmark: Any, name: str, figures: dict[str, Any]) -> None:
     print(f"\n[{name}] " + json.dumps(figures, sort_keys=True, default=str))
 
 
-def wait_until(pred: Any, timeout: float, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+def load_fresh_server(data: Path, *load_args: str, overrides: dict | None = None) -> dict:
+    """Start a server in ``data``, run the reference sender against it with ``load_args``,
+    stop it; the sender's figures plus the server's peak RSS (``vm_hwm_mb``)."""
+    from tests.server import TempoServer
+
+    server = TempoServer(data, overrides=overrides or {}).start()
+    try:
+        assert server.proc is not None
+        out = run_load(server.proc.pid, server.otlp_grpc, *load_args)
+        out["vm_hwm_mb"] = vm_hwm_mb(server.proc.pid)
+        return out
+    finally:
+        server.stop()

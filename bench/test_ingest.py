@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import env_int, report, run_load, spread, vm_hwm_mb
-from tests.server import TempoServer
+from bench.harness import env_int, load_fresh_server, report, spread
 
 pytestmark = pytest.mark.loadgen
 
@@ -22,25 +21,10 @@ def test_grpc_sustained(benchmark, tmp_path: Path) -> None:
     runs: list[dict] = []
 
     def one_run() -> None:
-        server = TempoServer(tmp_path / f"run{len(runs)}").start()
-        try:
-            batches = seconds * rate // 1000
-            out = run_load(
-                server.proc.pid,
-                server.otlp_grpc,
-                "--batches",
-                str(batches),
-                "--spans",
-                "1000",
-                "--rate",
-                str(rate),
-                "--seed",
-                str(len(runs) + 1),
-            )
-            out["vm_hwm_mb"] = vm_hwm_mb(server.proc.pid)
-            runs.append(out)
-        finally:
-            server.stop()
+        args = ("--batches", str(seconds * rate // 1000), "--spans", "1000", "--rate", str(rate))
+        runs.append(
+            load_fresh_server(tmp_path / f"run{len(runs)}", *args, "--seed", str(len(runs)))
+        )
 
     benchmark.pedantic(one_run, rounds=env_int("BENCH_ROUNDS", 3), iterations=1)
     report(
@@ -63,22 +47,8 @@ def test_peak_rss_2m_spans(benchmark, tmp_path: Path) -> None:
     runs: list[dict] = []
 
     def one_run() -> None:
-        server = TempoServer(tmp_path / f"rss{len(runs)}").start()
-        try:
-            out = run_load(
-                server.proc.pid,
-                server.otlp_grpc,
-                "--batches",
-                str(spans // 1000),
-                "--spans",
-                "1000",
-                "--seed",
-                str(len(runs) + 7),
-            )
-            out["vm_hwm_mb"] = vm_hwm_mb(server.proc.pid)
-            runs.append(out)
-        finally:
-            server.stop()
+        args = ("--batches", str(spans // 1000), "--spans", "1000", "--seed", str(len(runs) + 7))
+        runs.append(load_fresh_server(tmp_path / f"rss{len(runs)}", *args))
 
     benchmark.pedantic(one_run, rounds=env_int("BENCH_ROUNDS", 3), iterations=1)
     report(

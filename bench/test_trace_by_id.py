@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import env_int, percentile, report, run_load, wait_until
+from bench.harness import env_int, percentile, report, run_load
+from tests.e2e.traces import wait_for
 from tests.server import TempoServer
 
 pytestmark = pytest.mark.loadgen
@@ -62,7 +63,7 @@ def test_trace_by_id(benchmark, tmp_path: Path) -> None:
             inspected.append(int(json.loads(body).get("metrics", {}).get("inspectedBytes", 0)))
 
     try:
-        wait_until(lambda: server.get("/ready")[0] == 200, 60)
+        wait_for(lambda: server.get("/ready")[0] == 200, 60)
         benchmark.pedantic(lookups, rounds=1, iterations=1)
         metas = [json.loads(m.read_text()) for m in blocks]
         data = sum(m["size"] for m in metas)

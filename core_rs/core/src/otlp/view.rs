@@ -110,16 +110,6 @@ pub fn repeated(buf: &[u8], number: u32) -> impl Iterator<Item = Result<&[u8], P
     })
 }
 
-/// Validates every `KeyValue` of field `number` and returns how many there are.
-fn validate_attrs(buf: &[u8], number: u32) -> Result<u32, PbError> {
-    let mut n = 0;
-    for kv in repeated(buf, number) {
-        KeyValue::parse(kv?, 0)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
 /// The scalar fields of a `Resource`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ResourceHead {
@@ -172,7 +162,7 @@ impl<'a> ScopeHead<'a> {
     }
 }
 
-/// An `Event`, validated; its attributes are field 3 of `msg`.
+/// An `Event`, validated.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EventView<'a> {
     pub msg: &'a [u8],
@@ -182,8 +172,6 @@ pub struct EventView<'a> {
 }
 
 impl<'a> EventView<'a> {
-    pub const ATTRS: u32 = 3;
-
     pub fn parse(buf: &'a [u8]) -> Result<EventView<'a>, PbError> {
         let mut e = EventView { msg: buf, ..Default::default() };
         let mut r = Reader::new(buf);
@@ -202,7 +190,7 @@ impl<'a> EventView<'a> {
     }
 }
 
-/// A `Link`, validated; its attributes are field 4 of `msg`.
+/// A `Link`, validated.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LinkView<'a> {
     pub msg: &'a [u8],
@@ -214,8 +202,6 @@ pub struct LinkView<'a> {
 }
 
 impl<'a> LinkView<'a> {
-    pub const ATTRS: u32 = 4;
-
     pub fn parse(buf: &'a [u8]) -> Result<LinkView<'a>, PbError> {
         let mut l = LinkView { msg: buf, ..Default::default() };
         let mut r = Reader::new(buf);
@@ -236,9 +222,8 @@ impl<'a> LinkView<'a> {
     }
 }
 
-/// A `Span`'s scalar fields, after validating the whole message. Attributes,
-/// events and links are fields [`SpanView::ATTRS`], [`SpanView::EVENTS`] and
-/// [`SpanView::LINKS`] of `msg`.
+/// A `Span`'s scalar fields, after validating the whole message (attributes,
+/// events and links included).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct SpanView<'a> {
     pub msg: &'a [u8],
@@ -256,16 +241,9 @@ pub struct SpanView<'a> {
     pub status_code: i32,
     pub status_message: &'a str,
     pub flags: u32,
-    pub n_attrs: u32,
-    pub n_events: u32,
-    pub n_links: u32,
 }
 
 impl<'a> SpanView<'a> {
-    pub const ATTRS: u32 = 9;
-    pub const EVENTS: u32 = 11;
-    pub const LINKS: u32 = 13;
-
     /// Parses the scalar fields and validates every nested message.
     pub fn parse(buf: &'a [u8]) -> Result<SpanView<'a>, PbError> {
         let mut s = SpanView { msg: buf, ..Default::default() };
@@ -282,17 +260,14 @@ impl<'a> SpanView<'a> {
                 (8, Value::Fixed64(x)) => s.end_unix_nano = x,
                 (9, Value::Bytes { data, .. }) => {
                     KeyValue::parse(data, 0)?;
-                    s.n_attrs += 1;
                 }
                 (10, Value::Varint(x)) => s.dropped_attributes_count = x as u32,
                 (11, Value::Bytes { data, .. }) => {
                     EventView::parse(data)?;
-                    s.n_events += 1;
                 }
                 (12, Value::Varint(x)) => s.dropped_events_count = x as u32,
                 (13, Value::Bytes { data, .. }) => {
                     LinkView::parse(data)?;
-                    s.n_links += 1;
                 }
                 (14, Value::Varint(x)) => s.dropped_links_count = x as u32,
                 (15, Value::Bytes { data, .. }) => {
@@ -312,29 +287,11 @@ impl<'a> SpanView<'a> {
         }
         Ok(s)
     }
-
-    /// The span's `KeyValue` payloads (already validated by [`SpanView::parse`]).
-    pub fn attrs(&self) -> impl Iterator<Item = KeyValue<'a>> {
-        repeated(self.msg, Self::ATTRS).filter_map(|b| KeyValue::parse(b.ok()?, 0).ok())
-    }
-
-    pub fn events(&self) -> impl Iterator<Item = EventView<'a>> {
-        repeated(self.msg, Self::EVENTS).filter_map(|b| EventView::parse(b.ok()?).ok())
-    }
-
-    pub fn links(&self) -> impl Iterator<Item = LinkView<'a>> {
-        repeated(self.msg, Self::LINKS).filter_map(|b| LinkView::parse(b.ok()?).ok())
-    }
 }
 
 /// The validated `KeyValue`s of field `number` of `msg` (skips any that do not parse).
 pub fn attrs_of(msg: &[u8], number: u32) -> impl Iterator<Item = KeyValue<'_>> {
     repeated(msg, number).filter_map(|b| KeyValue::parse(b.ok()?, 0).ok())
-}
-
-/// Validates a message's attribute field and counts it (for resources and scopes).
-pub fn count_attrs(msg: &[u8], number: u32) -> Result<u32, PbError> {
-    validate_attrs(msg, number)
 }
 
 #[cfg(test)]
