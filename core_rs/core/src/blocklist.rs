@@ -67,7 +67,7 @@ impl BlockStore {
                     blocks.push(b.clone());
                     continue;
                 }
-                match BlockReader::open(&dir) {
+                match BlockReader::open(&dir).and_then(|b| b.warm().map(|_| b)) {
                     Ok(b) => blocks.push(Arc::new(b)),
                     Err(e) => log::log(
                         Level::Error,

@@ -205,6 +205,26 @@ impl BlockReader {
         Ok(self.find_trace_with_stats(id)?.0)
     }
 
+    /// Loads the Parquet footer and page index now (the block list does this for
+    /// new blocks, so the first lookup does not pay for it).
+    pub fn warm(&self) -> Result<(), BlockError> {
+        let path = self.dir.join(DATA_FILE);
+        let file =
+            CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+        self.parquet_meta(&file).map(|_| ())
+    }
+
+    fn parquet_meta(&self, file: &CountingFile) -> Result<ArrowReaderMetadata, BlockError> {
+        let mut cached = self.parquet.lock();
+        if let Some(m) = cached.as_ref() {
+            return Ok(m.clone());
+        }
+        let opts = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let m = ArrowReaderMetadata::load(file, opts)?;
+        *cached = Some(m.clone());
+        Ok(m)
+    }
+
     /// The rows of `id`, reading only the pages that may hold it, and what that read.
     pub fn find_trace_with_stats(
         &self,
@@ -217,19 +237,7 @@ impl BlockReader {
         let path = self.dir.join(DATA_FILE);
         let file =
             CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
-        let meta = {
-            let mut cached = self.parquet.lock();
-            match cached.as_ref() {
-                Some(m) => m.clone(),
-                None => {
-                    let opts =
-                        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-                    let m = ArrowReaderMetadata::load(&file, opts)?;
-                    *cached = Some(m.clone());
-                    m
-                }
-            }
-        };
+        let meta = self.parquet_meta(&file)?;
         let selection = page_selection(&meta, &groups, id);
         let rows = read_matching(file.clone(), meta, groups, selection, id)?;
         Ok((rows, file.stats()))
