@@ -20,8 +20,9 @@ from tests.server import TempoServer
 
 pytestmark = pytest.mark.loadgen
 
-# ~100,000 spans per block on the reference data set (head chunks hold ~780 bytes per span).
-BLOCKS = {"ingester": {"max_block_bytes": "75MiB", "flush_all_on_shutdown": True}}
+# ~85,000 spans per block on the reference data set (head chunks hold ~780 bytes per span),
+# so 5M spans make 50+ blocks.
+BLOCKS = {"ingester": {"max_block_bytes": "64MiB", "flush_all_on_shutdown": True}}
 
 
 def test_trace_by_id(benchmark, tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ class Ingester:
     ``fsync_interval_ms``, ``trace_idle_period_ms``, ``max_trace_live_ms``,
     ``flush_check_period_ms``, ``max_block_duration_ms``, ``max_block_bytes``,
     ``complete_block_timeout_ms``, ``max_live_bytes``, ``blocks_path`` (where complete
-    blocks are written: the local backend's path), ``row_group_spans``.
+    blocks are written: the local backend's path), ``row_group_spans``, ``bloom_fp``,
+    ``bloom_shard_bytes``, ``dedicated_columns`` (a list of (scope, name, type) triples).
     """
 
     def __init__(self, wal_path: str, config: dict[str, object]) -> None: ...

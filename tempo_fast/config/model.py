@@ -71,6 +71,66 @@ def _positive_duration(value: object) -> float:
     return seconds
 
 
+def _probability(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    if not 0 < value < 1:
+        raise ValueError(f"{value!r} must be between 0 and 1 (exclusive)")
+    return float(value)
+
+
+def _positive_size(value: object) -> int:
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError(f"{value!r} must be larger than 0")
+    return size
+
+
+# At most this many dedicated columns per scope (the Rust core's bound).
+MAX_DEDICATED_PER_SCOPE = 32
+
+
+@dataclass(frozen=True)
+class DedicatedColumn:
+    """An attribute stored in a column of its own (Tempo's ``parquet_dedicated_columns``)."""
+
+    scope: str  # span | resource
+    name: str
+    type: str  # string | int
+
+
+def _dedicated_columns(value: object) -> tuple[DedicatedColumn, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError("must be a list of {scope, name, type} entries")
+    out: list[DedicatedColumn] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"entry {i} is not a mapping")
+        unknown = set(item) - {"scope", "name", "type", "options"}
+        if unknown:
+            raise ValueError(f"entry {i}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        column = DedicatedColumn(
+            scope=_str(item.get("scope") or "span"),
+            name=_str(item.get("name")),
+            type=_str(item.get("type") or "string"),
+        )
+        if column.scope not in ("span", "resource"):
+            raise ValueError(f"entry {i}: scope {column.scope!r} is not span or resource")
+        if column.type not in ("string", "int"):
+            raise ValueError(f"entry {i}: type {column.type!r} is not string or int")
+        if not column.name:
+            raise ValueError(f"entry {i}: name is empty")
+        if any(c.scope == column.scope and c.name == column.name for c in out):
+            raise ValueError(f"entry {i}: {column.scope}.{column.name} is listed twice")
+        out.append(column)
+    for scope in ("span", "resource"):
+        if sum(c.scope == scope for c in out) > MAX_DEDICATED_PER_SCOPE:
+            raise ValueError(f"more than {MAX_DEDICATED_PER_SCOPE} {scope} columns")
+    return tuple(out)
+
+
 def key(path: str, parse: Callable[[Any], Any]) -> Any:
     """A dataclass field read from Tempo key ``path`` with ``parse``."""
     return field(metadata={"key": path, "parse": parse})
@@ -131,6 +191,15 @@ class StorageConfig:
     wal_fsync: str = key("storage.trace.wal.fsync", _choice("always", "interval", "never"))
     wal_fsync_interval: float = key("storage.trace.wal.fsync_interval", _positive_duration)
     blocklist_poll: float = key("storage.trace.blocklist_poll", _positive_duration)
+    bloom_filter_false_positive: float = key(
+        "storage.trace.block.bloom_filter_false_positive", _probability
+    )
+    bloom_filter_shard_size_bytes: int = key(
+        "storage.trace.block.bloom_filter_shard_size_bytes", _positive_size
+    )
+    dedicated_columns: tuple[DedicatedColumn, ...] = key(
+        "storage.trace.block.parquet_dedicated_columns", _dedicated_columns
+    )
 
 
 @dataclass(frozen=True)

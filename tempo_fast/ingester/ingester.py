@@ -46,6 +46,9 @@ def core_config(config: Config) -> dict[str, object]:
         "blocks_path": config.storage.local_path,
         "fsync": config.storage.wal_fsync,
         "fsync_interval_ms": _ms(config.storage.wal_fsync_interval),
+        "bloom_fp": config.storage.bloom_filter_false_positive,
+        "bloom_shard_bytes": config.storage.bloom_filter_shard_size_bytes,
+        "dedicated_columns": [(c.scope, c.name, c.type) for c in config.storage.dedicated_columns],
     }
 
 

@@ -17,6 +17,7 @@ from tempo_fast.config import (
     parse_duration,
     parse_size,
 )
+from tempo_fast.config.model import DedicatedColumn
 
 MINIMAL = "storage: {trace: {local: {path: /tmp/b}}}\n"
 
@@ -51,6 +52,38 @@ def test_wal_fsync_policy() -> None:
     assert (c.storage.wal_fsync, c.storage.wal_fsync_interval) == ("always", 1.0)
     with pytest.raises(ConfigError, match=r"storage\.trace\.wal\.fsync"):
         load(wal % "fsync: sometimes")
+
+
+def test_block_keys() -> None:
+    c = load(MINIMAL)
+    assert c.storage.bloom_filter_false_positive == 0.01
+    assert c.storage.bloom_filter_shard_size_bytes == 102400
+    # Tempo 2.10's default dedicated columns
+    assert DedicatedColumn("resource", "k8s.pod.name", "string") in c.storage.dedicated_columns
+    assert DedicatedColumn("span", "http.response.status_code", "int") in (
+        c.storage.dedicated_columns
+    )
+    block = (
+        "storage: {trace: {local: {path: /tmp/b}, block: {bloom_filter_false_positive: 0.05, "
+        "bloom_filter_shard_size_bytes: 1MiB, parquet_dedicated_columns: [%s]}}}"
+    )
+    c = load(block % "{name: http.status_code, type: int}, {scope: resource, name: team}")
+    assert c.storage.bloom_filter_false_positive == 0.05
+    assert c.storage.bloom_filter_shard_size_bytes == 1 << 20
+    assert c.storage.dedicated_columns == (
+        DedicatedColumn("span", "http.status_code", "int"),
+        DedicatedColumn("resource", "team", "string"),
+    )
+    assert c.ignored == ()
+    for bad, match in [
+        ("{scope: event, name: x}", "scope 'event'"),
+        ("{name: x, type: float}", "type 'float'"),
+        ("{name: x}, {name: x}", "span.x is listed twice"),
+        ("{type: int}", "name is empty"),
+        ("{name: x, colour: red}", "unknown field"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            load(block % bad)
 
 
 def test_tree_holds_tempo_defaults() -> None:

@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("build_batch", |b| {
         b.iter_batched(
             traces,
-            |mut t| build_batch(&mut t, &cfg.dedicated_columns).unwrap(),
+            |t| build_batch(&t, &cfg.dedicated_columns).unwrap(),
             BatchSize::LargeInput,
         )
     });

@@ -27,6 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::block::{self, BlockConfig, BlockReader, ChunkReader};
@@ -702,27 +703,45 @@ impl Ingester {
 
     /// Merges a head's chunks into a complete block in the backend, then drops the head.
     fn complete_head(&self, t: &Tenant, head: &Arc<Head>) -> Result<(), IngesterError> {
-        let dir = self.cfg.blocks_path.join(&t.name).join(&head.id);
-        let chunks: Vec<&ChunkReader> = head.chunks.iter().map(|c| c.as_ref()).collect();
-        let meta = block::complete(&chunks, &dir, &t.name, &head.id, &self.cfg.block)
-            .map_err(|e| IngesterError::Block(format!("completing block {}: {e}", head.id)))?;
-        let reader = BlockReader::open(&dir).map_err(|e| IngesterError::Block(e.to_string()))?;
-        t.complete.lock().push((Instant::now(), Arc::new(reader)));
+        // Chunks cut under other dedicated-column settings (a restart with a new
+        // config) cannot share a block: each schema gets a block of its own, with an
+        // id derived from the head's so a retried completion rewrites the same blocks.
+        let mut groups: Vec<(SchemaRef, Vec<&ChunkReader>)> = Vec::new();
+        for c in &head.chunks {
+            let schema = c.schema();
+            match groups.iter_mut().find(|(s, _)| *s == schema) {
+                Some((_, g)) => g.push(c),
+                None => groups.push((schema, vec![c])),
+            }
+        }
+        let base = uuid::Uuid::parse_str(&head.id).map_or(0, |u| u.as_u128());
+        for (i, (_, chunks)) in groups.iter().enumerate() {
+            let id = if i == 0 {
+                head.id.clone()
+            } else {
+                uuid::Uuid::from_u128(base ^ i as u128).to_string()
+            };
+            let dir = self.cfg.blocks_path.join(&t.name).join(&id);
+            let meta = block::complete(chunks, &dir, &t.name, &id, &self.cfg.block)
+                .map_err(|e| IngesterError::Block(format!("completing block {id}: {e}")))?;
+            let reader =
+                BlockReader::open(&dir).map_err(|e| IngesterError::Block(e.to_string()))?;
+            t.complete.lock().push((Instant::now(), Arc::new(reader)));
+            t.stats.blocks_cut.fetch_add(1, Ordering::Relaxed);
+            self.stats.blocks_flushed.fetch_add(1, Ordering::Relaxed);
+            log::log(
+                Level::Info,
+                "ingester",
+                &format!(
+                    "msg=\"block completed\" tenant={} block={id} traces={} size={}",
+                    log::quote(&t.name),
+                    meta.total_objects,
+                    meta.size
+                ),
+            );
+        }
         t.heads.lock().completing.retain(|h| !Arc::ptr_eq(h, head));
         let _ = fs::remove_dir_all(&head.dir);
-        t.stats.blocks_cut.fetch_add(1, Ordering::Relaxed);
-        self.stats.blocks_flushed.fetch_add(1, Ordering::Relaxed);
-        log::log(
-            Level::Info,
-            "ingester",
-            &format!(
-                "msg=\"block completed\" tenant={} block={} traces={} size={}",
-                log::quote(&t.name),
-                head.id,
-                meta.total_objects,
-                meta.size
-            ),
-        );
         Ok(())
     }
 
@@ -929,6 +948,40 @@ mod tests {
         }
         ing.stop();
         assert!(ing.tenant_stats()[0].head_chunks > 0, "over-limit traces were cut to chunks");
+    }
+
+    #[test]
+    fn a_head_cut_under_two_configs_completes_into_two_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(tmp.path());
+        let head = tmp.path().join("wal").join("t").join("head").join(block::new_block_id());
+        fs::create_dir_all(&head).unwrap();
+        let mut want = BTreeMap::new();
+        for (n, dedicated) in [(0u64, cfg.block.dedicated_columns.clone()), (1, Vec::new())] {
+            let (body, _) = testdata::request(n + 10, 300);
+            want.extend(expected(&body));
+            let req = Arc::new(otlp::scan(Arc::from(body)).unwrap());
+            let mut by: HashMap<TraceId, Vec<crate::model::SpanHandle>> = HashMap::new();
+            for (i, s) in req.spans.iter().enumerate() {
+                let h = crate::model::SpanHandle { req: req.clone(), idx: i as u32 };
+                by.entry(s.trace_id).or_default().push(h);
+            }
+            let mut traces: Vec<TraceSpans> =
+                by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect();
+            traces.sort_unstable_by_key(|t| t.trace_id);
+            let block_cfg = BlockConfig { dedicated_columns: dedicated, ..cfg.block.clone() };
+            block::write_chunk(&head.join(format!("{n:08}.{CHUNK_EXT}")), &traces, &block_cfg)
+                .unwrap();
+        }
+        let ing = Ingester::new(cfg).unwrap();
+        ing.replay().unwrap();
+        ing.flush().unwrap();
+        assert!(!head.exists(), "the head was completed");
+        let store = BlockStore::new(tmp.path().join("blocks"));
+        assert_eq!(store.poll().unwrap(), vec![("t".to_string(), 2)]);
+        for (tid, sids) in &want {
+            assert_eq!(&span_ids(&store.find_trace("t", tid).0), sids);
+        }
     }
 
     #[test]

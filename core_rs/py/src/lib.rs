@@ -14,11 +14,13 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use tempo_core::block::traces_per_shard;
 use tempo_core::blocklist::BlockStore as CoreBlockStore;
 use tempo_core::ingester::{Encoding, Ingester as CoreIngester, IngesterConfig, PushError};
 use tempo_core::log::{set_level, Level};
 use tempo_core::otlp::{self, DecodeError as CoreDecodeError};
 use tempo_core::render::{render_trace as core_render, RenderMeta, TraceFormat};
+use tempo_core::schema::{DedicatedColumn, DedicatedScope, DedicatedType};
 use tempo_core::wal::FsyncMode;
 
 create_exception!(_core, DecodeError, PyValueError, "The body is not a valid OTLP request.");
@@ -142,7 +144,36 @@ fn ingester_config(wal_path: PathBuf, cfg: &Bound<'_, PyDict>) -> PyResult<Inges
     if let Some(n) = get::<usize>(cfg, "row_group_spans")? {
         c.block.row_group_rows = n;
     }
+    if let Some(fp) = get::<f64>(cfg, "bloom_fp")? {
+        if !(fp > 0.0 && fp < 1.0) {
+            return Err(PyValueError::new_err(format!("bloom_fp must be in (0, 1), not {fp}")));
+        }
+        c.block.bloom_fp = fp;
+    }
+    if let Some(bytes) = get::<u64>(cfg, "bloom_shard_bytes")? {
+        c.block.bloom_shard_traces = traces_per_shard(bytes, c.block.bloom_fp);
+    }
+    if let Some(cols) = get::<Vec<(String, String, String)>>(cfg, "dedicated_columns")? {
+        c.block.dedicated_columns = cols
+            .iter()
+            .map(|(scope, name, typ)| dedicated_column(scope, name, typ))
+            .collect::<PyResult<_>>()?;
+    }
     Ok(c)
+}
+
+fn dedicated_column(scope: &str, name: &str, typ: &str) -> PyResult<DedicatedColumn> {
+    let scope = match scope {
+        "span" => DedicatedScope::Span,
+        "resource" => DedicatedScope::Resource,
+        other => return Err(PyValueError::new_err(format!("dedicated column scope {other:?}"))),
+    };
+    let typ = match typ {
+        "string" => DedicatedType::String,
+        "int" => DedicatedType::Int,
+        other => return Err(PyValueError::new_err(format!("dedicated column type {other:?}"))),
+    };
+    Ok(DedicatedColumn::new(scope, name, typ))
 }
 
 /// Per-tenant WAL, live traces, head chunks and block cutting.

@@ -50,6 +50,13 @@ impl Shard {
     }
 }
 
+/// How many trace ids a shard of `shard_bytes` holds at false-positive rate `fp`
+/// (Tempo sizes shards in bytes: `bloom_filter_shard_size_bytes`).
+pub fn traces_per_shard(shard_bytes: u64, fp: f64) -> usize {
+    let bits_per_id = -fp.ln() / (std::f64::consts::LN_2 * std::f64::consts::LN_2);
+    ((shard_bytes as f64 * 8.0 / bits_per_id) as usize).max(1)
+}
+
 /// A trace-id bloom filter split into shards; an id lives in one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bloom {
@@ -134,6 +141,17 @@ mod tests {
         let shards: Vec<Vec<u8>> = (0..bloom.shards()).map(|i| bloom.encode_shard(i)).collect();
         assert_eq!(Bloom::decode(&shards).unwrap(), bloom);
         assert!(Bloom::decode(&[b"junk".to_vec()]).is_err());
+    }
+
+    #[test]
+    fn shard_sizes_follow_tempo_bytes() {
+        // Tempo's defaults: 100 KiB shards at 1% hold ~85,000 ids.
+        let n = traces_per_shard(102_400, 0.01);
+        assert!((80_000..90_000).contains(&n), "{n}");
+        let ids: Vec<TraceId> = (0..n as u128).map(|i| i.to_be_bytes()).collect();
+        let bloom = Bloom::build(&ids, 0.01, n);
+        assert_eq!(bloom.shards(), 1);
+        assert!(bloom.encode_shard(0).len() <= 102_400 + 64);
     }
 
     #[test]

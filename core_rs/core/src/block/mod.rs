@@ -28,7 +28,7 @@ use std::path::Path;
 use arrow_schema::ArrowError;
 use parquet::errors::ParquetError;
 
-pub use bloom::Bloom;
+pub use bloom::{traces_per_shard, Bloom};
 pub use chunk::{write_chunk, ChunkReader};
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::complete;
@@ -73,7 +73,7 @@ impl Default for BlockConfig {
             chunk_batch_rows: 1_024,
             compression: BlockCompression::Lz4Raw,
             bloom_fp: 0.01,
-            bloom_shard_traces: 250_000,
+            bloom_shard_traces: traces_per_shard(102_400, 0.01),
             dedicated_columns: default_dedicated_columns(),
         }
     }
