@@ -37,11 +37,10 @@ use arrow_array::{
 };
 use base64::Engine as _;
 
-use crate::pb::{self, PbError, Reader, Value};
+pub use crate::otlp::view::MAX_VALUE_DEPTH;
+use crate::otlp::view::{repeated, AnyValue, KeyValue};
+use crate::pb::{self, PbError};
 use crate::schema::{self, AttrType, DedicatedScope, DedicatedType};
-
-/// Deepest nesting of array / kvlist values decoded for JSON (the ingest limit).
-pub const MAX_VALUE_DEPTH: usize = 64;
 
 /// Output format of a trace-by-id response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,19 +154,6 @@ pub fn render_trace(
 
 // ------------------------------------------------------------------ column views
 
-/// The attribute value one list entry or dedicated cell holds.
-#[derive(Debug, Clone, Copy)]
-enum Val<'a> {
-    Str(&'a str),
-    Int(i64),
-    Double(f64),
-    Bool(bool),
-    Bytes(&'a [u8]),
-    Array(&'a [u8]),
-    KvList(&'a [u8]),
-    Empty,
-}
-
 /// The child columns of one `List<Attr>` column.
 struct Attrs<'a> {
     offsets: &'a [i32],
@@ -207,7 +193,7 @@ impl<'a> Attrs<'a> {
     }
 
     #[inline]
-    fn val(&self, j: usize) -> Result<Val<'a>, RenderError> {
+    fn val(&self, j: usize) -> Result<AnyValue<'a>, RenderError> {
         self.try_val(j).ok_or_else(|| RenderError::BadAttrType {
             key: self.key(j).to_string(),
             tag: self.typ.value(j),
@@ -215,16 +201,16 @@ impl<'a> Attrs<'a> {
     }
 
     #[inline(always)]
-    fn try_val(&self, j: usize) -> Option<Val<'a>> {
+    fn try_val(&self, j: usize) -> Option<AnyValue<'a>> {
         Some(match AttrType::from_u8(self.typ.value(j)) {
-            Some(AttrType::String) => Val::Str(self.s.value(j)),
-            Some(AttrType::Int) => Val::Int(self.i.value(j)),
-            Some(AttrType::Double) => Val::Double(self.d.value(j)),
-            Some(AttrType::Bool) => Val::Bool(self.b.value(j)),
-            Some(AttrType::Bytes) => Val::Bytes(self.raw.value(j)),
-            Some(AttrType::Array) => Val::Array(self.raw.value(j)),
-            Some(AttrType::KvList) => Val::KvList(self.raw.value(j)),
-            Some(AttrType::Empty) => Val::Empty,
+            Some(AttrType::String) => AnyValue::Str(self.s.value(j)),
+            Some(AttrType::Int) => AnyValue::Int(self.i.value(j)),
+            Some(AttrType::Double) => AnyValue::Double(self.d.value(j)),
+            Some(AttrType::Bool) => AnyValue::Bool(self.b.value(j)),
+            Some(AttrType::Bytes) => AnyValue::Bytes(self.raw.value(j)),
+            Some(AttrType::Array) => AnyValue::Array(self.raw.value(j)),
+            Some(AttrType::KvList) => AnyValue::KvList(self.raw.value(j)),
+            Some(AttrType::Empty) => AnyValue::Empty,
             None => return None,
         })
     }
@@ -243,10 +229,10 @@ struct Ded<'a> {
 
 impl<'a> Ded<'a> {
     #[inline]
-    fn get(&self, r: usize) -> Option<Val<'a>> {
+    fn get(&self, r: usize) -> Option<AnyValue<'a>> {
         match self.col {
-            DedCol::Str(a) => a.is_valid(r).then(|| Val::Str(a.value(r))),
-            DedCol::Int(a) => a.is_valid(r).then(|| Val::Int(a.value(r))),
+            DedCol::Str(a) => a.is_valid(r).then(|| AnyValue::Str(a.value(r))),
+            DedCol::Int(a) => a.is_valid(r).then(|| AnyValue::Int(a.value(r))),
         }
     }
 }
@@ -532,7 +518,7 @@ impl KeyScratch {
         self.key.clear();
     }
 
-    fn push_kv(&mut self, key: &str, v: Val<'_>) {
+    fn push_kv(&mut self, key: &str, v: AnyValue<'_>) {
         let s = self.kvs.len();
         pb_kv(&mut self.kvs, key, v);
         self.ranges.push(s..self.kvs.len());
@@ -567,7 +553,7 @@ impl KeyScratch {
     fn resource(&mut self, v: &View<'_>, r: usize) -> Result<&[u8], RenderError> {
         self.begin();
         if let Some(s) = v.service(r) {
-            self.push_kv("service.name", Val::Str(s));
+            self.push_kv("service.name", AnyValue::Str(s));
         }
         self.push_list(&v.res_attrs, r)?;
         for d in &v.res_ded {
@@ -779,22 +765,22 @@ fn put_msg<R>(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>) -> 
 
 /// An `AnyValue` body: the set oneof member is written even when zero.
 #[inline]
-fn pb_any(out: &mut Vec<u8>, v: Val<'_>) {
+fn pb_any(out: &mut Vec<u8>, v: AnyValue<'_>) {
     match v {
-        Val::Str(s) => pb::put_bytes_field(out, 1, s.as_bytes()),
-        Val::Bool(b) => pb::put_varint_field(out, 2, b as u64),
-        Val::Int(i) => pb::put_varint_field(out, 3, i as u64),
-        Val::Double(d) => pb::put_fixed64_field(out, 4, d.to_bits()),
-        Val::Array(raw) => pb::put_bytes_field(out, 5, raw),
-        Val::KvList(raw) => pb::put_bytes_field(out, 6, raw),
-        Val::Bytes(raw) => pb::put_bytes_field(out, 7, raw),
-        Val::Empty => {}
+        AnyValue::Str(s) => pb::put_bytes_field(out, 1, s.as_bytes()),
+        AnyValue::Bool(b) => pb::put_varint_field(out, 2, b as u64),
+        AnyValue::Int(i) => pb::put_varint_field(out, 3, i as u64),
+        AnyValue::Double(d) => pb::put_fixed64_field(out, 4, d.to_bits()),
+        AnyValue::Array(raw) => pb::put_bytes_field(out, 5, raw),
+        AnyValue::KvList(raw) => pb::put_bytes_field(out, 6, raw),
+        AnyValue::Bytes(raw) => pb::put_bytes_field(out, 7, raw),
+        AnyValue::Empty => {}
     }
 }
 
 /// A `KeyValue` body.
 #[inline]
-fn pb_kv(out: &mut Vec<u8>, key: &str, v: Val<'_>) {
+fn pb_kv(out: &mut Vec<u8>, key: &str, v: AnyValue<'_>) {
     if !key.is_empty() {
         pb::put_bytes_field(out, 1, key.as_bytes());
     }
@@ -860,7 +846,7 @@ fn pb_resource_spans(
     let (v, r) = (&views[res.batch], res.row);
     put_msg(out, 1, |o| {
         if let Some(s) = v.service(r) {
-            put_msg(o, 1, |o| pb_kv(o, "service.name", Val::Str(s)));
+            put_msg(o, 1, |o| pb_kv(o, "service.name", AnyValue::Str(s)));
         }
         pb_attr_list(o, 1, &v.res_attrs, r)?;
         pb_dedicated(o, 1, &v.res_ded, r);
@@ -1117,154 +1103,65 @@ fn js_f64(out: &mut Vec<u8>, d: f64) {
 }
 
 /// An `AnyValue` object.
-fn js_any(out: &mut Vec<u8>, key: &str, v: Val<'_>) -> Result<(), RenderError> {
+fn js_any(out: &mut Vec<u8>, key: &str, v: AnyValue<'_>) -> Result<(), RenderError> {
+    js_value(out, v, 0).map_err(|e| RenderError::BadValue { key: key.to_string(), source: e })
+}
+
+/// An `AnyValue` as JSON; array and kvlist bytes are decoded level by level (as
+/// Go's decoder reads them: the last oneof member wins, unknown fields skipped),
+/// at most [`MAX_VALUE_DEPTH`] levels deep.
+fn js_value(out: &mut Vec<u8>, v: AnyValue<'_>, depth: usize) -> Result<(), PbError> {
     match v {
-        Val::Str(s) => {
+        AnyValue::Str(s) => {
             out.extend_from_slice(b"{\"stringValue\":");
             js_str(out, s);
         }
-        Val::Bool(b) => {
+        AnyValue::Bool(b) => {
             out.extend_from_slice(if b { b"{\"boolValue\":true" } else { b"{\"boolValue\":false" })
         }
-        Val::Int(i) => {
+        AnyValue::Int(i) => {
             out.extend_from_slice(b"{\"intValue\":");
             js_i64_quoted(out, i);
         }
-        Val::Double(d) => {
+        AnyValue::Double(d) => {
             out.extend_from_slice(b"{\"doubleValue\":");
             js_f64(out, d);
         }
-        Val::Bytes(b) => {
+        AnyValue::Bytes(b) => {
             out.extend_from_slice(b"{\"bytesValue\":");
             js_b64(out, b);
         }
-        Val::Array(raw) => {
-            out.extend_from_slice(b"{\"arrayValue\":");
-            js_pb_array(out, raw, 1).map_err(|e| bad_value(key, e))?;
-        }
-        Val::KvList(raw) => {
-            out.extend_from_slice(b"{\"kvlistValue\":");
-            js_pb_kvlist(out, raw, 1).map_err(|e| bad_value(key, e))?;
-        }
-        Val::Empty => out.push(b'{'),
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-fn bad_value(key: &str, source: PbError) -> RenderError {
-    RenderError::BadValue { key: key.to_string(), source }
-}
-
-#[inline]
-fn pb_utf8(field: u32, b: &[u8]) -> Result<&str, PbError> {
-    std::str::from_utf8(b).map_err(|_| PbError::InvalidUtf8 { field })
-}
-
-/// An encoded `ArrayValue` as `{"values":[...]}` (`{}` when empty).
-fn js_pb_array(out: &mut Vec<u8>, buf: &[u8], depth: usize) -> Result<(), PbError> {
-    if depth > MAX_VALUE_DEPTH {
-        return Err(PbError::TooDeep);
-    }
-    let mut r = Reader::new(buf);
-    let mut n = 0;
-    out.push(b'{');
-    while let Some(f) = r.next_field()? {
-        if let (1, Value::Bytes { data, .. }) = (f.number, f.value) {
-            out.extend_from_slice(if n == 0 { b"\"values\":[" } else { b"," });
-            n += 1;
-            js_pb_any(out, data, depth)?;
-        }
-    }
-    if n > 0 {
-        out.push(b']');
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// An encoded `KeyValueList` as `{"values":[{"key":…,"value":…}...]}` (`{}` when empty).
-fn js_pb_kvlist(out: &mut Vec<u8>, buf: &[u8], depth: usize) -> Result<(), PbError> {
-    if depth > MAX_VALUE_DEPTH {
-        return Err(PbError::TooDeep);
-    }
-    let mut r = Reader::new(buf);
-    let mut n = 0;
-    out.push(b'{');
-    while let Some(f) = r.next_field()? {
-        if let (1, Value::Bytes { data, .. }) = (f.number, f.value) {
-            out.extend_from_slice(if n == 0 { b"\"values\":[" } else { b"," });
-            n += 1;
-            let (mut key, mut value): (&str, &[u8]) = ("", &[]);
-            let mut kr = Reader::new(data);
-            while let Some(g) = kr.next_field()? {
-                match (g.number, g.value) {
-                    (1, Value::Bytes { data, .. }) => key = pb_utf8(1, data)?,
-                    (2, Value::Bytes { data, .. }) => value = data,
-                    _ => {}
+        AnyValue::Array(raw) | AnyValue::KvList(raw) => {
+            if depth >= MAX_VALUE_DEPTH {
+                return Err(PbError::TooDeep);
+            }
+            let kvlist = matches!(v, AnyValue::KvList(_));
+            out.extend_from_slice(if kvlist {
+                b"{\"kvlistValue\":{"
+            } else {
+                b"{\"arrayValue\":{"
+            });
+            let mut n = 0;
+            for item in repeated(raw, 1) {
+                out.extend_from_slice(if n == 0 { b"\"values\":[" } else { b"," });
+                n += 1;
+                if kvlist {
+                    let (key, value) = KeyValue::parts(item?)?;
+                    out.extend_from_slice(b"{\"key\":");
+                    js_str(out, key);
+                    out.extend_from_slice(b",\"value\":");
+                    js_value(out, AnyValue::parse_shallow(value)?, depth + 1)?;
+                    out.push(b'}');
+                } else {
+                    js_value(out, AnyValue::parse_shallow(item?)?, depth + 1)?;
                 }
             }
-            out.extend_from_slice(b"{\"key\":");
-            js_str(out, key);
-            out.extend_from_slice(b",\"value\":");
-            js_pb_any(out, value, depth)?;
+            if n > 0 {
+                out.push(b']');
+            }
             out.push(b'}');
         }
-    }
-    if n > 0 {
-        out.push(b']');
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// An encoded `AnyValue` as JSON (the last oneof member on the wire wins).
-fn js_pb_any(out: &mut Vec<u8>, buf: &[u8], depth: usize) -> Result<(), PbError> {
-    let mut last = None;
-    let mut r = Reader::new(buf);
-    while let Some(f) = r.next_field()? {
-        match (f.number, f.value) {
-            (1 | 5 | 6 | 7, Value::Bytes { .. })
-            | (2 | 3, Value::Varint(_))
-            | (4, Value::Fixed64(_)) => last = Some(f),
-            _ => {}
-        }
-    }
-    let Some(f) = last else {
-        out.extend_from_slice(b"{}");
-        return Ok(());
-    };
-    match (f.number, f.value) {
-        (1, Value::Bytes { data, .. }) => {
-            out.extend_from_slice(b"{\"stringValue\":");
-            js_str(out, pb_utf8(1, data)?);
-        }
-        (2, Value::Varint(x)) => out.extend_from_slice(if x != 0 {
-            b"{\"boolValue\":true"
-        } else {
-            b"{\"boolValue\":false"
-        }),
-        (3, Value::Varint(x)) => {
-            out.extend_from_slice(b"{\"intValue\":");
-            js_i64_quoted(out, x as i64);
-        }
-        (4, Value::Fixed64(x)) => {
-            out.extend_from_slice(b"{\"doubleValue\":");
-            js_f64(out, f64::from_bits(x));
-        }
-        (5, Value::Bytes { data, .. }) => {
-            out.extend_from_slice(b"{\"arrayValue\":");
-            js_pb_array(out, data, depth + 1)?;
-        }
-        (6, Value::Bytes { data, .. }) => {
-            out.extend_from_slice(b"{\"kvlistValue\":");
-            js_pb_kvlist(out, data, depth + 1)?;
-        }
-        (_, Value::Bytes { data, .. }) => {
-            out.extend_from_slice(b"{\"bytesValue\":");
-            js_b64(out, data);
-        }
-        _ => unreachable!("only oneof members are kept"),
+        AnyValue::Empty => out.push(b'{'),
     }
     out.push(b'}');
     Ok(())
@@ -1272,7 +1169,7 @@ fn js_pb_any(out: &mut Vec<u8>, buf: &[u8], depth: usize) -> Result<(), PbError>
 
 /// A `KeyValue` object (`key` is always written, even when empty).
 #[inline]
-fn js_kv(out: &mut Vec<u8>, key: &str, v: Val<'_>) -> Result<(), RenderError> {
+fn js_kv(out: &mut Vec<u8>, key: &str, v: AnyValue<'_>) -> Result<(), RenderError> {
     out.extend_from_slice(b"{\"key\":");
     js_str(out, key);
     out.extend_from_slice(b",\"value\":");
@@ -1306,7 +1203,7 @@ fn js_attributes(
     };
     if let Some(s) = service {
         sep(out);
-        js_kv(out, "service.name", Val::Str(s))?;
+        js_kv(out, "service.name", AnyValue::Str(s))?;
     }
     for j in range {
         sep(out);
@@ -1528,6 +1425,7 @@ fn js_span(out: &mut Vec<u8>, v: &View<'_>, r: usize) -> Result<(), RenderError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::Reader;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 

@@ -32,9 +32,31 @@ fn utf8(field: u32, b: &[u8]) -> Result<&str, PbError> {
 impl<'a> AnyValue<'a> {
     /// Parses and fully validates an `AnyValue` message (nested values included).
     pub fn parse(buf: &'a [u8], depth: usize) -> Result<AnyValue<'a>, PbError> {
-        if depth > MAX_VALUE_DEPTH {
-            return Err(PbError::TooDeep);
+        let v = AnyValue::parse_shallow(buf)?;
+        match v {
+            AnyValue::Array(data) | AnyValue::KvList(data) if depth >= MAX_VALUE_DEPTH => {
+                let _ = data;
+                Err(PbError::TooDeep)
+            }
+            AnyValue::Array(data) => {
+                for item in repeated(data, 1) {
+                    AnyValue::parse(item?, depth + 1)?;
+                }
+                Ok(v)
+            }
+            AnyValue::KvList(data) => {
+                for item in repeated(data, 1) {
+                    KeyValue::parse(item?, depth + 1)?;
+                }
+                Ok(v)
+            }
+            _ => Ok(v),
         }
+    }
+
+    /// Parses one level: an array or kvlist keeps its bytes unchecked (callers
+    /// that walk them parse each item in turn).
+    pub fn parse_shallow(buf: &'a [u8]) -> Result<AnyValue<'a>, PbError> {
         let mut v = AnyValue::Empty;
         let mut r = Reader::new(buf);
         while let Some(f) = r.next_field()? {
@@ -43,18 +65,8 @@ impl<'a> AnyValue<'a> {
                 (2, Value::Varint(x)) => AnyValue::Bool(x != 0),
                 (3, Value::Varint(x)) => AnyValue::Int(x as i64),
                 (4, Value::Fixed64(x)) => AnyValue::Double(f64::from_bits(x)),
-                (5, Value::Bytes { data, .. }) => {
-                    for item in repeated(data, 1) {
-                        AnyValue::parse(item?, depth + 1)?;
-                    }
-                    AnyValue::Array(data)
-                }
-                (6, Value::Bytes { data, .. }) => {
-                    for item in repeated(data, 1) {
-                        KeyValue::parse(item?, depth + 1)?;
-                    }
-                    AnyValue::KvList(data)
-                }
+                (5, Value::Bytes { data, .. }) => AnyValue::Array(data),
+                (6, Value::Bytes { data, .. }) => AnyValue::KvList(data),
                 (7, Value::Bytes { data, .. }) => AnyValue::Bytes(data),
                 _ => continue,
             };
@@ -71,17 +83,24 @@ pub struct KeyValue<'a> {
 }
 
 impl<'a> KeyValue<'a> {
+    /// Parses and fully validates a `KeyValue` (its value's nesting counted from `depth`).
     pub fn parse(buf: &'a [u8], depth: usize) -> Result<KeyValue<'a>, PbError> {
-        let mut kv = KeyValue { key: "", value: AnyValue::Empty };
+        let (key, value) = Self::parts(buf)?;
+        Ok(KeyValue { key, value: AnyValue::parse(value, depth)? })
+    }
+
+    /// The key and the value's `AnyValue` bytes (last occurrence of each wins).
+    pub fn parts(buf: &'a [u8]) -> Result<(&'a str, &'a [u8]), PbError> {
+        let (mut key, mut value): (&str, &[u8]) = ("", &[]);
         let mut r = Reader::new(buf);
         while let Some(f) = r.next_field()? {
             match (f.number, f.value) {
-                (1, Value::Bytes { data, .. }) => kv.key = utf8(1, data)?,
-                (2, Value::Bytes { data, .. }) => kv.value = AnyValue::parse(data, depth)?,
+                (1, Value::Bytes { data, .. }) => key = utf8(1, data)?,
+                (2, Value::Bytes { data, .. }) => value = data,
                 _ => {}
             }
         }
-        Ok(kv)
+        Ok((key, value))
     }
 }
 
