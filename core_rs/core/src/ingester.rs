@@ -213,6 +213,9 @@ pub struct Ingester {
     complete_wake: Mutex<bool>,
     complete_woken: Condvar,
     stop: AtomicBool,
+    /// Wakes interval sleepers when `stop` is set.
+    stop_lock: Mutex<()>,
+    stop_cv: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -247,6 +250,8 @@ impl Ingester {
             complete_wake: Mutex::new(false),
             complete_woken: Condvar::new(),
             stop: AtomicBool::new(false),
+            stop_lock: Mutex::new(()),
+            stop_cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
         }))
     }
@@ -613,13 +618,11 @@ impl Ingester {
         }
     }
 
+    /// Sleeps one fsync interval (or until stopped); false once stopped.
     fn sleep_fsync(&self) -> bool {
-        let deadline = Instant::now() + self.cfg.fsync_interval;
-        while Instant::now() < deadline {
-            if self.stop.load(Ordering::Relaxed) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20).min(self.cfg.fsync_interval));
+        let mut g = self.stop_lock.lock();
+        if !self.stop.load(Ordering::Relaxed) {
+            self.stop_cv.wait_for(&mut g, self.cfg.fsync_interval);
         }
         !self.stop.load(Ordering::Relaxed)
     }
@@ -755,7 +758,11 @@ impl Ingester {
 
     /// Stops the background threads (the WAL keeps what was not flushed).
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        {
+            let _g = self.stop_lock.lock();
+            self.stop.store(true, Ordering::Relaxed);
+            self.stop_cv.notify_all();
+        }
         self.wake_sweeper();
         self.wake_completer();
         self.room.notify_all();
