@@ -20,9 +20,9 @@ from tests.server import TempoServer
 
 pytestmark = pytest.mark.loadgen
 
-# ~85,000 spans per block on the reference data set (head chunks hold ~780 bytes per span),
+# Heads of at most 40 MiB of chunks (~780 bytes per span on the reference data set),
 # so 5M spans make 50+ blocks.
-BLOCKS = {"ingester": {"max_block_bytes": "64MiB", "flush_all_on_shutdown": True}}
+BLOCKS = {"ingester": {"max_block_bytes": "40MiB", "flush_all_on_shutdown": True}}
 
 
 def test_trace_by_id(benchmark, tmp_path: Path) -> None:

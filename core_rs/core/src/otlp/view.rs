@@ -56,6 +56,7 @@ impl<'a> AnyValue<'a> {
 
     /// Parses one level: an array or kvlist keeps its bytes unchecked (callers
     /// that walk them parse each item in turn).
+    #[inline]
     pub fn parse_shallow(buf: &'a [u8]) -> Result<AnyValue<'a>, PbError> {
         let mut v = AnyValue::Empty;
         let mut r = Reader::new(buf);
@@ -90,6 +91,7 @@ impl<'a> KeyValue<'a> {
     }
 
     /// The key and the value's `AnyValue` bytes (last occurrence of each wins).
+    #[inline]
     pub fn parts(buf: &'a [u8]) -> Result<(&'a str, &'a [u8]), PbError> {
         let (mut key, mut value): (&str, &[u8]) = ("", &[]);
         let mut r = Reader::new(buf);
