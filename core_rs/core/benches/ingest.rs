@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
                     .push(SpanHandle { req: r.clone(), idx: i as u32 });
             }
         }
-        by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect::<Vec<_>>()
+        by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect::<Vec<_>>()
     };
     let cfg = BlockConfig::default();
     g.bench_function("build_batch", |b| {

@@ -30,6 +30,14 @@ use crate::schema::{self, AttrType, DedicatedColumn, DedicatedScope, DedicatedTy
 pub struct TraceSpans {
     pub trace_id: TraceId,
     pub spans: Vec<SpanHandle>,
+    /// The oldest WAL segment holding these spans (kept until they are on disk).
+    pub first_segment: u64,
+}
+
+impl TraceSpans {
+    pub fn new(trace_id: TraceId, spans: Vec<SpanHandle>) -> Self {
+        TraceSpans { trace_id, spans, first_segment: 0 }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -921,7 +929,7 @@ mod tests {
         for (i, s) in req.spans.iter().enumerate() {
             by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
         }
-        by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect()
+        by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect()
     }
 
     #[test]

@@ -470,7 +470,7 @@ impl Ingester {
             }
         }
         if !spans.is_empty() {
-            out.push(self.build(&[TraceSpans { trace_id: *trace_id, spans }])?);
+            out.push(self.build(&[TraceSpans::new(*trace_id, spans)])?);
         }
         let chunks: Vec<Arc<ChunkReader>> = {
             let heads = t.heads.lock();
@@ -651,16 +651,31 @@ impl Ingester {
                 .0
             }
         };
+        // Cuts whose chunk failed to write on an earlier sweep (disk full, say) are
+        // still in `cutting`, visible and holding their WAL segments: retry them first.
+        let failed: Vec<Arc<Vec<TraceSpans>>> = t.cutting.lock().clone();
         if !cut.is_empty() {
             cut.sort_unstable_by_key(|t| t.trace_id);
-            let cut = Arc::new(cut);
-            t.cutting.lock().push(cut.clone());
+            t.cutting.lock().push(Arc::new(cut));
             self.room.notify_all();
-            let written = self.write_chunk(t, &cut);
-            t.cutting.lock().retain(|c| !Arc::ptr_eq(c, &cut));
-            written?;
         }
-        let needed = t.live.lock().min_segment().unwrap_or(u64::MAX);
+        let pending: Vec<Arc<Vec<TraceSpans>>> = t.cutting.lock().clone();
+        for c in pending {
+            if let Err(e) = self.write_chunk(t, &c) {
+                if failed.iter().any(|f| Arc::ptr_eq(f, &c)) {
+                    log_error(&format!(
+                        "tenant={} retrying a head chunk failed again: {e}",
+                        t.name
+                    ));
+                }
+                return Err(e);
+            }
+            t.cutting.lock().retain(|x| !Arc::ptr_eq(x, &c));
+        }
+        // A WAL segment goes once no live or unwritten trace needs it.
+        let live_min = t.live.lock().min_segment().unwrap_or(u64::MAX);
+        let cut_min = t.cutting.lock().iter().flat_map(|c| c.iter()).map(|x| x.first_segment).min();
+        let needed = live_min.min(cut_min.unwrap_or(u64::MAX));
         t.wal.delete_before(needed).map_err(io_err("deleting WAL segments"))?;
 
         let due = {
@@ -974,7 +989,7 @@ mod tests {
                 by.entry(s.trace_id).or_default().push(h);
             }
             let mut traces: Vec<TraceSpans> =
-                by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect();
+                by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect();
             traces.sort_unstable_by_key(|t| t.trace_id);
             let block_cfg = BlockConfig { dedicated_columns: dedicated, ..cfg.block.clone() };
             block::write_chunk(&head.join(format!("{n:08}.{CHUNK_EXT}")), &traces, &block_cfg)
@@ -988,6 +1003,32 @@ mod tests {
         assert_eq!(store.poll().unwrap(), vec![("t".to_string(), 2)]);
         for (tid, sids) in &want {
             assert_eq!(&span_ids(&store.find_trace("t", tid).0), sids);
+        }
+    }
+
+    #[test]
+    fn a_failed_chunk_write_loses_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (body, _) = testdata::request(21, 300);
+        let want = expected(&body);
+        let (tid, sids) = want.iter().next().unwrap();
+        let head_root = tmp.path().join("wal").join("t").join("head");
+        {
+            let ing = Ingester::new(config(tmp.path())).unwrap();
+            ing.push("t", &body, Encoding::Protobuf, false, 20 << 20).unwrap();
+            // A file where the head directory goes: the chunk cannot be written.
+            fs::write(&head_root, b"in the way").unwrap();
+            assert!(ing.flush().is_err());
+            assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids, "still visible");
+            assert!(ing.flush().is_err(), "retried, fails again");
+        }
+        // The WAL kept the spans: a restart has them, and the next cut succeeds.
+        fs::remove_file(&head_root).unwrap();
+        let ing = Ingester::new(config(tmp.path())).unwrap();
+        ing.replay().unwrap();
+        ing.flush().unwrap();
+        for (tid, sids) in &want {
+            assert_eq!(&span_ids(&ing.find_trace("t", tid).unwrap()), sids);
         }
     }
 

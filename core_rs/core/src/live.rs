@@ -113,7 +113,7 @@ impl LiveTraces {
         let t = self.traces.remove(id).expect("trace is live");
         self.bytes -= t.bytes;
         self.spans -= t.spans.len();
-        TraceSpans { trace_id: *id, spans: t.spans }
+        TraceSpans { trace_id: *id, spans: t.spans, first_segment: t.first_segment }
     }
 
     /// The live spans of one trace.

@@ -165,7 +165,7 @@ mod tests {
         let out = chunks
             .into_iter()
             .map(|m| {
-                m.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect()
+                m.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect()
             })
             .collect();
         (out, expected)
@@ -299,7 +299,7 @@ mod settings_probe {
             }
         }
         let mut traces: Vec<TraceSpans> =
-            by.into_iter().map(|(trace_id, spans)| TraceSpans { trace_id, spans }).collect();
+            by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect();
         let base = BlockConfig::default();
         let chunk = tmp.path().join("c.arrow");
         let t = Instant::now();
