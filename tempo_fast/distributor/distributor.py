@@ -15,7 +15,9 @@ from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
 
-Kind = Literal["invalid", "too_large", "unauthenticated", "unsupported_media", "overloaded"]
+Kind = Literal[
+    "invalid", "too_large", "unauthenticated", "unsupported_media", "overloaded", "unavailable"
+]
 RECEIVER = "otlp"
 # refusal kind per reason_code; every other reason is bad input
 _KINDS: dict[str, Kind] = {"too_large": "too_large", "overloaded": "overloaded"}
@@ -98,6 +100,9 @@ class Distributor:
             raise self.refuse(kind, "invalid_tenant", e.reason) from None
         try:
             result = self._ingester.push(tenant, body, encoding, gzip, max_bytes)
+        except OSError as e:  # the WAL append failed (disk full, I/O error): nothing was acked
+            _log.error("push failed", tenant=tenant, err=str(e))
+            raise self.refuse("unavailable", "wal_append_failed", f"{e}; retry later") from None
         except (ValueError, RuntimeError) as e:
             # _core.DecodeError / TooLargeError / OverloadedError carry reason_code
             reason = getattr(e, "reason_code", None)

@@ -22,6 +22,7 @@ _CODES = {
     "unauthenticated": grpc.StatusCode.UNAUTHENTICATED,
     "unsupported_media": grpc.StatusCode.INVALID_ARGUMENT,
     "overloaded": grpc.StatusCode.UNAVAILABLE,  # retryable: the exporter backs off
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -23,6 +23,7 @@ _STATUS = {
     "unauthenticated": (401, 16),
     "unsupported_media": (415, 3),
     "overloaded": (503, 14),  # UNAVAILABLE: OTLP/HTTP clients retry 503, honouring Retry-After
+    "unavailable": (503, 14),
 }
 RETRY_AFTER_SECONDS = "1"
 _CHUNK = 1 << 16
@@ -85,7 +86,7 @@ class OtlpHttpReceiver:
                 payload = encode_status(code, e.message)
             else:
                 payload = orjson.dumps({"code": code, "message": e.message})
-            headers = {"Retry-After": RETRY_AFTER_SECONDS} if e.kind == "overloaded" else None
+            headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
             return web.Response(
                 status=status, body=payload, content_type=reply_media, headers=headers
             )

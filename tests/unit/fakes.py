@@ -5,6 +5,7 @@ integrator's end-to-end tests run the built extension. These fakes only follow t
 call surface (``tempo_fast/_core.pyi``) so the HTTP/gRPC/config layers can be tested alone.
 
 Fake body format: ``BAD`` prefix -> DecodeError; ``BUSY`` prefix -> OverloadedError;
+``DISKFULL`` prefix -> OSError (a failed WAL append);
 otherwise each ``S`` is an accepted span,
 each ``T`` a span with an invalid trace id, each ``P`` one with an invalid span id.
 """
@@ -84,6 +85,8 @@ class FakeIngester:
                 raise FakeDecodeError(f"gzip: {e}", "invalid_gzip") from None
         if len(body) > max_bytes:
             raise FakeTooLargeError(f"body of {len(body)} bytes exceeds {max_bytes}")
+        if body.startswith(b"DISKFULL"):
+            raise OSError(28, "write-ahead log append failed: No space left on device")
         if body.startswith(b"BUSY"):
             raise FakeOverloadedError("ingester overloaded: retry later")
         if body.startswith(b"BAD"):

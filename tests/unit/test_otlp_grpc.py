@@ -49,6 +49,16 @@ def test_overload_is_unavailable(running: RunningApp) -> None:
     assert 'tempo_distributor_requests_refused_total{reason="overloaded"} 1.0' in text
 
 
+def test_wal_failure_is_unavailable(running: RunningApp) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        export(running, b"DISKFULL")
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "No space left" in info.value.details()
+    text = running.app.metrics.exposition().decode()
+    assert 'tempo_distributor_requests_refused_total{reason="wal_append_failed"} 1.0' in text
+    assert export(running, b"S") == b"", "the receiver keeps serving"
+
+
 def test_over_receive_limit_is_resource_exhausted(running: RunningApp) -> None:
     with pytest.raises(grpc.RpcError) as info:
         export(running, b"S" * ((4 << 20) + 1))

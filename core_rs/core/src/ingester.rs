@@ -509,34 +509,24 @@ impl Ingester {
             .map_err(|e| IngesterError::Block(e.to_string()))
     }
 
-    /// Starts the background threads: the sweep and, with `fsync: interval`, the fsync tick.
+    /// Starts the background threads: the sweep, head completion and, with
+    /// `fsync: interval`, the fsync tick.
     pub fn start(self: &Arc<Self>) {
         let mut threads = self.threads.lock();
         if !threads.is_empty() {
             return;
         }
-        let me = self.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("tf-sweep".into())
-                .spawn(move || me.sweep_loop())
-                .expect("spawn sweep thread"),
-        );
-        let me = self.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("tf-complete".into())
-                .spawn(move || me.complete_loop())
-                .expect("spawn completion thread"),
-        );
-        if self.cfg.fsync == FsyncMode::Interval {
+        let spawn = |name: &str, run: fn(&Ingester)| {
             let me = self.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("tf-fsync".into())
-                    .spawn(move || me.fsync_loop())
-                    .expect("spawn fsync thread"),
-            );
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || run(&me))
+                .unwrap_or_else(|e| panic!("spawning thread {name}: {e}"))
+        };
+        threads.push(spawn("tf-sweep", Ingester::sweep_loop));
+        threads.push(spawn("tf-complete", Ingester::complete_loop));
+        if self.cfg.fsync == FsyncMode::Interval {
+            threads.push(spawn("tf-fsync", Ingester::fsync_loop));
         }
     }
 

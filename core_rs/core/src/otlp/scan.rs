@@ -31,6 +31,18 @@ pub fn scan(buf: Arc<[u8]>) -> Result<Request, DecodeError> {
     Ok(req)
 }
 
+/// A `schema_url` field (number 3 of ResourceSpans and ScopeSpans), which must be UTF-8.
+fn schema_url(
+    data: &[u8],
+    offset: usize,
+    path: impl FnOnce() -> String,
+) -> Result<Slice, DecodeError> {
+    std::str::from_utf8(data)
+        .map_err(|_| PbError::InvalidUtf8 { field: 3 })
+        .map_err(at(|| format!("{}.schema_url", path())))?;
+    Ok(Slice::new(offset, data.len()))
+}
+
 fn resource_spans(buf: &[u8], base: usize, req: &mut Request) -> Result<(), DecodeError> {
     let ri = req.resources.len();
     let path = || format!("resource_spans[{ri}]");
@@ -48,10 +60,7 @@ fn resource_spans(buf: &[u8], base: usize, req: &mut Request) -> Result<(), Deco
                 si += 1;
             }
             (3, Value::Bytes { data, offset }) => {
-                std::str::from_utf8(data)
-                    .map_err(|_| PbError::InvalidUtf8 { field: 3 })
-                    .map_err(at(|| format!("{}.schema_url", path())))?;
-                req.resources[ri].schema_url = Slice::new(offset, data.len());
+                req.resources[ri].schema_url = schema_url(data, offset, path)?;
             }
             _ => {}
         }
@@ -85,10 +94,7 @@ fn scope_spans(
                 }
             }
             (3, Value::Bytes { data, offset }) => {
-                std::str::from_utf8(data)
-                    .map_err(|_| PbError::InvalidUtf8 { field: 3 })
-                    .map_err(at(|| format!("{}.schema_url", path())))?;
-                req.scopes[sc as usize].schema_url = Slice::new(offset, data.len());
+                req.scopes[sc as usize].schema_url = schema_url(data, offset, path)?;
             }
             _ => {}
         }
