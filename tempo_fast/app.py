@@ -24,6 +24,7 @@ from tempo_fast.config import Config
 from tempo_fast.distributor import Distributor
 from tempo_fast.distributor.otlp_grpc import OtlpGrpcReceiver
 from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
+from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.ingester import IngesterService, core_config
 from tempo_fast.pkg import log
@@ -144,8 +145,9 @@ class App:
         loop = asyncio.get_running_loop()
         if self._grpc is not None:
             await loop.run_in_executor(None, self._grpc.stop, grace)
-        if "otlp_http" in self._runners:
-            await self._runners.pop("otlp_http").cleanup()
+        for receiver in ("otlp_http", "zipkin"):
+            if receiver in self._runners:
+                await self._runners.pop(receiver).cleanup()
         if self.distributor is not None:
             await loop.run_in_executor(None, self.distributor.close)
         for task in self._tasks:
@@ -193,6 +195,13 @@ class App:
                 raise StartupError(f"distributor.receivers.otlp.protocols.http: {e}") from e
             app = OtlpHttpReceiver(self.distributor, receivers.otlp_http).app()
             self.ports["otlp_http"] = await self._serve("otlp_http", app, host, port, "OTLP HTTP")
+        if receivers.zipkin is not None:
+            try:
+                host, port = parse_endpoint(receivers.zipkin.endpoint)
+            except EndpointError as e:
+                raise StartupError(f"distributor.receivers.zipkin: {e}") from e
+            app = ZipkinReceiver(self.distributor, receivers.zipkin).app()
+            self.ports["zipkin"] = await self._serve("zipkin", app, host, port, "Zipkin")
 
     async def _serve(self, name: str, app: web.Application, host: str, port: int, what: str) -> int:
         runner = web.AppRunner(

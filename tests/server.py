@@ -42,6 +42,7 @@ class TempoServer:
     grpc_port: int = field(default_factory=free_port)
     otlp_grpc_port: int = field(default_factory=free_port)
     otlp_http_port: int = field(default_factory=free_port)
+    zipkin_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -52,6 +53,10 @@ class TempoServer:
     @property
     def otlp_http(self) -> str:
         return f"http://127.0.0.1:{self.otlp_http_port}"
+
+    @property
+    def zipkin(self) -> str:
+        return f"http://127.0.0.1:{self.zipkin_port}"
 
     @property
     def otlp_grpc(self) -> str:
@@ -71,7 +76,8 @@ class TempoServer:
                             "grpc": {"endpoint": self.otlp_grpc},
                             "http": {"endpoint": f"127.0.0.1:{self.otlp_http_port}"},
                         }
-                    }
+                    },
+                    "zipkin": {"endpoint": f"127.0.0.1:{self.zipkin_port}"},
                 }
             },
             "storage": {

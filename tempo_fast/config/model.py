@@ -164,12 +164,22 @@ class OtlpHttpConfig:
     traces_url_path: str = key(f"{_HTTP}.traces_url_path", _url_path)
 
 
+_ZIPKIN = "distributor.receivers.zipkin"
+
+
+@dataclass(frozen=True)
+class ZipkinConfig:
+    endpoint: str = key(f"{_ZIPKIN}.endpoint", _str)
+    max_request_body_size: int = key(f"{_ZIPKIN}.max_request_body_size", parse_size)
+
+
 @dataclass(frozen=True)
 class DistributorConfig:
-    """OTLP receivers; each runs only when its section is present, as in Tempo."""
+    """Receivers; each runs only when its section is present, as in Tempo."""
 
     otlp_grpc: OtlpGrpcConfig | None
     otlp_http: OtlpHttpConfig | None
+    zipkin: ZipkinConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -229,4 +239,8 @@ TOP_LEVEL = {
     "auth_enabled": _bool,
     "http_api_prefix": _prefix,
 }
-RECEIVER_SECTIONS = {"otlp_grpc": (_GRPC, OtlpGrpcConfig), "otlp_http": (_HTTP, OtlpHttpConfig)}
+RECEIVER_SECTIONS = {
+    "otlp_grpc": (_GRPC, OtlpGrpcConfig),
+    "otlp_http": (_HTTP, OtlpHttpConfig),
+    "zipkin": (_ZIPKIN, ZipkinConfig),
+}

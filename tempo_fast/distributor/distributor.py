@@ -1,4 +1,5 @@
-"""The shared push path: resolve the tenant, hand the whole body to the ingester, count.
+"""The shared push path of every receiver: resolve the tenant, hand the whole body to the
+ingester, count.
 
 The ingester client decodes and validates in Rust (GIL released) and returns counts; nothing
 here looks at individual spans.
@@ -91,6 +92,7 @@ class Distributor:
         gzip: bool,
         max_bytes: int,
         transport: str,
+        receiver: str = RECEIVER,
     ) -> PushResult:
         """Push one request (blocking until it is in the WAL); raise :class:`Refused`."""
         try:
@@ -109,7 +111,7 @@ class Distributor:
             if reason is None:
                 raise
             raise self.refuse(_KINDS.get(reason, "invalid"), reason, str(e)) from None
-        self._count(tenant, len(body), result, transport)
+        self._count(tenant, len(body), result, receiver, transport)
         return result
 
     async def push_async(
@@ -121,6 +123,7 @@ class Distributor:
         gzip: bool,
         max_bytes: int,
         transport: str,
+        receiver: str = RECEIVER,
     ) -> PushResult:
         """:meth:`push` on the distributor's thread pool."""
         loop = asyncio.get_running_loop()
@@ -133,6 +136,7 @@ class Distributor:
                 gzip=gzip,
                 max_bytes=max_bytes,
                 transport=transport,
+                receiver=receiver,
             ),
         )
 
@@ -140,14 +144,16 @@ class Distributor:
         """Wait for in-flight pushes, then release the thread pool."""
         self._pool.shutdown(wait=True)
 
-    def _count(self, tenant: str, size: int, result: PushResult, transport: str) -> None:
+    def _count(
+        self, tenant: str, size: int, result: PushResult, receiver: str, transport: str
+    ) -> None:
         m = self._metrics
         rejected = result.invalid_trace_id + result.invalid_span_id
         m.spans_received.labels(tenant).inc(result.accepted + rejected)
         m.bytes_received.labels(tenant).inc(size)
-        m.receiver_accepted.labels(RECEIVER, transport).inc(result.accepted)
+        m.receiver_accepted.labels(receiver, transport).inc(result.accepted)
         if rejected:
-            m.receiver_refused.labels(RECEIVER, transport).inc(rejected)
+            m.receiver_refused.labels(receiver, transport).inc(rejected)
             for reason in ("invalid_trace_id", "invalid_span_id"):
                 count = getattr(result, reason)
                 if count:

@@ -1,8 +1,6 @@
 """OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, gzip allowed.
 
-Bodies arrive raw (aiohttp's own decompression is off) so the Rust gunzip enforces the size
-cap on the decompressed bytes. Errors answer with an OTLP ``google.rpc.Status`` in the
-request's encoding.
+Errors answer with an OTLP ``google.rpc.Status`` in the request's encoding.
 """
 
 from __future__ import annotations
@@ -12,21 +10,20 @@ from aiohttp import web
 
 from tempo_fast.config import OtlpHttpConfig
 from tempo_fast.distributor.distributor import Distributor, PushResult, Refused
+from tempo_fast.distributor.http_body import HTTP_STATUS, gzipped, read_body, retry_headers
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ENCODINGS = {PROTOBUF: "protobuf", JSON: "json"}
-# (HTTP status, google.rpc.Code) per refusal kind
-_STATUS = {
-    "invalid": (400, 3),
-    "too_large": (413, 8),
-    "unauthenticated": (401, 16),
-    "unsupported_media": (415, 3),
-    "overloaded": (503, 14),  # UNAVAILABLE: OTLP/HTTP clients retry 503, honouring Retry-After
-    "unavailable": (503, 14),
+# google.rpc.Code per refusal kind
+_CODES = {
+    "invalid": 3,
+    "too_large": 8,
+    "unauthenticated": 16,
+    "unsupported_media": 3,
+    "overloaded": 14,  # UNAVAILABLE
+    "unavailable": 14,
 }
-RETRY_AFTER_SECONDS = "1"
-_CHUNK = 1 << 16
 
 
 def _varint(n: int) -> bytes:
@@ -68,8 +65,10 @@ class OtlpHttpReceiver:
                     "unsupported_content_type",
                     f"unsupported Content-Type {media or '(none)'!r}: use {PROTOBUF} or {JSON}",
                 )
-            gzip = self._content_encoding(request)
-            body = await self._read_body(request)
+            gzip = gzipped(self._distributor, request)
+            body = await read_body(
+                self._distributor, request, self._max_bytes, "max_request_body_size"
+            )
             if not body:
                 return self._success(reply_media, None)
             result = await self._distributor.push_async(
@@ -81,40 +80,18 @@ class OtlpHttpReceiver:
                 transport="http",
             )
         except Refused as e:
-            status, code = _STATUS[e.kind]
+            status, code = HTTP_STATUS[e.kind], _CODES[e.kind]
             if reply_media == PROTOBUF:
                 payload = encode_status(code, e.message)
             else:
                 payload = orjson.dumps({"code": code, "message": e.message})
-            headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
             return web.Response(
-                status=status, body=payload, content_type=reply_media, headers=headers
+                status=status,
+                body=payload,
+                content_type=reply_media,
+                headers=retry_headers(status),
             )
         return self._success(reply_media, result)
-
-    def _content_encoding(self, request: web.Request) -> bool:
-        value = request.headers.get("Content-Encoding", "").strip().lower()
-        if value in ("", "identity"):
-            return False
-        if value == "gzip":
-            return True
-        raise self._distributor.refuse(
-            "unsupported_media",
-            "unsupported_content_encoding",
-            f"unsupported Content-Encoding {value!r}: use gzip or none",
-        )
-
-    async def _read_body(self, request: web.Request) -> bytes:
-        too_large = f"request body larger than max_request_body_size ({self._max_bytes} bytes)"
-        if request.content_length is not None and request.content_length > self._max_bytes:
-            raise self._distributor.refuse("too_large", "too_large", too_large)
-        chunks, size = [], 0
-        async for chunk in request.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise self._distributor.refuse("too_large", "too_large", too_large)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     @staticmethod
     def _success(media: str, result: PushResult | None) -> web.Response:

@@ -41,6 +41,7 @@ def push(ing: _core.Ingester, body: bytes, **kw) -> None:
 def test_random_bytes(ingester, body: bytes) -> None:
     push(ingester, body)
     push(ingester, body, encoding="json")
+    push(ingester, body, encoding="zipkin_json")
     push(ingester, body, gzip=True)
 
 
@@ -106,6 +107,7 @@ def test_mutated_requests(ingester, body: bytes) -> None:
 def test_random_json_shapes(ingester, doc) -> None:
     # The stdlib encoder: any integer size, and NaN/Infinity (invalid JSON) come out too.
     push(ingester, json.dumps(doc).encode(), encoding="json")
+    push(ingester, json.dumps([doc]).encode(), encoding="zipkin_json")
 
 
 def test_valid_seed_is_accepted(ingester) -> None:

@@ -90,7 +90,7 @@ class FakeIngester:
         if body.startswith(b"BUSY"):
             raise FakeOverloadedError("ingester overloaded: retry later")
         if body.startswith(b"BAD"):
-            reason = "invalid_json" if encoding == "json" else "invalid_protobuf"
+            reason = "invalid_json" if encoding in ("json", "zipkin_json") else "invalid_protobuf"
             raise FakeDecodeError(f"cannot decode {encoding} body", reason)
         with self.lock:
             self.pushes.append((tenant, body, encoding, gzip, max_bytes))

@@ -132,6 +132,7 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> IngesterError
 pub enum Encoding {
     Protobuf,
     Json,
+    ZipkinJson,
 }
 
 /// Per-tenant counters (monotonic unless noted).
@@ -401,6 +402,7 @@ impl Ingester {
         let pb: Arc<[u8]> = match encoding {
             Encoding::Protobuf => Arc::from(body),
             Encoding::Json => Arc::from(otlp::json_to_protobuf(body)?),
+            Encoding::ZipkinJson => Arc::from(otlp::zipkin_json_to_protobuf(body)?),
         };
         let req = Arc::new(otlp::scan(pb)?);
         let mut out = PushOutcome {

@@ -221,6 +221,7 @@ impl Ingester {
         let encoding = match encoding {
             "protobuf" => Encoding::Protobuf,
             "json" => Encoding::Json,
+            "zipkin_json" => Encoding::ZipkinJson,
             other => return Err(PyValueError::new_err(format!("unknown encoding {other:?}"))),
         };
         let inner = &self.inner;

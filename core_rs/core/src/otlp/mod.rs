@@ -2,13 +2,15 @@
 //!
 //! - [`scan`] indexes and validates an `ExportTraceServiceRequest` protobuf buffer
 //!   without copying it ([`crate::model::Request`]).
-//! - [`json_to_protobuf`] translates OTLP/JSON into that protobuf form.
+//! - [`json_to_protobuf`] translates OTLP/JSON into that protobuf form,
+//!   [`zipkin_json_to_protobuf`] Zipkin v2 JSON.
 //! - [`gunzip`] inflates a gzip body with a cap on the inflated size.
 //! - [`view`] holds the borrowed message views every stage shares.
 
 mod json;
 mod scan;
 pub mod view;
+mod zipkin;
 
 use std::io::Read;
 
@@ -23,6 +25,8 @@ pub enum DecodeError {
     Protobuf(String),
     #[error("invalid OTLP JSON: {0}")]
     Json(String),
+    #[error("invalid Zipkin v2 JSON: {0}")]
+    ZipkinJson(String),
     #[error("invalid gzip body: {0}")]
     Gzip(String),
     #[error("request body larger than the limit of {limit} bytes")]
@@ -34,7 +38,7 @@ impl DecodeError {
     pub fn reason_code(&self) -> &'static str {
         match self {
             DecodeError::Protobuf(_) => "invalid_protobuf",
-            DecodeError::Json(_) => "invalid_json",
+            DecodeError::Json(_) | DecodeError::ZipkinJson(_) => "invalid_json",
             DecodeError::Gzip(_) => "invalid_gzip",
             DecodeError::TooLarge { .. } => "too_large",
         }
@@ -56,6 +60,11 @@ pub fn gunzip(body: &[u8], max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
 /// OTLP/JSON `ExportTraceServiceRequest` to its protobuf encoding.
 pub fn json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     json::json_to_protobuf(body).map_err(DecodeError::Json)
+}
+
+/// Zipkin v2 JSON spans to an OTLP `ExportTraceServiceRequest` protobuf.
+pub fn zipkin_json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    zipkin::zipkin_v2_json_to_otlp(body).map_err(DecodeError::ZipkinJson)
 }
 
 /// The `ExportTraceServiceResponse`: empty when everything was accepted, else

@@ -1,0 +1,58 @@
+"""Request bodies of the HTTP receivers: Content-Encoding and a size-capped read.
+
+Bodies arrive raw (aiohttp's own decompression is off) so the Rust gunzip enforces the size
+cap on the decompressed bytes too.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tempo_fast.distributor.distributor import Distributor
+
+_CHUNK = 1 << 16
+# (HTTP status) per refusal kind, shared by every HTTP receiver
+HTTP_STATUS = {
+    "invalid": 400,
+    "too_large": 413,
+    "unauthenticated": 401,
+    "unsupported_media": 415,
+    "overloaded": 503,  # clients retry 503, honouring Retry-After
+    "unavailable": 503,
+}
+RETRY_AFTER_SECONDS = "1"
+
+
+def retry_headers(status: int) -> dict[str, str] | None:
+    """``Retry-After`` on 503 answers."""
+    return {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+
+
+def gzipped(distributor: Distributor, request: web.Request) -> bool:
+    """Whether the body is gzip (``Content-Encoding``); refuse any other encoding."""
+    value = request.headers.get("Content-Encoding", "").strip().lower()
+    if value in ("", "identity"):
+        return False
+    if value == "gzip":
+        return True
+    raise distributor.refuse(
+        "unsupported_media",
+        "unsupported_content_encoding",
+        f"unsupported Content-Encoding {value!r}: use gzip or none",
+    )
+
+
+async def read_body(
+    distributor: Distributor, request: web.Request, max_bytes: int, setting: str
+) -> bytes:
+    """The whole body, refused as too large past ``max_bytes`` (named ``setting``)."""
+    too_large = f"request body larger than {setting} ({max_bytes} bytes)"
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise distributor.refuse("too_large", "too_large", too_large)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise distributor.refuse("too_large", "too_large", too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
