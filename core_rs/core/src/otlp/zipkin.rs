@@ -14,8 +14,10 @@
 //!   right length is written with a wrong length, so the validator drops (and
 //!   counts) just that span.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::pb::{put_bytes_field, put_fixed64_field, put_message, put_varint_field, varint_len};
@@ -47,92 +49,150 @@ const TAG_STATUS_DESCRIPTION: &str = "otel.status_description";
 const TAG_ERROR: &str = "error";
 const TAG_TRACE_STATE: &str = "w3c.tracestate";
 const TAG_SPAN_KIND: &str = "span.kind";
-const SCOPE_TAGS: [(&str, &str); 2] =
-    [("otel.scope.name", "otel.scope.version"), ("otel.library.name", "otel.library.version")];
 
 fn is_resource_tag(key: &str) -> bool {
     RESOURCE_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
-/// Hex id of `bytes` bytes; a 16-character trace id is left-padded to 32.
-fn hex_id(s: &str, bytes: usize) -> Vec<u8> {
-    let padded;
-    let s = if bytes == 16 && s.len() == 16 {
-        padded = format!("{:0>32}", s);
-        padded.as_str()
-    } else {
-        s
-    };
-    if s.len() != bytes * 2 {
-        return vec![0]; // wrong length: the validator rejects the span
+/// An id decoded on the stack; `len` 1 marks an id that is not valid hex.
+struct Id {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl std::ops::Deref for Id {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
-    let mut out = Vec::with_capacity(bytes);
-    for pair in s.as_bytes().chunks(2) {
-        let hi = (pair[0] as char).to_digit(16);
-        let lo = (pair[1] as char).to_digit(16);
-        match (hi, lo) {
-            (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
-            _ => return vec![0],
+}
+
+/// Hex id of `bytes` bytes; a 16-character trace id is left-padded to 32.
+fn hex_id(s: &str, bytes: usize) -> Id {
+    let bad = Id { bytes: [0; 16], len: 1 }; // wrong length: the validator rejects the span
+    let pad = if bytes == 16 && s.len() == 16 { 8 } else { 0 };
+    if s.len() + pad * 2 != bytes * 2 {
+        return bad;
+    }
+    let mut id = Id { bytes: [0; 16], len: bytes };
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        match ((pair[0] as char).to_digit(16), (pair[1] as char).to_digit(16)) {
+            (Some(h), Some(l)) => id.bytes[pad + i] = (h * 16 + l) as u8,
+            _ => return bad,
         }
     }
-    out
+    id
 }
 
-fn err(path: &str, what: &str) -> String {
-    format!("{path}: {what}")
-}
-
-fn string<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(""),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(err(&format!("{path}.{key}"), "expected a string")),
+/// Microseconds: a non-negative JSON number (fractions are floored) or null.
+fn micros<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        None => Ok(0),
+        Some(f) if f >= 0.0 && f.is_finite() => Ok(f as u64),
+        Some(f) => Err(de::Error::custom(format!("{f} is not a time in microseconds"))),
     }
 }
 
-/// Microseconds: a non-negative JSON number (fractions are floored).
-fn micros(obj: &Map<String, Value>, key: &str, path: &str) -> Result<u64, String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.is_finite()).map(|f| f as u64))
-            .ok_or_else(|| err(&format!("{path}.{key}"), "expected a non-negative number")),
-        Some(_) => Err(err(&format!("{path}.{key}"), "expected a number of microseconds")),
-    }
-}
-
-/// A Zipkin endpoint's fields.
-#[derive(Default, Clone, Copy)]
+/// A Zipkin endpoint.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", expecting = "a Zipkin endpoint object")]
 struct Endpoint<'a> {
-    service: &'a str,
-    ipv4: &'a str,
-    ipv6: &'a str,
-    port: u64,
+    #[serde(borrow)]
+    service_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ipv4: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ipv6: Option<Cow<'a, str>>,
+    port: Option<u16>,
 }
 
-fn endpoint<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    path: &str,
-) -> Result<Endpoint<'a>, String> {
-    let path = format!("{path}.{key}");
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(Endpoint::default()),
-        Some(Value::Object(e)) => Ok(Endpoint {
-            service: string(e, "serviceName", &path)?,
-            ipv4: string(e, "ipv4", &path)?,
-            ipv6: string(e, "ipv6", &path)?,
-            port: match e.get("port") {
-                None | Some(Value::Null) => 0,
-                Some(Value::Number(n)) => n
-                    .as_u64()
-                    .filter(|p| *p <= 65535)
-                    .ok_or_else(|| err(&format!("{path}.port"), "expected a port number"))?,
-                Some(_) => return Err(err(&format!("{path}.port"), "expected a port number")),
-            },
-        }),
-        Some(_) => Err(err(&path, "expected an object")),
+impl Endpoint<'_> {
+    fn ip(&self) -> Option<&str> {
+        self.ipv6.as_deref().filter(|s| !s.is_empty()).or(self.ipv4.as_deref())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a Zipkin annotation object")]
+struct Annotation<'a> {
+    #[serde(default, deserialize_with = "micros")]
+    timestamp: u64,
+    #[serde(borrow, default)]
+    value: Cow<'a, str>,
+}
+
+/// A Zipkin v2 span; fields Zipkin defines that OTLP has no place for are skipped.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a Zipkin v2 span object")]
+struct ZSpan<'a> {
+    #[serde(borrow, default)]
+    trace_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    parent_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "micros")]
+    timestamp: u64,
+    #[serde(default, deserialize_with = "micros")]
+    duration: u64,
+    #[serde(borrow, default)]
+    local_endpoint: Option<Endpoint<'a>>,
+    #[serde(borrow, default)]
+    remote_endpoint: Option<Endpoint<'a>>,
+    #[serde(borrow, default, deserialize_with = "tags")]
+    tags: Tags<'a>,
+    #[serde(borrow, default)]
+    annotations: Option<Vec<Annotation<'a>>>,
+}
+
+/// A span's tags in the order sent.
+type Tags<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// Tags in the order sent; values must be strings (as Zipkin defines them).
+fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Tags<'de>, D::Error> {
+    struct TagsVisitor;
+    impl<'de> Visitor<'de> for TagsVisitor {
+        type Value = Tags<'de>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of string tags")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+            while let Some((k, v)) = map.next_entry::<Borrowed<'de>, Borrowed<'de>>()? {
+                out.push((k.0, v.0));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(TagsVisitor)
+}
+
+/// A string, borrowed from the body when it has no escapes.
+struct Borrowed<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Borrowed<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Borrowed<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -175,6 +235,9 @@ fn put_json_attrs(out: &mut Vec<u8>, field: u32, attrs: &Map<String, Value>) {
 /// `name|{json}|dropped` as the collector's exporter packs events and links:
 /// (name or the leading fields, the attribute object, the dropped count).
 fn unpack(value: &str, leading: usize) -> Option<(Vec<&str>, Map<String, Value>, u32)> {
+    if !value.contains('|') {
+        return None;
+    }
     let parts: Vec<&str> = value.split('|').collect();
     if parts.len() < leading + 2 {
         return None;
@@ -195,16 +258,14 @@ struct Translated<'a> {
     span: Vec<u8>,
 }
 
-fn kind_number(kind: &str, tags: &mut HashMap<&str, &str>) -> u64 {
+fn kind_number(kind: &str, span_kind_tag: Option<&str>) -> u64 {
     match kind {
         "CLIENT" => 3,
         "SERVER" => 2,
         "PRODUCER" => 4,
         "CONSUMER" => 5,
-        _ => match tags.remove(TAG_SPAN_KIND) {
-            Some("internal") => 1,
-            _ => 0,
-        },
+        _ if span_kind_tag == Some("internal") => 1,
+        _ => 0,
     }
 }
 
@@ -217,116 +278,106 @@ fn status_code(value: &str) -> Option<u64> {
     }
 }
 
-fn translate<'a>(obj: &'a Map<String, Value>, path: &str) -> Result<Translated<'a>, String> {
-    let trace_id = hex_id(string(obj, "traceId", path)?, 16);
-    let span_id = hex_id(string(obj, "id", path)?, 8);
-    let parent = string(obj, "parentId", path)?;
-    let name = string(obj, "name", path)?;
-    let kind = string(obj, "kind", path)?;
-    let start = micros(obj, "timestamp", path)?.saturating_mul(1000);
-    let duration = micros(obj, "duration", path)?.saturating_mul(1000);
-    let local = endpoint(obj, "localEndpoint", path)?;
-    let remote = endpoint(obj, "remoteEndpoint", path)?;
-    let mut tags: HashMap<&str, &str> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
-    match obj.get("tags") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(t)) => {
-            for (k, v) in t {
-                let Value::String(v) = v else {
-                    return Err(err(&format!("{path}.tags.{k}"), "tag values must be strings"));
-                };
-                tags.insert(k, v);
-                order.push(k);
-            }
-        }
-        Some(_) => return Err(err(&format!("{path}.tags"), "expected an object")),
-    }
-    let annotations: &[Value] = match obj.get("annotations") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(a)) => a,
-        Some(_) => return Err(err(&format!("{path}.annotations"), "expected an array")),
-    };
+/// The special tags of one span, taken out of its attributes in one pass.
+#[derive(Default)]
+struct Special<'a> {
+    status_code: Option<&'a str>,
+    status_description: Option<&'a str>,
+    error: Option<&'a str>,
+    trace_state: &'a str,
+    span_kind: Option<&'a str>,
+    scope: [Option<&'a str>; 4],
+    links: Vec<&'a str>,
+}
 
-    let scope = SCOPE_TAGS
-        .iter()
-        .find_map(|(n, v)| tags.get(n).map(|name| (*name, tags.get(v).copied().unwrap_or(""))))
-        .unwrap_or(("", ""));
-    for (n, v) in SCOPE_TAGS {
-        tags.remove(n);
-        tags.remove(v);
+fn translate<'a>(z: &'a ZSpan<'a>) -> Translated<'a> {
+    let mut sp = Special::default();
+    let mut attrs: Vec<(&str, &str)> = Vec::with_capacity(z.tags.len());
+    let mut resource_tags = Vec::new();
+    for (k, v) in &z.tags {
+        let (k, v) = (k.as_ref(), v.as_ref());
+        match k {
+            TAG_STATUS_CODE => sp.status_code = Some(v),
+            TAG_STATUS_DESCRIPTION => sp.status_description = Some(v),
+            TAG_ERROR => sp.error = Some(v),
+            TAG_TRACE_STATE => sp.trace_state = v,
+            TAG_SPAN_KIND => sp.span_kind = Some(v),
+            "otel.scope.name" => sp.scope[0] = Some(v),
+            "otel.scope.version" => sp.scope[1] = Some(v),
+            "otel.library.name" => sp.scope[2] = Some(v),
+            "otel.library.version" => sp.scope[3] = Some(v),
+            _ if k.starts_with("otlp.link.") && k[10..].parse::<u32>().is_ok() => sp.links.push(v),
+            _ if is_resource_tag(k) => resource_tags.push((k, v)),
+            _ => attrs.push((k, v)),
+        }
     }
-    let kind = kind_number(kind, &mut tags);
-    let mut code = 0;
-    let mut message = "";
-    if let Some(c) = tags.remove(TAG_STATUS_CODE) {
+    let scope = match sp.scope {
+        [Some(n), v, _, _] => (n, v.unwrap_or("")),
+        [None, _, Some(n), v] => (n, v.unwrap_or("")),
+        _ => ("", ""),
+    };
+    let kind_field = z.kind.as_deref().unwrap_or("");
+    let kind = kind_number(kind_field, sp.span_kind);
+    if matches!(kind_field, "CLIENT" | "SERVER" | "PRODUCER" | "CONSUMER") {
+        // The tag is read (and dropped) only when the span has no kind of its own.
+        if let Some(v) = sp.span_kind {
+            attrs.push((TAG_SPAN_KIND, v));
+        }
+    }
+    let (mut code, mut message) = (0, "");
+    if let Some(c) = sp.status_code {
         code = status_code(c).unwrap_or(0);
-        message = tags.remove(TAG_STATUS_DESCRIPTION).unwrap_or("");
+        message = sp.status_description.unwrap_or("");
+    } else if let Some(d) = sp.status_description {
+        attrs.push((TAG_STATUS_DESCRIPTION, d));
     }
-    if let Some(e) = tags.remove(TAG_ERROR) {
+    if let Some(e) = sp.error {
         code = 2;
         if message.is_empty() && e != "true" {
             message = e;
         }
     }
-    let trace_state = tags.remove(TAG_TRACE_STATE).unwrap_or("");
-    let resource_tags: Vec<(&str, &str)> = order
-        .iter()
-        .filter(|k| is_resource_tag(k))
-        .filter_map(|k| Some((*k, tags.remove(k)?)))
-        .collect();
+    let local = z.local_endpoint.as_ref();
+    let remote = z.remote_endpoint.as_ref();
+    let start = z.timestamp.saturating_mul(1000);
 
-    let mut span = Vec::with_capacity(256);
-    put_bytes_field(&mut span, 1, &trace_id);
-    put_bytes_field(&mut span, 2, &span_id);
-    if !trace_state.is_empty() {
-        put_bytes_field(&mut span, 3, trace_state.as_bytes());
+    let mut span = Vec::with_capacity(64 + z.tags.len() * 40);
+    put_bytes_field(&mut span, 1, &hex_id(&z.trace_id, 16));
+    put_bytes_field(&mut span, 2, &hex_id(&z.id, 8));
+    if !sp.trace_state.is_empty() {
+        put_bytes_field(&mut span, 3, sp.trace_state.as_bytes());
     }
-    if !parent.is_empty() && parent != string(obj, "id", path)? {
-        put_bytes_field(&mut span, 4, &hex_id(parent, 8));
+    if let Some(p) = z.parent_id.as_deref().filter(|p| !p.is_empty() && *p != z.id) {
+        put_bytes_field(&mut span, 4, &hex_id(p, 8));
     }
-    put_bytes_field(&mut span, 5, name.as_bytes());
+    put_bytes_field(&mut span, 5, z.name.as_deref().unwrap_or("").as_bytes());
     if kind != 0 {
         put_varint_field(&mut span, 6, kind);
     }
     put_fixed64_field(&mut span, 7, start);
-    put_fixed64_field(&mut span, 8, start.saturating_add(duration));
-    let mut links = Vec::new();
-    for k in &order {
-        let Some(v) = tags.get(k).copied() else { continue };
-        if let Some(n) = k.strip_prefix("otlp.link.") {
-            if n.parse::<u32>().is_ok() {
-                links.push(v);
-                continue;
-            }
-        }
+    put_fixed64_field(&mut span, 8, start.saturating_add(z.duration.saturating_mul(1000)));
+    for (k, v) in &attrs {
         put_kv(&mut span, 9, k, &Attr::Str(v));
     }
-    if !local.ipv4.is_empty() || !local.ipv6.is_empty() {
-        let ip = if local.ipv6.is_empty() { local.ipv4 } else { local.ipv6 };
+    if let Some(ip) = local.and_then(Endpoint::ip) {
         put_kv(&mut span, 9, "net.host.ip", &Attr::Str(ip));
     }
-    if local.port > 0 {
-        put_kv(&mut span, 9, "net.host.port", &Attr::Int(local.port as i64));
+    if let Some(port) = local.and_then(|e| e.port).filter(|p| *p > 0) {
+        put_kv(&mut span, 9, "net.host.port", &Attr::Int(port as i64));
     }
-    if !remote.service.is_empty() {
-        put_kv(&mut span, 9, "peer.service", &Attr::Str(remote.service));
+    if let Some(svc) = remote.and_then(|e| e.service_name.as_deref()).filter(|s| !s.is_empty()) {
+        put_kv(&mut span, 9, "peer.service", &Attr::Str(svc));
     }
-    if !remote.ipv4.is_empty() || !remote.ipv6.is_empty() {
-        let ip = if remote.ipv6.is_empty() { remote.ipv4 } else { remote.ipv6 };
+    if let Some(ip) = remote.and_then(Endpoint::ip) {
         put_kv(&mut span, 9, "net.peer.ip", &Attr::Str(ip));
     }
-    if remote.port > 0 {
-        put_kv(&mut span, 9, "net.peer.port", &Attr::Int(remote.port as i64));
+    if let Some(port) = remote.and_then(|e| e.port).filter(|p| *p > 0) {
+        put_kv(&mut span, 9, "net.peer.port", &Attr::Int(port as i64));
     }
-    for (i, a) in annotations.iter().enumerate() {
-        let path = format!("{path}.annotations[{i}]");
-        let Value::Object(a) = a else { return Err(err(&path, "expected an object")) };
-        let time = micros(a, "timestamp", &path)?.saturating_mul(1000);
-        let value = string(a, "value", &path)?;
+    for a in z.annotations.iter().flatten() {
         put_message(&mut span, 11, |e| {
-            put_fixed64_field(e, 1, time);
-            match unpack(value, 1) {
+            put_fixed64_field(e, 1, a.timestamp.saturating_mul(1000));
+            match unpack(&a.value, 1) {
                 Some((name, attrs, dropped)) => {
                     put_bytes_field(e, 2, name[0].as_bytes());
                     put_json_attrs(e, 3, &attrs);
@@ -334,11 +385,11 @@ fn translate<'a>(obj: &'a Map<String, Value>, path: &str) -> Result<Translated<'
                         put_varint_field(e, 4, dropped as u64);
                     }
                 }
-                None => put_bytes_field(e, 2, value.as_bytes()),
+                None => put_bytes_field(e, 2, a.value.as_bytes()),
             }
         });
     }
-    for v in links {
+    for v in &sp.links {
         if let Some((ids, attrs, dropped)) = unpack(v, 3) {
             put_message(&mut span, 13, |l| {
                 put_bytes_field(l, 1, &hex_id(ids[0], 16));
@@ -363,25 +414,21 @@ fn translate<'a>(obj: &'a Map<String, Value>, path: &str) -> Result<Translated<'
             }
         });
     }
-    Ok(Translated { service: local.service, scope, resource_tags, span })
+    let service = local.and_then(|e| e.service_name.as_deref()).unwrap_or("");
+    Translated { service, scope, resource_tags, span }
 }
 
 /// Zipkin v2 JSON (an array of spans) to OTLP protobuf: spans grouped into a
 /// `ResourceSpans` per local service and a `ScopeSpans` per instrumentation scope.
 pub fn zipkin_v2_json_to_otlp(body: &[u8]) -> Result<Vec<u8>, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let Value::Array(spans) = &doc else {
-        return Err("expected a JSON array of Zipkin v2 spans".to_string());
-    };
-    let mut translated = Vec::with_capacity(spans.len());
-    for (i, s) in spans.iter().enumerate() {
-        let path = format!("[{i}]");
-        match s {
-            Value::Object(obj) => translated.push(translate(obj, &path)?),
-            Value::Null => {}
-            _ => return Err(err(&path, "expected a span object")),
-        }
-    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let spans: Vec<Option<ZSpan<'_>>> =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.path().to_string() {
+            p if p == "." => e.into_inner().to_string(),
+            p => format!("{p}: {}", e.into_inner()),
+        })?;
+    de.end().map_err(|e| e.to_string())?;
+    let translated: Vec<Translated<'_>> = spans.iter().flatten().map(translate).collect();
     // Group by service, then scope, keeping first-seen order.
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     for (i, t) in translated.iter().enumerate() {
@@ -518,18 +565,48 @@ mod tests {
     #[test]
     fn wrong_types_are_errors_with_a_path() {
         for (body, want) in [
-            (r#"{"not": "an array"}"#, "expected a JSON array"),
-            (r#"[5]"#, "[0]: expected a span object"),
-            (r#"[{"traceId": 5}]"#, "[0].traceId: expected a string"),
-            (r#"[{"timestamp": "x"}]"#, "[0].timestamp: expected a number"),
-            (r#"[{"tags": {"a": 1}}]"#, "[0].tags.a: tag values must be strings"),
+            (r#"{"not": "an array"}"#, "expected a sequence"),
+            (r#"[5]"#, "[0]: invalid type: integer `5`, expected a Zipkin v2 span object"),
+            (r#"[{"traceId": 5}]"#, "[0].traceId: invalid type: integer `5`, expected a string"),
+            (r#"[{"timestamp": "x"}]"#, "[0].timestamp: invalid type: string"),
+            (r#"[{"timestamp": -5}]"#, "[0].timestamp: -5 is not a time in microseconds"),
+            (r#"[{"tags": {"a": 1}}]"#, "[0].tags.a: invalid type: integer `1`, expected a string"),
             (r#"[{"localEndpoint": {"port": 70000}}]"#, "[0].localEndpoint.port"),
-            (r#"[{"annotations": [3]}]"#, "[0].annotations[0]: expected an object"),
+            (r#"[{"annotations": [3]}]"#, "[0].annotations[0]: invalid type: integer `3`"),
             ("[{", "EOF"),
+            ("[] x", "trailing characters"),
         ] {
             let e = zipkin_v2_json_to_otlp(body.as_bytes()).unwrap_err();
             assert!(e.contains(want), "{body}: {e}");
         }
         assert!(zipkin_v2_json_to_otlp(b"[]").unwrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod speed_probe {
+    /// `cargo test --release -p tempo_core zipkin_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn zipkin_speed() {
+        let one = r#"{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"6b221d5bc9e6496c","parentId":"7b221d5bc9e6496c","name":"GET /api/v1/orders/{id}","kind":"SERVER","timestamp":1700000000000000,"duration":2500,"localEndpoint":{"serviceName":"svc-frontend"},"tags":{"http.method":"GET","http.route":"/api/v1/orders/{id}","http.status_code":"200","net.peer.name":"svc-cart","user.id":"user-123","db.system":"redis","retry":"false","payload.bytes":"12345","service.name":"svc-frontend","service.namespace":"shop","k8s.pod.name":"svc-frontend-7d9f1","host.name":"node-1","telemetry.sdk.language":"python","deployment.environment":"prod","otel.scope.name":"bench"}}"#;
+        let body = format!("[{}]", vec![one; 1000].join(","));
+        let t = std::time::Instant::now();
+        let n = 200;
+        for _ in 0..n {
+            std::hint::black_box(super::zipkin_v2_json_to_otlp(body.as_bytes()).unwrap());
+        }
+        let per = t.elapsed() / (n * 1000);
+        let t2 = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(
+                serde_json::from_slice::<serde_json::Value>(body.as_bytes()).unwrap(),
+            );
+        }
+        println!(
+            "translate {per:?}/span, Value parse alone {:?}/span, {} bytes/span",
+            t2.elapsed() / (n * 1000),
+            body.len() / 1000
+        );
     }
 }
