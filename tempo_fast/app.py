@@ -189,19 +189,23 @@ class App:
             except OSError as e:
                 raise _listen_error("OTLP gRPC", self._grpc.host, self._grpc.port, e) from e
         if receivers.otlp_http is not None:
-            try:
-                host, port = parse_endpoint(receivers.otlp_http.endpoint)
-            except EndpointError as e:
-                raise StartupError(f"distributor.receivers.otlp.protocols.http: {e}") from e
             app = OtlpHttpReceiver(self.distributor, receivers.otlp_http).app()
-            self.ports["otlp_http"] = await self._serve("otlp_http", app, host, port, "OTLP HTTP")
+            await self._serve_receiver(
+                "otlp_http", "otlp.protocols.http", receivers.otlp_http.endpoint, app, "OTLP HTTP"
+            )
         if receivers.zipkin is not None:
-            try:
-                host, port = parse_endpoint(receivers.zipkin.endpoint)
-            except EndpointError as e:
-                raise StartupError(f"distributor.receivers.zipkin: {e}") from e
             app = ZipkinReceiver(self.distributor, receivers.zipkin).app()
-            self.ports["zipkin"] = await self._serve("zipkin", app, host, port, "Zipkin")
+            await self._serve_receiver("zipkin", "zipkin", receivers.zipkin.endpoint, app, "Zipkin")
+
+    async def _serve_receiver(
+        self, name: str, key: str, endpoint: str, app: web.Application, what: str
+    ) -> None:
+        """Serve an HTTP receiver on ``endpoint`` (config key ``distributor.receivers.<key>``)."""
+        try:
+            host, port = parse_endpoint(endpoint)
+        except EndpointError as e:
+            raise StartupError(f"distributor.receivers.{key}: {e}") from e
+        self.ports[name] = await self._serve(name, app, host, port, what)
 
     async def _serve(self, name: str, app: web.Application, host: str, port: int, what: str) -> int:
         runner = web.AppRunner(
