@@ -77,12 +77,29 @@ def report(benchmark: Any, name: str, figures: dict[str, Any]) -> None:
     print(f"\n[{name}] " + json.dumps(figures, sort_keys=True, default=str))
 
 
+# Limits high enough that a benchmark measures throughput, not the rate limiter; the
+# per-trace size and attribute limits keep Tempo's defaults, so their checks are measured.
+BENCH_LIMITS = {
+    "rate_limit_bytes": 10**12,
+    "burst_size_bytes": 10**12,
+    "max_traces_per_user": 10**8,
+}
+BENCH_OVERRIDES = {"overrides": {"defaults": {"ingestion": BENCH_LIMITS}}}
+
+
+def bench_config(extra: dict | None = None) -> dict:
+    """Server config overrides for a benchmark: :data:`BENCH_OVERRIDES` plus ``extra``."""
+    from tests.server import deep_merge
+
+    return deep_merge(BENCH_OVERRIDES, extra or {})
+
+
 def load_fresh_server(data: Path, *load_args: str, overrides: dict | None = None) -> dict:
     """Start a server in ``data``, run the reference sender against it with ``load_args``,
     stop it; the sender's figures plus the server's peak RSS (``vm_hwm_mb``)."""
     from tests.server import TempoServer
 
-    server = TempoServer(data, overrides=overrides or {}).start()
+    server = TempoServer(data, overrides=bench_config(overrides)).start()
     try:
         assert server.proc is not None
         out = run_load(server.proc.pid, server.otlp_grpc, *load_args)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import env_int, percentile, report, run_load
+from bench.harness import bench_config, env_int, percentile, report, run_load
 from tests.e2e.traces import wait_for
 from tests.server import TempoServer
 
@@ -28,7 +28,7 @@ BLOCKS = {"ingester": {"max_block_bytes": "40MiB", "flush_all_on_shutdown": True
 
 def test_trace_by_id(benchmark, tmp_path: Path) -> None:
     spans = env_int("BENCH_TBI_SPANS", 5_000_000)
-    server = TempoServer(tmp_path / "tbi", overrides=BLOCKS).start()
+    server = TempoServer(tmp_path / "tbi", overrides=bench_config(BLOCKS)).start()
     ids_file = tmp_path / "ids.json"
     try:
         load = run_load(

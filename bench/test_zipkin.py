@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 
-from bench.harness import env_int, loadgen_module, report, spread
+from bench.harness import bench_config, env_int, loadgen_module, report, spread
 from tempo_fast import _core
 from tests.server import TempoServer
 
@@ -121,7 +121,9 @@ def test_server_zipkin_vs_otlp(benchmark, tmp_path: Path, data) -> None:
             ("otlp", "otlp_http_port", "/v1/traces", "application/x-protobuf", otlp),
             ("zipkin", "zipkin_port", "/api/v2/spans", "application/json", zipkin),
         ):
-            server = TempoServer(tmp_path / f"{name}{len(rates[name])}").start()
+            server = TempoServer(
+                tmp_path / f"{name}{len(rates[name])}", overrides=bench_config()
+            ).start()
             try:
                 assert server.proc is not None
                 c0 = gen.cpu_of(server.proc.pid)

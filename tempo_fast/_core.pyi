@@ -22,10 +22,21 @@ class OverloadedError(RuntimeError):
 
     reason_code: str
 
+class RateLimitedError(RuntimeError):
+    """The tenant is over ``rate_limit_bytes`` / ``burst_size_bytes``: answer 429 /
+    RESOURCE_EXHAUSTED. ``reason_code`` is ``rate_limited``; ``spans`` were refused."""
+
+    reason_code: str
+    spans: int
+
 class PushResult:
     accepted: int  # spans written to the WAL and the live traces
     invalid_trace_id: int  # spans dropped: trace id not 16 non-zero bytes
     invalid_span_id: int  # spans dropped: span id not 8 non-zero bytes
+    trace_too_large: int  # spans dropped: their trace would pass max_bytes_per_trace
+    live_traces_exceeded: int  # spans dropped: a new trace past max_traces_per_user
+    truncated: tuple[int, int, int, int, int]  # attributes truncated: resource, scope,
+    # span, event, link
     message: str  # OTLP partial_success.error_message, "" when nothing was rejected
     response: bytes  # ExportTraceServiceResponse protobuf ("" when fully accepted)
     lag_seconds: bytes  # float64 array (native endian): now - span end, one per accepted span
@@ -43,7 +54,8 @@ class Ingester:
     ``flush_check_period_ms``, ``max_block_duration_ms``, ``max_block_bytes``,
     ``complete_block_timeout_ms``, ``max_live_bytes``, ``blocks_path`` (where complete
     blocks are written: the local backend's path), ``row_group_spans``, ``bloom_fp``,
-    ``bloom_shard_bytes``, ``dedicated_columns`` (a list of (scope, name, type) triples).
+    ``bloom_shard_bytes``, ``dedicated_columns`` (a list of (scope, name, type) triples),
+    ``limits`` (the default limits, a dict as for :meth:`set_limits`).
     """
 
     def __init__(self, wal_path: str, config: dict[str, object]) -> None: ...
@@ -62,8 +74,14 @@ class Ingester:
         max_bytes: int = 20 << 20,
     ) -> PushResult:
         """Decode, validate and append one OTLP request. ``encoding``: "protobuf" | "json".
-        Returns only after the WAL append. Raises DecodeError / TooLargeError, or
-        OverloadedError when live traces stay over their memory limit (backpressure)."""
+        Returns only after the WAL append. Raises DecodeError / TooLargeError,
+        RateLimitedError, or OverloadedError when live traces stay over their memory
+        limit (backpressure). Spans over the per-trace limits are dropped and counted;
+        long attributes are truncated."""
+    def set_limits(self, defaults: dict[str, int], tenants: dict[str, dict[str, int]]) -> None:
+        """Replace every tenant's limits. Dict keys (missing ones keep Tempo's defaults,
+        0 disables): ``rate_limit_bytes``, ``burst_size_bytes``, ``max_traces_per_user``,
+        ``max_bytes_per_trace``, ``max_attribute_bytes``."""
     def find_trace(self, tenant: str, trace_id: bytes) -> TracePart | None:
         """Spans of ``trace_id`` (16 bytes) held by the ingester (live, head, unflushed)."""
     def flush(self) -> None:

@@ -27,6 +27,7 @@ from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.ingester import IngesterService, core_config
+from tempo_fast.overrides import Overrides
 from tempo_fast.pkg import log
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
@@ -92,6 +93,7 @@ class App:
         self.ingester: IngesterService | None = None
         self.querier: Querier | None = None
         self.distributor: Distributor | None = None
+        self.overrides: Overrides | None = None
         self._api: HttpApi | None = None
         self._grpc: OtlpGrpcReceiver | None = None
         self._runners: dict[str, web.AppRunner] = {}
@@ -119,6 +121,8 @@ class App:
             blocks = self._core.block_store(cfg.storage.local_path)
         except (OSError, ValueError, RuntimeError) as e:
             raise StartupError(f"cannot open the WAL or block store: {e}") from e
+        self.overrides = Overrides(cfg.overrides, core_ingester.set_limits, self.metrics.registry)
+        self.overrides.start()
         self.querier = Querier(
             self.ingester, blocks, self._core.render_trace, cfg.storage.blocklist_poll
         )
@@ -130,8 +134,14 @@ class App:
         self._tasks = [
             asyncio.create_task(self.querier.run_poller(), name="blocklist-poller"),
             asyncio.create_task(self.ingester.watch_flushes(), name="flush-watcher"),
+            asyncio.create_task(self.overrides.watch(), name="overrides-reloader"),
         ]
-        self.distributor = Distributor(self.ingester, self.metrics, cfg.multitenancy_enabled)
+        self.distributor = Distributor(
+            self.ingester,
+            self.metrics,
+            cfg.multitenancy_enabled,
+            retry_after=cfg.distributor.retry_after_on_resource_exhausted or 1.0,
+        )
         await self._serve_receivers()
         self.readiness.ready = True
         self.readiness.reason = ""

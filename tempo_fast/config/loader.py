@@ -25,7 +25,11 @@ from tempo_fast.config.model import (
     QueryFrontendConfig,
     ServerConfig,
     StorageConfig,
+    _int,
 )
+from tempo_fast.config.units import parse_duration
+from tempo_fast.overrides.limits import OverridesError, merge, normalize, unused_overrides
+from tempo_fast.overrides.overrides import OverridesConfig
 
 ANY = "<any>"  # free-form section marker in tempo_keys.yaml
 SUPPORTED_TARGETS = ("all",)
@@ -197,8 +201,48 @@ def _section(cls: type, user: Mapping[str, Any]) -> Any:
     )
 
 
+_OVERRIDES_KEYS = (
+    "defaults",
+    "per_tenant_override_config",
+    "per_tenant_override_period",
+    "user_configurable_overrides",
+)
+
+
+def _overrides(user: Mapping[str, Any], max_attribute_bytes: int) -> OverridesConfig:
+    """The ``overrides`` section: ``defaults`` in the current layout, or legacy keys inline."""
+    found, section = _lookup(user, "overrides")
+    section = section if found and section is not None else {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"overrides: expected a mapping, got {section!r}")
+    inline = {k: v for k, v in section.items() if k not in _OVERRIDES_KEYS}
+    try:
+        if inline and "defaults" in section:
+            raise OverridesError(
+                f"overrides.{next(iter(inline))}: set limits under overrides.defaults"
+            )
+        defaults = normalize(section.get("defaults", inline), "overrides.defaults")
+        period = parse_duration(section.get("per_tenant_override_period", "10s"))
+    except (OverridesError, ValueError) as e:
+        raise ConfigError(str(e)) from e
+    path = section.get("per_tenant_override_config") or ""
+    if not isinstance(path, str):
+        raise ConfigError(f"overrides.per_tenant_override_config: {path!r} is not a file path")
+    if period <= 0:
+        raise ConfigError("overrides.per_tenant_override_period: must be longer than 0s")
+    base = {"ingestion": {"max_attribute_bytes": max_attribute_bytes}}
+    return OverridesConfig(merge(base, defaults), path, period)
+
+
 def _implemented_keys() -> set[str]:
     keys = set(TOP_LEVEL)
+    keys.update(
+        (
+            "overrides",
+            "distributor.max_attribute_bytes",
+            "distributor.retry_after_on_resource_exhausted",
+        )
+    )
     for cls in (ServerConfig, IngesterConfig, StorageConfig, QueryFrontendConfig):
         keys.update(f.metadata["key"] for f in dataclasses.fields(cls))
     for path, cls in RECEIVER_SECTIONS.values():
@@ -223,17 +267,26 @@ def _build(user: Mapping[str, Any]) -> Config:
         raise ConfigError("storage.trace.local.path: required with the local backend")
     if not storage.wal_path:
         raise ConfigError("storage.trace.wal.path: required")
+    max_attribute_bytes = _value(user, "distributor.max_attribute_bytes", _int)
+    retry_after = _value(user, "distributor.retry_after_on_resource_exhausted", parse_duration)
+    overrides = _overrides(user, max_attribute_bytes)
     implemented = _implemented_keys()
     ignored = tuple(p for p in _user_leaves(user, known_tree(), "") if p not in implemented)
+    ignored += tuple(f"overrides.defaults.{p}" for p in unused_overrides(overrides.defaults))
     return Config(
         target=top["target"] or "all",
         multitenancy_enabled=top["multitenancy_enabled"] or top["auth_enabled"],
         http_api_prefix=top["http_api_prefix"],
         server=_section(ServerConfig, user),
-        distributor=DistributorConfig(**receivers),
+        distributor=DistributorConfig(
+            **receivers,
+            max_attribute_bytes=max_attribute_bytes,
+            retry_after_on_resource_exhausted=retry_after,
+        ),
         ingester=_section(IngesterConfig, user),
         storage=storage,
         query_frontend=_section(QueryFrontendConfig, user),
+        overrides=overrides,
         ignored=ignored,
     )
 

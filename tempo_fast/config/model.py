@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempo_fast.config.units import parse_duration, parse_size
+from tempo_fast.overrides.overrides import OverridesConfig
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
 
@@ -180,6 +181,11 @@ class DistributorConfig:
     otlp_grpc: OtlpGrpcConfig | None
     otlp_http: OtlpHttpConfig | None
     zipkin: ZipkinConfig | None = None
+    # Default of overrides ``ingestion.max_attribute_bytes`` (0: no truncation).
+    max_attribute_bytes: int = 2048
+    # Seconds of the retry hint of a rate-limited push (0: Tempo's default of no hint; the
+    # receivers then hint 1s).
+    retry_after_on_resource_exhausted: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,7 @@ class Config:
     ingester: IngesterConfig
     storage: StorageConfig
     query_frontend: QueryFrontendConfig
+    overrides: OverridesConfig = field(default_factory=OverridesConfig)
     ignored: tuple[str, ...] = ()  # keys Tempo knows that were set but tempo-fast does not use
 
 

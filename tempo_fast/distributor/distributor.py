@@ -17,11 +17,24 @@ from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
 
 Kind = Literal[
-    "invalid", "too_large", "unauthenticated", "unsupported_media", "overloaded", "unavailable"
+    "invalid",
+    "too_large",
+    "unauthenticated",
+    "unsupported_media",
+    "overloaded",
+    "unavailable",
+    "rate_limited",
 ]
 RECEIVER = "otlp"
 # refusal kind per reason_code; every other reason is bad input
-_KINDS: dict[str, Kind] = {"too_large": "too_large", "overloaded": "overloaded"}
+_KINDS: dict[str, Kind] = {
+    "too_large": "too_large",
+    "overloaded": "overloaded",
+    "rate_limited": "rate_limited",
+}
+# spans dropped from an accepted push, by tempo_discarded_spans_total reason
+_DISCARDED = ("invalid_trace_id", "invalid_span_id", "trace_too_large", "live_traces_exceeded")
+_SCOPES = ("resource", "scope", "span", "event", "link")
 _log = get_logger("distributor")
 
 
@@ -31,6 +44,9 @@ class PushResult(Protocol):
     accepted: int
     invalid_trace_id: int
     invalid_span_id: int
+    trace_too_large: int
+    live_traces_exceeded: int
+    truncated: tuple[int, int, int, int, int]
     message: str
     response: bytes
     lag_seconds: bytes
@@ -50,13 +66,15 @@ class IngesterClient(Protocol):
 
 
 class Refused(Exception):
-    """A push refused whole. ``reason`` is the metric label, ``kind`` picks the status code."""
+    """A push refused whole. ``reason`` is the metric label, ``kind`` picks the status code,
+    ``retry_after`` (seconds) is the hint a retryable refusal carries."""
 
-    def __init__(self, kind: Kind, reason: str, message: str) -> None:
+    def __init__(self, kind: Kind, reason: str, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.kind = kind
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
 
 
 class Distributor:
@@ -68,10 +86,12 @@ class Distributor:
         metrics: Metrics,
         multitenancy: bool,
         workers: int | None = None,
+        retry_after: float = 1.0,
     ) -> None:
         self._ingester = ingester
         self._metrics = metrics
         self._multitenancy = multitenancy
+        self._retry_after = retry_after
         self._pool = ThreadPoolExecutor(
             max_workers=workers or min(32, 4 * (os.cpu_count() or 1)),
             thread_name_prefix="push",
@@ -81,7 +101,7 @@ class Distributor:
         """Count a whole-request refusal and return the exception to raise."""
         self._metrics.requests_refused.labels(reason).inc()
         _log.debug("push refused", reason=reason, err=message)
-        return Refused(kind, reason, message)
+        return Refused(kind, reason, message, self._retry_after)
 
     def push(
         self,
@@ -110,6 +130,8 @@ class Distributor:
             reason = getattr(e, "reason_code", None)
             if reason is None:
                 raise
+            if reason == "rate_limited":
+                self._metrics.discarded_spans.labels(tenant, reason).inc(getattr(e, "spans", 0))
             raise self.refuse(_KINDS.get(reason, "invalid"), reason, str(e)) from None
         self._count(tenant, len(body), result, receiver, transport)
         return result
@@ -148,14 +170,19 @@ class Distributor:
         self, tenant: str, size: int, result: PushResult, receiver: str, transport: str
     ) -> None:
         m = self._metrics
-        rejected = result.invalid_trace_id + result.invalid_span_id
+        dropped = {reason: getattr(result, reason) for reason in _DISCARDED}
+        rejected = sum(dropped.values())
         m.spans_received.labels(tenant).inc(result.accepted + rejected)
         m.bytes_received.labels(tenant).inc(size)
         m.receiver_accepted.labels(receiver, transport).inc(result.accepted)
         if rejected:
             m.receiver_refused.labels(receiver, transport).inc(rejected)
-            for reason in ("invalid_trace_id", "invalid_span_id"):
-                count = getattr(result, reason)
+            for reason, count in dropped.items():
                 if count:
                     m.discarded_spans.labels(tenant, reason).inc(count)
+            _log.debug("spans discarded", tenant=tenant, err=result.message)
+        if any(result.truncated):
+            for scope, count in zip(_SCOPES, result.truncated, strict=True):
+                if count:
+                    m.attributes_truncated.labels(tenant, scope).inc(count)
         m.ingestion_lag.observe_buffer((tenant,), result.lag_seconds)

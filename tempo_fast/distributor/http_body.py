@@ -17,15 +17,17 @@ HTTP_STATUS = {
     "too_large": 413,
     "unauthenticated": 401,
     "unsupported_media": 415,
-    "overloaded": 503,  # clients retry 503, honouring Retry-After
+    "overloaded": 503,  # clients retry 503 and 429, honouring Retry-After
     "unavailable": 503,
+    "rate_limited": 429,
 }
-RETRY_AFTER_SECONDS = "1"
 
 
-def retry_headers(status: int) -> dict[str, str] | None:
-    """``Retry-After`` on 503 answers."""
-    return {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+def retry_headers(status: int, retry_after: float = 1.0) -> dict[str, str] | None:
+    """``Retry-After`` (whole seconds, at least 1) on 429 and 503 answers."""
+    if status not in (429, 503):
+        return None
+    return {"Retry-After": str(max(1, round(retry_after)))}
 
 
 def gzipped(distributor: Distributor, request: web.Request) -> bool:

@@ -12,6 +12,7 @@ import grpc
 
 from tempo_fast.config import OtlpGrpcConfig
 from tempo_fast.distributor.distributor import Distributor, Refused
+from tempo_fast.distributor.rpc_status import DETAILS_KEY, encode_status
 from tempo_fast.pkg.netaddr import grpc_address, parse_endpoint
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
@@ -23,7 +24,17 @@ _CODES = {
     "unsupported_media": grpc.StatusCode.INVALID_ARGUMENT,
     "overloaded": grpc.StatusCode.UNAVAILABLE,  # retryable: the exporter backs off
     "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "rate_limited": grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+def abort(context: grpc.ServicerContext, e: Refused) -> None:
+    """End the RPC with the refusal's status; retryable ones carry a RetryInfo hint."""
+    code = _CODES[e.kind]
+    if e.kind in ("rate_limited", "overloaded", "unavailable"):
+        details = encode_status(code.value[0], e.message, e.retry_after)
+        context.set_trailing_metadata(((DETAILS_KEY, details),))
+    context.abort(code, e.message)
 
 
 class OtlpGrpcReceiver:
@@ -85,5 +96,5 @@ class OtlpGrpcReceiver:
                 transport="grpc",
             )
         except Refused as e:
-            context.abort(_CODES[e.kind], e.message)
+            abort(context, e)
         return result.response

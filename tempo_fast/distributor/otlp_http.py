@@ -11,6 +11,7 @@ from aiohttp import web
 from tempo_fast.config import OtlpHttpConfig
 from tempo_fast.distributor.distributor import Distributor, PushResult, Refused
 from tempo_fast.distributor.http_body import HTTP_STATUS, gzipped, read_body, retry_headers
+from tempo_fast.distributor.rpc_status import encode_status
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -23,22 +24,8 @@ _CODES = {
     "unsupported_media": 3,
     "overloaded": 14,  # UNAVAILABLE
     "unavailable": 14,
+    "rate_limited": 8,  # RESOURCE_EXHAUSTED
 }
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def encode_status(code: int, message: str) -> bytes:
-    """A ``google.rpc.Status`` protobuf: field 1 int32 code, field 2 string message."""
-    text = message.encode("utf-8")
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
 
 
 class OtlpHttpReceiver:
@@ -81,15 +68,14 @@ class OtlpHttpReceiver:
             )
         except Refused as e:
             status, code = HTTP_STATUS[e.kind], _CODES[e.kind]
+            headers = retry_headers(status, e.retry_after)
+            hint = e.retry_after if headers else None
             if reply_media == PROTOBUF:
-                payload = encode_status(code, e.message)
+                payload = encode_status(code, e.message, hint)
             else:
                 payload = orjson.dumps({"code": code, "message": e.message})
             return web.Response(
-                status=status,
-                body=payload,
-                content_type=reply_media,
-                headers=retry_headers(status),
+                status=status, body=payload, content_type=reply_media, headers=headers
             )
         return self._success(reply_media, result)
 
@@ -98,7 +84,14 @@ class OtlpHttpReceiver:
         if media == PROTOBUF:
             body = result.response if result is not None else b""
         else:
-            rejected = result.invalid_trace_id + result.invalid_span_id if result else 0
+            rejected = (
+                result.invalid_trace_id
+                + result.invalid_span_id
+                + result.trace_too_large
+                + result.live_traces_exceeded
+                if result
+                else 0
+            )
             partial = (
                 {"partialSuccess": {"rejectedSpans": str(rejected), "errorMessage": result.message}}
                 if result is not None and rejected

@@ -60,5 +60,6 @@ class ZipkinReceiver:
                 )
         except Refused as e:
             status = HTTP_STATUS[e.kind]
-            return web.Response(status=status, text=e.message, headers=retry_headers(status))
+            headers = retry_headers(status, e.retry_after)
+            return web.Response(status=status, text=e.message, headers=headers)
         return web.Response(status=202)

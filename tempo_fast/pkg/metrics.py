@@ -190,6 +190,12 @@ class Metrics:
         self.discarded_spans = Counter(
             "tempo_discarded_spans", "Spans dropped, by reason.", ["tenant", "reason"], registry=r
         )
+        self.attributes_truncated = Counter(
+            "tempo_distributor_attributes_truncated",
+            "Attribute keys or values truncated to max_attribute_bytes, by tenant and scope.",
+            ["tenant", "scope"],
+            registry=r,
+        )
         self.requests_refused = Counter(
             "tempo_distributor_requests_refused",
             "Push requests refused whole, by reason.",

@@ -40,6 +40,16 @@ class FakeOverloadedError(RuntimeError):
     reason_code = "overloaded"
 
 
+class FakeRateLimitedError(RuntimeError):
+    """Mirrors ``_core.RateLimitedError``: ``reason_code`` and the refused ``spans``."""
+
+    reason_code = "rate_limited"
+
+    def __init__(self, message: str, spans: int) -> None:
+        super().__init__(message)
+        self.spans = spans
+
+
 @dataclass
 class FakePushResult:
     accepted: int
@@ -48,6 +58,9 @@ class FakePushResult:
     message: str
     response: bytes
     lag_seconds: bytes
+    trace_too_large: int = 0
+    live_traces_exceeded: int = 0
+    truncated: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
 
 @dataclass
@@ -60,6 +73,7 @@ class FakeIngester:
     blocks_flushed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     replay_gate: threading.Event | None = None  # when set, replay waits for it
+    limits: tuple[dict[str, int], dict[str, dict[str, int]]] | None = None
 
     def replay(self) -> dict[str, int]:
         self.calls.append("replay")
@@ -89,6 +103,8 @@ class FakeIngester:
             raise OSError(28, "write-ahead log append failed: No space left on device")
         if body.startswith(b"BUSY"):
             raise FakeOverloadedError("ingester overloaded: retry later")
+        if body.startswith(b"LIMITED"):
+            raise FakeRateLimitedError("RATE_LIMITED: ingestion rate limit", body.count(b"S"))
         if body.startswith(b"BAD"):
             reason = "invalid_json" if encoding in ("json", "zipkin_json") else "invalid_protobuf"
             raise FakeDecodeError(f"cannot decode {encoding} body", reason)
@@ -105,6 +121,9 @@ class FakeIngester:
             response=f"partial:{rejected}".encode() if rejected else b"",
             lag_seconds=array.array("d", [0.5] * accepted).tobytes(),
         )
+
+    def set_limits(self, defaults: dict[str, int], tenants: dict[str, dict[str, int]]) -> None:
+        self.limits = (defaults, tenants)
 
     def find_trace(self, tenant: str, trace_id: bytes) -> str | None:
         return self.traces.get((tenant, trace_id))

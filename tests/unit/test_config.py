@@ -169,7 +169,7 @@ def test_known_but_unused_keys_are_ignored() -> None:
         + """
 memberlist: {join_members: [a, b]}
 compactor: {compaction: {block_retention: 48h}}
-overrides: {defaults: {ingestion: {rate_limit_bytes: 1}}}
+overrides: {defaults: {ingestion: {rate_limit_bytes: 1}, read: {max_search_duration: 1h}}}
 distributor: {receivers: {jaeger: {protocols: {grpc: }}, otlp: {protocols: {grpc: {tls: {}}}}}}
 server: {http_listen_port: 3200, grpc_listen_port: 9096}
 """
@@ -177,11 +177,34 @@ server: {http_listen_port: 3200, grpc_listen_port: 9096}
     assert set(c.ignored) == {
         "memberlist.join_members",
         "compactor.compaction.block_retention",
-        "overrides",
+        "overrides.defaults.read.max_search_duration",
         "distributor.receivers.jaeger",
         "distributor.receivers.otlp.protocols.grpc.tls",
         "server.grpc_listen_port",
     }
+    assert c.overrides.defaults["ingestion"] == {"rate_limit_bytes": 1, "max_attribute_bytes": 2048}
+
+
+def test_overrides_both_layouts_and_the_runtime_file() -> None:
+    new = load(MINIMAL + "overrides: {defaults: {global: {max_bytes_per_trace: 9}}}")
+    legacy = load(
+        MINIMAL + "overrides: {max_bytes_per_trace: 9, per_tenant_override_config: /o.yaml}"
+    )
+    assert new.overrides.defaults == legacy.overrides.defaults
+    assert legacy.overrides.per_tenant_override_config == "/o.yaml"
+    assert legacy.overrides.per_tenant_override_period == 10.0
+    c = load(MINIMAL + "distributor: {max_attribute_bytes: 0}")
+    assert c.overrides.defaults["ingestion"]["max_attribute_bytes"] == 0
+    for bad, match in [
+        ("overrides: {defaults: {ingestion: {rate_limit_bytes: lots}}}", "rate_limit_bytes"),
+        ("overrides: {defaults: {ingestion: {rate_strategy: fast}}}", "rate_strategy"),
+        ("overrides: {defaults: {bogus: 1}}", r"overrides\.defaults\.bogus: unknown"),
+        ("overrides: {max_bytes_per_trace: 1, defaults: {}}", "under overrides.defaults"),
+        ("overrides: {ingestion_rate_limit_bytes: 1, global: {}}", "mixes the legacy layout"),
+        ("overrides: {per_tenant_override_period: 0s}", "longer than 0s"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            load(MINIMAL + bad)
 
 
 @pytest.mark.parametrize(

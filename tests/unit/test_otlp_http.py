@@ -6,7 +6,7 @@ import gzip
 
 import orjson
 
-from tempo_fast.distributor.otlp_http import encode_status
+from tempo_fast.distributor.rpc_status import encode_status
 from tests.unit.conftest import RunningApp
 from tests.unit.http_client import request
 
@@ -46,8 +46,20 @@ def test_overload_is_503_with_retry_after(running: RunningApp) -> None:
     reply = post(running, b"BUSY", PB)
     assert reply.status == 503
     assert reply.headers["Retry-After"] == "1"
-    assert reply.body == encode_status(14, "ingester overloaded: retry later")
+    assert reply.body == encode_status(14, "ingester overloaded: retry later", 1.0)
     assert metric(running, 'tempo_distributor_requests_refused_total{reason="overloaded"}') == 1
+
+
+def test_rate_limited_is_429_with_a_retry_hint_and_counts_discarded_spans(
+    running: RunningApp,
+) -> None:
+    reply = post(running, b"LIMITEDSS", PB)
+    assert reply.status == 429
+    assert reply.headers["Retry-After"] == "1"
+    assert reply.body == encode_status(8, "RATE_LIMITED: ingestion rate limit", 1.0)
+    discarded = 'tempo_discarded_spans_total{reason="rate_limited",tenant="single-tenant"}'
+    assert metric(running, discarded) == 2
+    assert metric(running, 'tempo_distributor_requests_refused_total{reason="rate_limited"}') == 1
 
 
 def test_json_with_charset_and_partial_success(running: RunningApp) -> None:
@@ -174,5 +186,10 @@ def test_multitenancy_requires_valid_tenant(running_mt: RunningApp) -> None:
 
 def test_encode_status_layout() -> None:
     assert encode_status(3, "x") == b"\x08\x03\x12\x01x"
+    # details[0] = Any{type_url, value = RetryInfo{retry_delay = Duration{seconds: 2, nanos: 5e8}}}
+    hinted = encode_status(8, "x", 2.5)
+    retry = b"\x0a\x08\x08\x02\x10" + bytes([0x80, 0xCA, 0xB5, 0xEE, 0x01])
+    any_ = b"\x0a\x28type.googleapis.com/google.rpc.RetryInfo\x12" + bytes([len(retry)]) + retry
+    assert hinted == b"\x08\x08\x12\x01x\x1a" + bytes([len(any_)]) + any_
     long = encode_status(8, "é" * 100)
     assert long[:4] == b"\x08\x08\x12\xc8"  # 200 bytes -> varint c8 01

@@ -21,7 +21,7 @@ use arrow_array::{
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields};
 
-use crate::model::{Request, SpanHandle, SpanRef, TraceId};
+use crate::model::{IdMap, Request, SpanHandle, SpanRef, TraceId};
 use crate::otlp::view::{attrs_of, AnyValue, KeyValue, ResourceHead, ScopeHead, SpanView};
 use crate::pb::{PbError, Reader, Value};
 use crate::schema::{self, AttrType, DedicatedColumn, DedicatedScope, DedicatedType};
@@ -285,7 +285,8 @@ pub(crate) struct Structure {
 /// span without a parent id.
 pub(crate) fn structure(span_ids: &[[u8; 8]], parents: &[Option<[u8; 8]>]) -> Structure {
     let n = span_ids.len();
-    let mut index: HashMap<[u8; 8], usize> = HashMap::with_capacity(if n > 16 { n } else { 0 });
+    let mut index: IdMap<[u8; 8], usize> =
+        IdMap::with_capacity_and_hasher(if n > 16 { n } else { 0 }, Default::default());
     if n > 16 {
         for (i, id) in span_ids.iter().enumerate() {
             index.entry(*id).or_insert(i);

@@ -16,6 +16,7 @@ pub mod block;
 pub mod blocklist;
 pub mod columnar;
 pub mod ingester;
+pub mod limits;
 pub mod live;
 pub mod log;
 pub mod model;

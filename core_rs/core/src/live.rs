@@ -5,11 +5,11 @@
 //! for `max_trace_live`, or — to keep memory bounded by configuration — when the
 //! tenant's live bytes exceed their cap, oldest first.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::columnar::TraceSpans;
-use crate::model::{Request, SpanHandle, TraceId};
+use crate::limits::Limits;
+use crate::model::{IdMap, Request, SpanHandle, TraceId};
 
 /// Bookkeeping overhead counted per span on top of its message bytes.
 const SPAN_OVERHEAD: usize = std::mem::size_of::<SpanHandle>() + 16;
@@ -23,6 +23,57 @@ struct LiveTrace {
     first_segment: u64,
 }
 
+impl LiveTrace {
+    /// The trace's span message bytes (what the per-trace size limit counts).
+    fn msg_bytes(&self) -> usize {
+        self.bytes - self.spans.len() * SPAN_OVERHEAD
+    }
+}
+
+/// The traces of one request: bytes added per trace, in first-seen order.
+#[derive(Debug, Default)]
+pub struct RequestTraces {
+    traces: IdMap<TraceId, (u64, Verdict)>,
+    order: Vec<TraceId>,
+}
+
+impl RequestTraces {
+    pub fn new(req: &Request) -> Self {
+        let mut out = RequestTraces::default();
+        for s in &req.spans {
+            let e = out.traces.entry(s.trace_id).or_insert_with(|| {
+                out.order.push(s.trace_id);
+                (0, Verdict::Keep)
+            });
+            e.0 += s.msg.len as u64;
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    TraceTooLarge,
+    LiveTracesExceeded,
+}
+
+/// Spans of a request refused by the per-trace limits.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Per span of the request: whether it may go in.
+    pub keep: Vec<bool>,
+    pub trace_too_large: u32,
+    pub live_traces_exceeded: u32,
+    /// Tempo's message for each reason (the first trace refused).
+    pub too_large_message: Option<String>,
+    pub live_traces_message: Option<String>,
+}
+
+fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why traces were cut, for accounting.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CutCounts {
@@ -34,7 +85,7 @@ pub struct CutCounts {
 /// The live traces of one tenant.
 #[derive(Default)]
 pub struct LiveTraces {
-    traces: HashMap<TraceId, LiveTrace>,
+    traces: IdMap<TraceId, LiveTrace>,
     bytes: usize,
     spans: usize,
 }
@@ -116,6 +167,63 @@ impl LiveTraces {
         TraceSpans { trace_id: *id, spans: t.spans, first_segment: t.first_segment }
     }
 
+    /// Which spans of `req` the per-trace limits refuse, given the traces live now:
+    /// a trace that would grow past `max_bytes_per_trace` (span message bytes), and
+    /// a new trace while the tenant already has `max_traces_per_user`. None when
+    /// every span may go in.
+    /// `traces` is [`RequestTraces::new`] of `req`, built before taking the lock.
+    pub fn refusals(
+        &self,
+        req: &Request,
+        traces: &mut RequestTraces,
+        limits: &Limits,
+    ) -> Option<Refusals> {
+        let (max_bytes, max_traces) = (limits.max_bytes_per_trace, limits.max_traces_per_user);
+        if max_bytes == 0 && max_traces == 0 || req.spans.is_empty() {
+            return None;
+        }
+        let RequestTraces { traces, order } = traces;
+        let mut live = self.traces.len() as u64;
+        let mut out = Refusals::default();
+        for id in order.iter() {
+            let id = *id;
+            let (added, verdict) = traces.get_mut(&id).expect("indexed above");
+            let existing = self.traces.get(&id).map(|t| t.msg_bytes() as u64);
+            if existing.is_none() && max_traces > 0 && live >= max_traces {
+                *verdict = Verdict::LiveTracesExceeded;
+                out.live_traces_message.get_or_insert_with(|| {
+                    format!(
+                        "LIVE_TRACES_EXCEEDED: max live traces per tenant exceeded: per-user \
+                         traces limit (local: {max_traces} global: 0 actual local: {max_traces}) \
+                         exceeded"
+                    )
+                });
+            } else if max_bytes > 0 && existing.unwrap_or(0) + *added > max_bytes {
+                *verdict = Verdict::TraceTooLarge;
+                out.too_large_message.get_or_insert_with(|| {
+                    format!(
+                        "TRACE_TOO_LARGE: max size of trace ({max_bytes}) exceeded while adding \
+                         {added} bytes to trace {}",
+                        hex(&id)
+                    )
+                });
+            } else if existing.is_none() {
+                live += 1;
+            }
+        }
+        out.keep = Vec::with_capacity(req.spans.len());
+        for s in &req.spans {
+            let verdict = traces[&s.trace_id].1;
+            match verdict {
+                Verdict::Keep => {}
+                Verdict::TraceTooLarge => out.trace_too_large += 1,
+                Verdict::LiveTracesExceeded => out.live_traces_exceeded += 1,
+            }
+            out.keep.push(verdict == Verdict::Keep);
+        }
+        (out.trace_too_large + out.live_traces_exceeded > 0).then_some(out)
+    }
+
     /// The live spans of one trace.
     pub fn get(&self, id: &TraceId) -> Option<Vec<SpanHandle>> {
         self.traces.get(id).map(|t| t.spans.clone())
@@ -169,6 +277,32 @@ mod tests {
                 .collect(),
             rejected: Rejected::default(),
         })
+    }
+
+    fn refusals(live: &LiveTraces, req: &Request, l: &Limits) -> Option<Refusals> {
+        live.refusals(req, &mut RequestTraces::new(req), l)
+    }
+
+    #[test]
+    fn refusals_apply_trace_size_and_live_trace_limits() {
+        let mut live = LiveTraces::default();
+        live.push(&request(&[(1, 0), (1, 1)]), 0, 0); // trace 1: 200 message bytes
+        let none = Limits { max_bytes_per_trace: 0, max_traces_per_user: 0, ..Limits::default() };
+        assert!(refusals(&live, &request(&[(1, 0)]), &none).is_none());
+        let l = Limits { max_bytes_per_trace: 300, max_traces_per_user: 2, ..Limits::default() };
+        assert!(refusals(&live, &request(&[(1, 0), (2, 0)]), &l).is_none());
+        // trace 1 would reach 400 bytes; trace 2 is new and fits; trace 3 is one too many
+        let r = refusals(&live, &request(&[(1, 0), (1, 0), (2, 0), (3, 0), (2, 0)]), &l).unwrap();
+        assert_eq!(r.keep, [false, false, true, false, true]);
+        assert_eq!((r.trace_too_large, r.live_traces_exceeded), (2, 1));
+        assert!(r
+            .too_large_message
+            .unwrap()
+            .starts_with("TRACE_TOO_LARGE: max size of trace (300)"));
+        assert!(r.live_traces_message.unwrap().contains("(local: 2 global: 0 actual local: 2)"));
+        // a new trace larger than the limit on its own
+        let r = refusals(&live, &request(&[(4, 0), (4, 0), (4, 0), (4, 0)]), &l).unwrap();
+        assert_eq!(r.trace_too_large, 4);
     }
 
     #[test]

@@ -12,6 +12,10 @@ use std::sync::Arc;
 pub type TraceId = [u8; 16];
 pub type SpanId = [u8; 8];
 
+/// A hash map keyed by client-chosen ids: a fast hasher with per-process random keys, so
+/// crafted ids cannot force collisions.
+pub type IdMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 /// A byte range within a request buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Slice {

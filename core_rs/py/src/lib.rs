@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict};
 use tempo_core::block::traces_per_shard;
 use tempo_core::blocklist::BlockStore as CoreBlockStore;
 use tempo_core::ingester::{Encoding, Ingester as CoreIngester, IngesterConfig, PushError};
+use tempo_core::limits::Limits;
 use tempo_core::log::{set_level, Level};
 use tempo_core::otlp::{self, DecodeError as CoreDecodeError};
 use tempo_core::render::{render_trace as core_render, RenderMeta, TraceFormat};
@@ -25,6 +26,12 @@ use tempo_core::wal::FsyncMode;
 
 create_exception!(_core, DecodeError, PyValueError, "The body is not a valid OTLP request.");
 create_exception!(_core, TooLargeError, DecodeError, "The body exceeds the size limit.");
+create_exception!(
+    _core,
+    RateLimitedError,
+    PyRuntimeError,
+    "The tenant is over its ingestion rate limit; the client should retry later."
+);
 create_exception!(
     _core,
     OverloadedError,
@@ -51,6 +58,12 @@ fn push_error(py: Python<'_>, e: PushError) -> PyErr {
             let _ = err.value(py).setattr("reason_code", "overloaded");
             err
         }
+        PushError::RateLimited { spans, .. } => {
+            let err = RateLimitedError::new_err(e.to_string());
+            let _ = err.value(py).setattr("reason_code", "rate_limited");
+            let _ = err.value(py).setattr("spans", *spans);
+            err
+        }
     }
 }
 
@@ -68,6 +81,10 @@ struct PushResult {
     accepted: u64,
     invalid_trace_id: u64,
     invalid_span_id: u64,
+    trace_too_large: u64,
+    live_traces_exceeded: u64,
+    /// Attributes truncated: (resource, scope, span, event, link).
+    truncated: (u32, u32, u32, u32, u32),
     message: String,
     response: Py<PyBytes>,
     lag_seconds: Py<PyBytes>,
@@ -153,6 +170,9 @@ fn ingester_config(wal_path: PathBuf, cfg: &Bound<'_, PyDict>) -> PyResult<Inges
     if let Some(bytes) = get::<u64>(cfg, "bloom_shard_bytes")? {
         c.block.bloom_shard_traces = traces_per_shard(bytes, c.block.bloom_fp);
     }
+    if let Some(limits) = get::<Bound<'_, PyDict>>(cfg, "limits")? {
+        c.limits = limits_from(&limits)?;
+    }
     if let Some(cols) = get::<Vec<(String, String, String)>>(cfg, "dedicated_columns")? {
         c.block.dedicated_columns = cols
             .iter()
@@ -160,6 +180,36 @@ fn ingester_config(wal_path: PathBuf, cfg: &Bound<'_, PyDict>) -> PyResult<Inges
             .collect::<PyResult<_>>()?;
     }
     Ok(c)
+}
+
+/// Limits from a dict of [`Limits`] field names; missing keys keep Tempo's defaults.
+fn limits_from(d: &Bound<'_, PyDict>) -> PyResult<Limits> {
+    let mut l = Limits::default();
+    for (key, field) in [
+        ("rate_limit_bytes", &mut l.rate_limit_bytes),
+        ("burst_size_bytes", &mut l.burst_size_bytes),
+        ("max_traces_per_user", &mut l.max_traces_per_user),
+        ("max_bytes_per_trace", &mut l.max_bytes_per_trace),
+        ("max_attribute_bytes", &mut l.max_attribute_bytes),
+    ] {
+        if let Some(v) = get::<u64>(d, key)? {
+            *field = v;
+        }
+    }
+    for key in d.keys() {
+        let key: String = key.extract()?;
+        if !matches!(
+            key.as_str(),
+            "rate_limit_bytes"
+                | "burst_size_bytes"
+                | "max_traces_per_user"
+                | "max_bytes_per_trace"
+                | "max_attribute_bytes"
+        ) {
+            return Err(PyValueError::new_err(format!("unknown limit {key:?}")));
+        }
+    }
+    Ok(l)
 }
 
 fn dedicated_column(scope: &str, name: &str, typ: &str) -> PyResult<DedicatedColumn> {
@@ -228,25 +278,45 @@ impl Ingester {
         let out = py
             .detach(|| inner.push(tenant, body, encoding, gzip, max_bytes))
             .map_err(|e| push_error(py, e))?;
-        let rejected = out.rejected.total() as u64;
-        let message = if rejected > 0 {
-            format!(
-                "{rejected} spans rejected: {} with an invalid trace id, {} with an invalid span id",
+        let invalid = out.rejected.total();
+        let mut messages = Vec::new();
+        if invalid > 0 {
+            messages.push(format!(
+                "{invalid} spans rejected: {} with an invalid trace id, {} with an invalid span id",
                 out.rejected.invalid_trace_id, out.rejected.invalid_span_id
-            )
-        } else {
-            String::new()
-        };
+            ));
+        }
+        messages.extend(out.messages.iter().cloned());
+        let message = messages.join("; ");
+        let rejected = (invalid + out.trace_too_large + out.live_traces_exceeded) as u64;
         let response = otlp::export_response(rejected, &message);
         let lag: Vec<u8> = out.lag_seconds.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let t = out.truncated;
         Ok(PushResult {
             accepted: out.accepted as u64,
             invalid_trace_id: out.rejected.invalid_trace_id as u64,
             invalid_span_id: out.rejected.invalid_span_id as u64,
+            trace_too_large: out.trace_too_large as u64,
+            live_traces_exceeded: out.live_traces_exceeded as u64,
+            truncated: (t.resource, t.scope, t.span, t.event, t.link),
             message,
             response: PyBytes::new(py, &response).unbind(),
             lag_seconds: PyBytes::new(py, &lag).unbind(),
         })
+    }
+
+    /// Replaces the limits: `defaults` for every tenant without an entry in `tenants`.
+    fn set_limits(
+        &self,
+        defaults: &Bound<'_, PyDict>,
+        tenants: std::collections::HashMap<String, Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let per_tenant = tenants
+            .iter()
+            .map(|(t, d)| Ok((t.clone(), limits_from(d)?)))
+            .collect::<PyResult<_>>()?;
+        self.inner.limits.set(limits_from(defaults)?, per_tenant);
+        Ok(())
     }
 
     fn find_trace(
@@ -383,6 +453,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", m.py().get_type::<DecodeError>())?;
     m.add("TooLargeError", m.py().get_type::<TooLargeError>())?;
     m.add("OverloadedError", m.py().get_type::<OverloadedError>())?;
+    m.add("RateLimitedError", m.py().get_type::<RateLimitedError>())?;
     m.add_class::<PushResult>()?;
     m.add_class::<TracePart>()?;
     m.add_class::<Ingester>()?;

@@ -8,6 +8,7 @@
 //! - [`view`] holds the borrowed message views every stage shares.
 
 mod json;
+pub mod rewrite;
 mod scan;
 pub mod view;
 mod zipkin;
@@ -16,6 +17,7 @@ use std::io::Read;
 
 use crate::pb::{put_bytes_field, put_message, put_varint_field};
 
+pub use rewrite::{long_attributes, rewrite, Truncated};
 pub use scan::scan;
 
 /// Why a request body was refused whole.
