@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol
 
@@ -36,6 +37,9 @@ _KINDS: dict[str, Kind] = {
 _DISCARDED = ("invalid_trace_id", "invalid_span_id", "trace_too_large", "live_traces_exceeded")
 _SCOPES = ("resource", "scope", "span", "event", "link")
 _log = get_logger("distributor")
+# Request bytes queued for or inside the push pool at most; past it, pushes are refused at
+# once (503, retry later) so a flood cannot grow memory without bound.
+MAX_INFLIGHT_BYTES = 256 << 20
 
 
 class PushResult(Protocol):
@@ -87,11 +91,15 @@ class Distributor:
         multitenancy: bool,
         workers: int | None = None,
         retry_after: float = 1.0,
+        max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
     ) -> None:
         self._ingester = ingester
         self._metrics = metrics
         self._multitenancy = multitenancy
         self._retry_after = retry_after
+        self._max_inflight = max_inflight_bytes
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
             max_workers=workers or min(32, 4 * (os.cpu_count() or 1)),
             thread_name_prefix="push",
@@ -147,20 +155,38 @@ class Distributor:
         transport: str,
         receiver: str = RECEIVER,
     ) -> PushResult:
-        """:meth:`push` on the distributor's thread pool."""
+        """:meth:`push` on the distributor's thread pool; refused as overloaded when the
+        requests in flight already hold ``max_inflight_bytes``."""
+        size = len(body)
+        with self._inflight_lock:
+            if self._inflight + size > self._max_inflight and self._inflight:
+                full = True
+            else:
+                full = False
+                self._inflight += size
+        if full:
+            raise self.refuse(
+                "overloaded",
+                "overloaded",
+                f"distributor busy: {self._max_inflight} bytes of requests in flight; retry later",
+            )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool,
-            lambda: self.push(
-                tenant_header,
-                body,
-                encoding=encoding,
-                gzip=gzip,
-                max_bytes=max_bytes,
-                transport=transport,
-                receiver=receiver,
-            ),
-        )
+        try:
+            return await loop.run_in_executor(
+                self._pool,
+                lambda: self.push(
+                    tenant_header,
+                    body,
+                    encoding=encoding,
+                    gzip=gzip,
+                    max_bytes=max_bytes,
+                    transport=transport,
+                    receiver=receiver,
+                ),
+            )
+        finally:
+            with self._inflight_lock:
+                self._inflight -= size
 
     def close(self) -> None:
         """Wait for in-flight pushes, then release the thread pool."""

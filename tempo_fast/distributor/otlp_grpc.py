@@ -17,6 +17,7 @@ from tempo_fast.pkg.netaddr import grpc_address, parse_endpoint
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 MIB = 1 << 20
+MAX_QUEUED_RPCS_PER_WORKER = 8
 _CODES = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -52,12 +53,13 @@ class OtlpGrpcReceiver:
         ]
         if config.max_concurrent_streams > 0:
             options.append(("grpc.max_concurrent_streams", config.max_concurrent_streams))
+        workers = workers or min(32, 4 * (os.cpu_count() or 1))
         self._server = grpc.server(
-            ThreadPoolExecutor(
-                max_workers=workers or min(32, 4 * (os.cpu_count() or 1)),
-                thread_name_prefix="otlp-grpc",
-            ),
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="otlp-grpc"),
             options=options,
+            # RPCs beyond this are refused with RESOURCE_EXHAUSTED instead of queueing
+            # without bound (each holds its request in memory)
+            maximum_concurrent_rpcs=MAX_QUEUED_RPCS_PER_WORKER * workers,
         )
         handler = grpc.unary_unary_rpc_method_handler(self._export)  # raw bytes in and out
         self._server.add_generic_rpc_handlers(
