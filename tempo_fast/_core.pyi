@@ -7,8 +7,8 @@ handles; the GIL is released while Rust works.
 __version__: str
 
 class DecodeError(ValueError):
-    """The body is not a valid OTLP request. ``str(e)`` is the reason; ``reason_code`` is a
-    metric label: ``invalid_protobuf`` | ``invalid_json`` | ``invalid_gzip``."""
+    """The body is not a valid request. ``str(e)`` is the reason; ``reason_code`` is a metric
+    label: ``invalid_protobuf`` | ``invalid_json`` | ``invalid_thrift`` | ``invalid_gzip``."""
 
     reason_code: str
 
@@ -73,7 +73,9 @@ class Ingester:
         gzip: bool = False,
         max_bytes: int = 20 << 20,
     ) -> PushResult:
-        """Decode, validate and append one OTLP request. ``encoding``: "protobuf" | "json".
+        """Decode, validate and append one request. ``encoding``: "protobuf" | "json" |
+        "zipkin_json" | "jaeger_thrift_compact" | "jaeger_thrift_binary" | "jaeger_thrift_http" |
+        "jaeger_proto".
         Returns only after the WAL append. Raises DecodeError / TooLargeError,
         RateLimitedError, or OverloadedError when live traces stay over their memory
         limit (backpressure). Spans over the per-trace limits are dropped and counted;

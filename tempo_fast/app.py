@@ -22,7 +22,10 @@ from aiohttp import web
 from tempo_fast import __version__
 from tempo_fast.config import Config
 from tempo_fast.distributor import Distributor
-from tempo_fast.distributor.otlp_grpc import OtlpGrpcReceiver
+from tempo_fast.distributor.grpc_receiver import GrpcReceiver
+from tempo_fast.distributor.jaeger import JaegerThriftHttpReceiver, jaeger_grpc_receiver
+from tempo_fast.distributor.jaeger_agent import JaegerAgentReceiver
+from tempo_fast.distributor.otlp_grpc import otlp_grpc_receiver
 from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
@@ -95,7 +98,8 @@ class App:
         self.distributor: Distributor | None = None
         self.overrides: Overrides | None = None
         self._api: HttpApi | None = None
-        self._grpc: OtlpGrpcReceiver | None = None
+        self._grpc: dict[str, GrpcReceiver] = {}
+        self._udp: dict[str, JaegerAgentReceiver] = {}
         self._runners: dict[str, web.AppRunner] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.ports: dict[str, int] = {}
@@ -153,11 +157,15 @@ class App:
         self.readiness.reason = "shutting down"
         grace = self.config.server.graceful_shutdown_timeout
         loop = asyncio.get_running_loop()
-        if self._grpc is not None:
-            await loop.run_in_executor(None, self._grpc.stop, grace)
-        for receiver in ("otlp_http", "zipkin"):
-            if receiver in self._runners:
-                await self._runners.pop(receiver).cleanup()
+        for receiver in self._grpc.values():
+            await loop.run_in_executor(None, receiver.stop, grace)
+        self._grpc.clear()
+        for udp in self._udp.values():
+            await udp.stop()
+        self._udp.clear()
+        for name in ("otlp_http", "zipkin", "jaeger_thrift_http"):
+            if name in self._runners:
+                await self._runners.pop(name).cleanup()
         if self.distributor is not None:
             await loop.run_in_executor(None, self.distributor.close)
         for task in self._tasks:
@@ -188,16 +196,36 @@ class App:
 
     async def _serve_receivers(self) -> None:
         assert self.distributor is not None
-        receivers = self.config.distributor
+        d, receivers = self.distributor, self.config.distributor
         if receivers.otlp_grpc is not None:
-            try:
-                self._grpc = OtlpGrpcReceiver(self.distributor, receivers.otlp_grpc)
-            except EndpointError as e:
-                raise StartupError(f"distributor.receivers.otlp.protocols.grpc: {e}") from e
-            try:
-                self.ports["otlp_grpc"] = self._grpc.start()
-            except OSError as e:
-                raise _listen_error("OTLP gRPC", self._grpc.host, self._grpc.port, e) from e
+            config = receivers.otlp_grpc
+            self._serve_grpc(
+                "otlp_grpc",
+                "otlp.protocols.grpc",
+                lambda: otlp_grpc_receiver(d, config),
+                "OTLP gRPC",
+            )
+        if receivers.jaeger_grpc is not None:
+            jaeger = receivers.jaeger_grpc
+            self._serve_grpc(
+                "jaeger_grpc",
+                "jaeger.protocols.grpc",
+                lambda: jaeger_grpc_receiver(d, jaeger),
+                "Jaeger gRPC",
+            )
+        for name, compact in (("jaeger_thrift_compact", True), ("jaeger_thrift_binary", False)):
+            udp_config = getattr(receivers, name)
+            if udp_config is not None:
+                await self._serve_udp(name, JaegerAgentReceiver(d, udp_config, compact))
+        if receivers.jaeger_thrift_http is not None:
+            app = JaegerThriftHttpReceiver(d, receivers.jaeger_thrift_http).app()
+            await self._serve_receiver(
+                "jaeger_thrift_http",
+                "jaeger.protocols.thrift_http",
+                receivers.jaeger_thrift_http.endpoint,
+                app,
+                "Jaeger thrift HTTP",
+            )
         if receivers.otlp_http is not None:
             app = OtlpHttpReceiver(self.distributor, receivers.otlp_http).app()
             await self._serve_receiver(
@@ -206,6 +234,26 @@ class App:
         if receivers.zipkin is not None:
             app = ZipkinReceiver(self.distributor, receivers.zipkin).app()
             await self._serve_receiver("zipkin", "zipkin", receivers.zipkin.endpoint, app, "Zipkin")
+
+    def _serve_grpc(self, name: str, key: str, make: Callable[[], GrpcReceiver], what: str) -> None:
+        """Start a gRPC receiver (config key ``distributor.receivers.<key>``)."""
+        try:
+            receiver = make()
+        except EndpointError as e:
+            raise StartupError(f"distributor.receivers.{key}: {e}") from e
+        try:
+            self.ports[name] = receiver.start()
+        except OSError as e:
+            raise _listen_error(what, receiver.host, receiver.port, e) from e
+        self._grpc[name] = receiver
+
+    async def _serve_udp(self, name: str, receiver: JaegerAgentReceiver) -> None:
+        try:
+            self.ports[name] = await receiver.start()
+        except OSError as e:
+            what = f"Jaeger agent UDP ({name})"
+            raise _listen_error(what, receiver.host, receiver.port, e) from e
+        self._udp[name] = receiver
 
     async def _serve_receiver(
         self, name: str, key: str, endpoint: str, app: web.Application, what: str

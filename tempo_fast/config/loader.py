@@ -27,7 +27,7 @@ from tempo_fast.config.model import (
     StorageConfig,
     _int,
 )
-from tempo_fast.config.units import parse_duration
+from tempo_fast.config.units import parse_duration, parse_size
 from tempo_fast.overrides.limits import OverridesError, merge, normalize, unused_overrides
 from tempo_fast.overrides.overrides import OverridesConfig
 
@@ -197,6 +197,7 @@ def _section(cls: type, user: Mapping[str, Any]) -> Any:
         **{
             f.name: _value(user, f.metadata["key"], f.metadata["parse"])
             for f in dataclasses.fields(cls)
+            if "key" in f.metadata
         }
     )
 
@@ -234,6 +235,17 @@ def _overrides(user: Mapping[str, Any], max_attribute_bytes: int) -> OverridesCo
     return OverridesConfig(merge(base, defaults), path, period)
 
 
+def _live_bytes(user: Mapping[str, Any]) -> int | None:
+    """``live_store.max_live_traces_bytes`` when set: the bound on each tenant's live traces."""
+    found, value = _lookup(user, "live_store.max_live_traces_bytes")
+    if not found or value is None:
+        return None
+    size = _value(user, "live_store.max_live_traces_bytes", parse_size)
+    if size <= 0:
+        raise ConfigError("live_store.max_live_traces_bytes: must be larger than 0")
+    return size
+
+
 def _implemented_keys() -> set[str]:
     keys = set(TOP_LEVEL)
     keys.update(
@@ -241,10 +253,11 @@ def _implemented_keys() -> set[str]:
             "overrides",
             "distributor.max_attribute_bytes",
             "distributor.retry_after_on_resource_exhausted",
+            "live_store.max_live_traces_bytes",
         )
     )
     for cls in (ServerConfig, IngesterConfig, StorageConfig, QueryFrontendConfig):
-        keys.update(f.metadata["key"] for f in dataclasses.fields(cls))
+        keys.update(f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata)
     for path, cls in RECEIVER_SECTIONS.values():
         keys.add(path)
         keys.update(f.metadata["key"] for f in dataclasses.fields(cls))
@@ -283,7 +296,9 @@ def _build(user: Mapping[str, Any]) -> Config:
             max_attribute_bytes=max_attribute_bytes,
             retry_after_on_resource_exhausted=retry_after,
         ),
-        ingester=_section(IngesterConfig, user),
+        ingester=dataclasses.replace(
+            _section(IngesterConfig, user), max_live_traces_bytes=_live_bytes(user)
+        ),
         storage=storage,
         query_frontend=_section(QueryFrontendConfig, user),
         overrides=overrides,

@@ -174,6 +174,52 @@ class ZipkinConfig:
     max_request_body_size: int = key(f"{_ZIPKIN}.max_request_body_size", parse_size)
 
 
+_JAEGER = "distributor.receivers.jaeger.protocols"
+
+
+@dataclass(frozen=True)
+class JaegerGrpcConfig:
+    endpoint: str = key(f"{_JAEGER}.grpc.endpoint", _str)
+    max_recv_msg_size_mib: int = key(f"{_JAEGER}.grpc.max_recv_msg_size_mib", _int)
+
+
+@dataclass(frozen=True)
+class JaegerThriftHttpConfig:
+    endpoint: str = key(f"{_JAEGER}.thrift_http.endpoint", _str)
+    max_request_body_size: int = key(f"{_JAEGER}.thrift_http.max_request_body_size", parse_size)
+
+
+def _udp(protocol: str) -> dict[str, Any]:
+    return {
+        "endpoint": key(f"{_JAEGER}.{protocol}.endpoint", _str),
+        "queue_size": key(f"{_JAEGER}.{protocol}.queue_size", _int),
+        "max_packet_size": key(f"{_JAEGER}.{protocol}.max_packet_size", _int),
+    }
+
+
+@dataclass(frozen=True)
+class JaegerUdpConfig:
+    """An agent UDP listener (``thrift_compact`` or ``thrift_binary``)."""
+
+    endpoint: str
+    queue_size: int
+    max_packet_size: int
+
+
+@dataclass(frozen=True)
+class JaegerCompactConfig(JaegerUdpConfig):
+    endpoint: str = _udp("thrift_compact")["endpoint"]
+    queue_size: int = _udp("thrift_compact")["queue_size"]
+    max_packet_size: int = _udp("thrift_compact")["max_packet_size"]
+
+
+@dataclass(frozen=True)
+class JaegerBinaryConfig(JaegerUdpConfig):
+    endpoint: str = _udp("thrift_binary")["endpoint"]
+    queue_size: int = _udp("thrift_binary")["queue_size"]
+    max_packet_size: int = _udp("thrift_binary")["max_packet_size"]
+
+
 @dataclass(frozen=True)
 class DistributorConfig:
     """Receivers; each runs only when its section is present, as in Tempo."""
@@ -181,6 +227,10 @@ class DistributorConfig:
     otlp_grpc: OtlpGrpcConfig | None
     otlp_http: OtlpHttpConfig | None
     zipkin: ZipkinConfig | None = None
+    jaeger_grpc: JaegerGrpcConfig | None = None
+    jaeger_thrift_http: JaegerThriftHttpConfig | None = None
+    jaeger_thrift_compact: JaegerCompactConfig | None = None
+    jaeger_thrift_binary: JaegerBinaryConfig | None = None
     # Default of overrides ``ingestion.max_attribute_bytes`` (0: no truncation).
     max_attribute_bytes: int = 2048
     # Seconds of the retry hint of a rate-limited push (0: Tempo's default of no hint; the
@@ -197,6 +247,8 @@ class IngesterConfig:
     max_block_bytes: int = key("ingester.max_block_bytes", parse_size)
     complete_block_timeout: float = key("ingester.complete_block_timeout", parse_duration)
     flush_all_on_shutdown: bool = key("ingester.flush_all_on_shutdown", _bool)
+    # Tempo 3's live-store cap on a tenant's live trace bytes; None: tempo-fast's 64 MiB
+    max_live_traces_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -250,4 +302,8 @@ RECEIVER_SECTIONS = {
     "otlp_grpc": (_GRPC, OtlpGrpcConfig),
     "otlp_http": (_HTTP, OtlpHttpConfig),
     "zipkin": (_ZIPKIN, ZipkinConfig),
+    "jaeger_grpc": (f"{_JAEGER}.grpc", JaegerGrpcConfig),
+    "jaeger_thrift_http": (f"{_JAEGER}.thrift_http", JaegerThriftHttpConfig),
+    "jaeger_thrift_compact": (f"{_JAEGER}.thrift_compact", JaegerCompactConfig),
+    "jaeger_thrift_binary": (f"{_JAEGER}.thrift_binary", JaegerBinaryConfig),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tempo_fast.distributor.distributor import Distributor
+from tempo_fast.distributor.distributor import Distributor, Refused
 
 _CHUNK = 1 << 16
 # (HTTP status) per refusal kind, shared by every HTTP receiver
@@ -42,6 +42,31 @@ def gzipped(distributor: Distributor, request: web.Request) -> bool:
         "unsupported_content_encoding",
         f"unsupported Content-Encoding {value!r}: use gzip or none",
     )
+
+
+def refusal(e: Refused) -> web.Response:
+    """The plain-text answer to a refused push (Zipkin and Jaeger receivers)."""
+    status = HTTP_STATUS[e.kind]
+    return web.Response(status=status, text=e.message, headers=retry_headers(status, e.retry_after))
+
+
+async def push_request(
+    distributor: Distributor, request: web.Request, *, encoding: str, max_bytes: int, receiver: str
+) -> None:
+    """Read the body (gzip allowed, capped at ``max_bytes``) and push it for the request's
+    tenant; an empty body pushes nothing. Raises :class:`Refused`."""
+    gzip = gzipped(distributor, request)
+    body = await read_body(distributor, request, max_bytes, "max_request_body_size")
+    if body:
+        await distributor.push_async(
+            request.headers.get("X-Scope-OrgID"),
+            body,
+            encoding=encoding,
+            gzip=gzip,
+            max_bytes=max_bytes,
+            transport="http",
+            receiver=receiver,
+        )
 
 
 async def read_body(

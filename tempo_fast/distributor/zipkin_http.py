@@ -12,7 +12,7 @@ from aiohttp import web
 
 from tempo_fast.config.model import ZipkinConfig
 from tempo_fast.distributor.distributor import Distributor, Refused
-from tempo_fast.distributor.http_body import HTTP_STATUS, gzipped, read_body, retry_headers
+from tempo_fast.distributor.http_body import push_request, refusal
 
 RECEIVER = "zipkin"
 
@@ -44,22 +44,13 @@ class ZipkinReceiver:
                     "unsupported_content_type",
                     "Zipkin v2 protobuf is not supported yet: send v2 JSON (application/json)",
                 )
-            gzip = gzipped(self._distributor, request)
-            body = await read_body(
-                self._distributor, request, self._max_bytes, "max_request_body_size"
+            await push_request(
+                self._distributor,
+                request,
+                encoding="zipkin_json",
+                max_bytes=self._max_bytes,
+                receiver=RECEIVER,
             )
-            if body:
-                await self._distributor.push_async(
-                    request.headers.get("X-Scope-OrgID"),
-                    body,
-                    encoding="zipkin_json",
-                    gzip=gzip,
-                    max_bytes=self._max_bytes,
-                    transport="http",
-                    receiver=RECEIVER,
-                )
         except Refused as e:
-            status = HTTP_STATUS[e.kind]
-            headers = retry_headers(status, e.retry_after)
-            return web.Response(status=status, text=e.message, headers=headers)
+            return refusal(e)
         return web.Response(status=202)

@@ -36,7 +36,10 @@ def _ms(seconds: float) -> int:
 def core_config(config: Config) -> dict[str, object]:
     """The ``_core.Ingester`` config dict for ``config`` (durations in milliseconds)."""
     ing = config.ingester
+    live_cap = ing.max_live_traces_bytes
+    live = {} if live_cap is None else {"max_live_bytes": live_cap}
     return {
+        **live,
         "trace_idle_period_ms": _ms(ing.trace_idle_period),
         "max_trace_live_ms": _ms(ing.trace_live_period),
         "flush_check_period_ms": _ms(ing.flush_check_period),

@@ -11,17 +11,42 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tests.e2e.jaeger_client  # noqa: F401 - makes the Jaeger exporter's generated code importable
 from tempo_fast import _core
 from tests.e2e.test_bad_input import valid_request
 
 SEED = valid_request(5)
+REASONS = {"invalid_protobuf", "invalid_json", "invalid_thrift", "invalid_gzip", "too_large"}
+JAEGER = ("jaeger_thrift_compact", "jaeger_thrift_binary", "jaeger_thrift_http", "jaeger_proto")
+
+
+NO_RATE_LIMIT = {"rate_limit_bytes": 0}
+# tight limits, so valid-but-odd requests go through the drop-and-truncate rewrite
+TIGHT = {
+    "rate_limit_bytes": 0,
+    "max_attribute_bytes": 8,
+    "max_traces_per_user": 3,
+    "max_bytes_per_trace": 400,
+}
+
+
+def open_ingester(d: Path, limits: dict[str, int]) -> _core.Ingester:
+    config = {"blocks_path": str(d / "blocks"), "fsync": "never", "limits": limits}
+    ing = _core.Ingester(str(d / "wal"), config)
+    ing.replay()
+    return ing
 
 
 @pytest.fixture(scope="module")
 def ingester(tmp_path_factory: pytest.TempPathFactory) -> _core.Ingester:
-    d: Path = tmp_path_factory.mktemp("fuzz")
-    ing = _core.Ingester(str(d / "wal"), {"blocks_path": str(d / "blocks"), "fsync": "never"})
-    ing.replay()
+    ing = open_ingester(tmp_path_factory.mktemp("fuzz"), NO_RATE_LIMIT)
+    yield ing
+    ing.close()
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> _core.Ingester:
+    ing = open_ingester(tmp_path_factory.mktemp("fuzz-limited"), TIGHT)
     yield ing
     ing.close()
 
@@ -31,7 +56,7 @@ def push(ing: _core.Ingester, body: bytes, **kw) -> None:
         r = ing.push("fuzz", body, **kw)
     except _core.DecodeError as e:
         assert str(e)
-        assert e.reason_code in {"invalid_protobuf", "invalid_json", "invalid_gzip", "too_large"}
+        assert e.reason_code in REASONS
     else:
         assert r.accepted >= 0
 
@@ -43,11 +68,13 @@ def test_random_bytes(ingester, body: bytes) -> None:
     push(ingester, body, encoding="json")
     push(ingester, body, encoding="zipkin_json")
     push(ingester, body, gzip=True)
+    for encoding in JAEGER:
+        push(ingester, body, encoding=encoding)
 
 
 @st.composite
-def mutated(draw) -> bytes:
-    data = bytearray(SEED)
+def mutated(draw, seed: bytes = SEED) -> bytes:
+    data = bytearray(seed)
     for _ in range(draw(st.integers(1, 8))):
         op = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
         pos = draw(st.integers(0, max(len(data) - 1, 0)))
@@ -64,9 +91,66 @@ def mutated(draw) -> bytes:
 
 @settings(max_examples=500, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutated())
-def test_mutated_requests(ingester, body: bytes) -> None:
+def test_mutated_requests(ingester, limited, body: bytes) -> None:
     push(ingester, body)
     push(ingester, gzip.compress(body), gzip=True)
+    push(limited, body)
+
+
+def jaeger_seeds() -> dict[str, bytes]:
+    """A real batch as the Jaeger client's IDL-generated code writes it, per encoding."""
+    from opentelemetry.exporter.jaeger.thrift.gen.agent import Agent
+    from opentelemetry.exporter.jaeger.thrift.gen.jaeger import ttypes
+    from thrift.protocol import TBinaryProtocol, TCompactProtocol
+    from thrift.transport import TTransport
+
+    tags = [
+        ttypes.Tag(key="s", vType=ttypes.TagType.STRING, vStr="v"),
+        ttypes.Tag(key="n", vType=ttypes.TagType.LONG, vLong=7),
+        ttypes.Tag(key="span.kind", vType=ttypes.TagType.STRING, vStr="server"),
+    ]
+    span = ttypes.Span(
+        traceIdLow=1,
+        traceIdHigh=2,
+        spanId=3,
+        parentSpanId=0,
+        operationName="op",
+        references=[ttypes.SpanRef(refType=1, traceIdLow=1, traceIdHigh=2, spanId=9)],
+        flags=1,
+        startTime=1_700_000_000_000_000,
+        duration=5,
+        tags=tags,
+        logs=[ttypes.Log(timestamp=1_700_000_000_000_001, fields=tags[:1])],
+    )
+    batch = ttypes.Batch(process=ttypes.Process(serviceName="svc", tags=tags), spans=[span] * 3)
+    out = {}
+    for name, proto in (
+        ("jaeger_thrift_compact", TCompactProtocol.TCompactProtocol),
+        ("jaeger_thrift_binary", TBinaryProtocol.TBinaryProtocol),
+    ):
+        buf = TTransport.TMemoryBuffer()
+        Agent.Client(proto(buf)).emitBatch(batch)
+        out[name] = buf.getvalue()
+    buf = TTransport.TMemoryBuffer()
+    batch.write(TBinaryProtocol.TBinaryProtocol(buf))
+    out["jaeger_thrift_http"] = buf.getvalue()
+    return out
+
+
+JAEGER_SEEDS = jaeger_seeds()
+
+
+def test_jaeger_seeds_are_accepted(ingester) -> None:
+    for encoding, body in JAEGER_SEEDS.items():
+        assert ingester.push("fuzz", body, encoding=encoding).accepted == 3, encoding
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(JAEGER_SEEDS)), st.data())
+def test_mutated_jaeger_batches(ingester, limited, encoding: str, data) -> None:
+    body = data.draw(mutated(JAEGER_SEEDS[encoding]))
+    push(ingester, body, encoding=encoding)
+    push(limited, body, encoding=encoding)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -108,6 +192,12 @@ def test_random_json_shapes(ingester, doc) -> None:
     # The stdlib encoder: any integer size, and NaN/Infinity (invalid JSON) come out too.
     push(ingester, json.dumps(doc).encode(), encoding="json")
     push(ingester, json.dumps([doc]).encode(), encoding="zipkin_json")
+
+
+def test_limits_rewrite_a_valid_request(limited) -> None:
+    r = limited.push("limits", SEED)
+    assert r.accepted + r.trace_too_large + r.live_traces_exceeded == 5
+    assert sum(r.truncated) > 0
 
 
 def test_valid_seed_is_accepted(ingester) -> None:

@@ -167,7 +167,7 @@ def normalise_otlp(resource_spans: list[dict[str, Any]]) -> dict[str, dict[str, 
                     "end": int(s["endTimeUnixNano"]),
                     "attributes": _attrs(s.get("attributes")),
                     "events": [
-                        (e["name"], int(e["timeUnixNano"]), _attrs(e.get("attributes")))
+                        (e.get("name", ""), int(e["timeUnixNano"]), _attrs(e.get("attributes")))
                         for e in s.get("events", [])
                     ],
                     "links": [

@@ -170,7 +170,7 @@ def test_known_but_unused_keys_are_ignored() -> None:
 memberlist: {join_members: [a, b]}
 compactor: {compaction: {block_retention: 48h}}
 overrides: {defaults: {ingestion: {rate_limit_bytes: 1}, read: {max_search_duration: 1h}}}
-distributor: {receivers: {jaeger: {protocols: {grpc: }}, otlp: {protocols: {grpc: {tls: {}}}}}}
+distributor: {receivers: {kafka: {brokers: [k]}, otlp: {protocols: {grpc: {tls: {}}}}}}
 server: {http_listen_port: 3200, grpc_listen_port: 9096}
 """
     )
@@ -178,7 +178,7 @@ server: {http_listen_port: 3200, grpc_listen_port: 9096}
         "memberlist.join_members",
         "compactor.compaction.block_retention",
         "overrides.defaults.read.max_search_duration",
-        "distributor.receivers.jaeger",
+        "distributor.receivers.kafka",
         "distributor.receivers.otlp.protocols.grpc.tls",
         "server.grpc_listen_port",
     }

@@ -150,6 +150,14 @@ pub enum Encoding {
     Protobuf,
     Json,
     ZipkinJson,
+    /// A Jaeger agent datagram in thrift compact (UDP 6831).
+    JaegerCompact,
+    /// A Jaeger agent datagram in thrift binary (UDP 6832).
+    JaegerBinary,
+    /// A Jaeger thrift binary `Batch` (HTTP 14268).
+    JaegerThrift,
+    /// A Jaeger `PostSpansRequest` (gRPC 14250).
+    JaegerProto,
 }
 
 /// Per-tenant counters (monotonic unless noted).
@@ -426,6 +434,10 @@ impl Ingester {
             Encoding::Protobuf => Arc::from(body),
             Encoding::Json => Arc::from(otlp::json_to_protobuf(body)?),
             Encoding::ZipkinJson => Arc::from(otlp::zipkin_json_to_protobuf(body)?),
+            Encoding::JaegerCompact => Arc::from(otlp::jaeger_agent_to_protobuf(body, true)?),
+            Encoding::JaegerBinary => Arc::from(otlp::jaeger_agent_to_protobuf(body, false)?),
+            Encoding::JaegerThrift => Arc::from(otlp::jaeger_thrift_to_protobuf(body)?),
+            Encoding::JaegerProto => Arc::from(otlp::jaeger_proto_to_protobuf(body)?),
         };
         let mut req = Arc::new(otlp::scan(pb)?);
         let mut out = PushOutcome {

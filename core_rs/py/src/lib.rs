@@ -272,6 +272,10 @@ impl Ingester {
             "protobuf" => Encoding::Protobuf,
             "json" => Encoding::Json,
             "zipkin_json" => Encoding::ZipkinJson,
+            "jaeger_thrift_compact" => Encoding::JaegerCompact,
+            "jaeger_thrift_binary" => Encoding::JaegerBinary,
+            "jaeger_thrift_http" => Encoding::JaegerThrift,
+            "jaeger_proto" => Encoding::JaegerProto,
             other => return Err(PyValueError::new_err(format!("unknown encoding {other:?}"))),
         };
         let inner = &self.inner;

@@ -3,10 +3,13 @@
 //! - [`scan`] indexes and validates an `ExportTraceServiceRequest` protobuf buffer
 //!   without copying it ([`crate::model::Request`]).
 //! - [`json_to_protobuf`] translates OTLP/JSON into that protobuf form,
-//!   [`zipkin_json_to_protobuf`] Zipkin v2 JSON.
+//!   [`zipkin_json_to_protobuf`] Zipkin v2 JSON, [`jaeger_agent_to_protobuf`],
+//!   [`jaeger_thrift_to_protobuf`] and [`jaeger_proto_to_protobuf`] Jaeger's thrift
+//!   and protobuf batches.
 //! - [`gunzip`] inflates a gzip body with a cap on the inflated size.
 //! - [`view`] holds the borrowed message views every stage shares.
 
+mod jaeger;
 mod json;
 pub mod rewrite;
 mod scan;
@@ -29,6 +32,8 @@ pub enum DecodeError {
     Json(String),
     #[error("invalid Zipkin v2 JSON: {0}")]
     ZipkinJson(String),
+    #[error("invalid Jaeger thrift: {0}")]
+    Thrift(String),
     #[error("invalid gzip body: {0}")]
     Gzip(String),
     #[error("request body larger than the limit of {limit} bytes")]
@@ -42,6 +47,7 @@ impl DecodeError {
             DecodeError::Protobuf(_) => "invalid_protobuf",
             DecodeError::Json(_) | DecodeError::ZipkinJson(_) => "invalid_json",
             DecodeError::Gzip(_) => "invalid_gzip",
+            DecodeError::Thrift(_) => "invalid_thrift",
             DecodeError::TooLarge { .. } => "too_large",
         }
     }
@@ -67,6 +73,21 @@ pub fn json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
 /// Zipkin v2 JSON spans to an OTLP `ExportTraceServiceRequest` protobuf.
 pub fn zipkin_json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     zipkin::zipkin_v2_json_to_otlp(body).map_err(DecodeError::ZipkinJson)
+}
+
+/// A Jaeger agent UDP datagram (`emitBatch`, thrift compact or binary) to OTLP protobuf.
+pub fn jaeger_agent_to_protobuf(datagram: &[u8], compact: bool) -> Result<Vec<u8>, DecodeError> {
+    jaeger::jaeger_agent_to_otlp(datagram, compact).map_err(DecodeError::Thrift)
+}
+
+/// A Jaeger collector thrift `Batch` (HTTP `/api/traces`) to OTLP protobuf.
+pub fn jaeger_thrift_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    jaeger::jaeger_thrift_batch_to_otlp(body).map_err(DecodeError::Thrift)
+}
+
+/// A Jaeger gRPC `PostSpansRequest` to OTLP protobuf.
+pub fn jaeger_proto_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    jaeger::jaeger_proto_to_otlp(body).map_err(|e| DecodeError::Protobuf(format!("jaeger: {e}")))
 }
 
 /// The `ExportTraceServiceResponse`: empty when everything was accepted, else
