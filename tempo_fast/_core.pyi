@@ -74,8 +74,9 @@ class Ingester:
         max_bytes: int = 20 << 20,
     ) -> PushResult:
         """Decode, validate and append one request. ``encoding``: "protobuf" | "json" |
-        "zipkin_json" | "jaeger_thrift_compact" | "jaeger_thrift_binary" | "jaeger_thrift_http" |
-        "jaeger_proto".
+        "zipkin_json" | "zipkin_proto" (``_typed`` suffix: the receiver's parse_string_tags) |
+        "zipkin_v1_json" | "zipkin_v1_thrift" | "jaeger_thrift_compact" | "jaeger_thrift_binary" |
+        "jaeger_thrift_http" | "jaeger_proto".
         Returns only after the WAL append. Raises DecodeError / TooLargeError,
         RateLimitedError, or OverloadedError when live traces stay over their memory
         limit (backpressure). Spans over the per-trace limits are dropped and counted;

@@ -172,6 +172,7 @@ _ZIPKIN = "distributor.receivers.zipkin"
 class ZipkinConfig:
     endpoint: str = key(f"{_ZIPKIN}.endpoint", _str)
     max_request_body_size: int = key(f"{_ZIPKIN}.max_request_body_size", parse_size)
+    parse_string_tags: bool = key(f"{_ZIPKIN}.parse_string_tags", _bool)
 
 
 _JAEGER = "distributor.receivers.jaeger.protocols"

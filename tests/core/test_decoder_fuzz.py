@@ -14,10 +14,23 @@ from hypothesis import strategies as st
 import tests.e2e.jaeger_client  # noqa: F401 - makes the Jaeger exporter's generated code importable
 from tempo_fast import _core
 from tests.e2e.test_bad_input import valid_request
+from tests.e2e.test_zipkin import zipkin_v1_thrift
 
 SEED = valid_request(5)
 REASONS = {"invalid_protobuf", "invalid_json", "invalid_thrift", "invalid_gzip", "too_large"}
-JAEGER = ("jaeger_thrift_compact", "jaeger_thrift_binary", "jaeger_thrift_http", "jaeger_proto")
+# every translated encoding besides OTLP protobuf / JSON
+TRANSLATED = (
+    "zipkin_json",
+    "zipkin_json_typed",
+    "zipkin_proto",
+    "zipkin_proto_typed",
+    "zipkin_v1_json",
+    "zipkin_v1_thrift",
+    "jaeger_thrift_compact",
+    "jaeger_thrift_binary",
+    "jaeger_thrift_http",
+    "jaeger_proto",
+)
 
 
 NO_RATE_LIMIT = {"rate_limit_bytes": 0}
@@ -66,9 +79,8 @@ def push(ing: _core.Ingester, body: bytes, **kw) -> None:
 def test_random_bytes(ingester, body: bytes) -> None:
     push(ingester, body)
     push(ingester, body, encoding="json")
-    push(ingester, body, encoding="zipkin_json")
     push(ingester, body, gzip=True)
-    for encoding in JAEGER:
+    for encoding in TRANSLATED:
         push(ingester, body, encoding=encoding)
 
 
@@ -97,7 +109,7 @@ def test_mutated_requests(ingester, limited, body: bytes) -> None:
     push(limited, body)
 
 
-def jaeger_seeds() -> dict[str, bytes]:
+def thrift_seeds() -> dict[str, bytes]:
     """A real batch as the Jaeger client's IDL-generated code writes it, per encoding."""
     from opentelemetry.exporter.jaeger.thrift.gen.agent import Agent
     from opentelemetry.exporter.jaeger.thrift.gen.jaeger import ttypes
@@ -134,21 +146,23 @@ def jaeger_seeds() -> dict[str, bytes]:
     buf = TTransport.TMemoryBuffer()
     batch.write(TBinaryProtocol.TBinaryProtocol(buf))
     out["jaeger_thrift_http"] = buf.getvalue()
+    out["zipkin_v1_thrift"] = zipkin_v1_thrift(0xAB << 64 | 0xCD, [(1, 0, "a", "server")], 1)
     return out
 
 
-JAEGER_SEEDS = jaeger_seeds()
+THRIFT_SEEDS = thrift_seeds()
 
 
-def test_jaeger_seeds_are_accepted(ingester) -> None:
-    for encoding, body in JAEGER_SEEDS.items():
-        assert ingester.push("fuzz", body, encoding=encoding).accepted == 3, encoding
+def test_thrift_seeds_are_accepted(ingester) -> None:
+    for encoding, body in THRIFT_SEEDS.items():
+        want = 1 if encoding.startswith("zipkin") else 3
+        assert ingester.push("fuzz", body, encoding=encoding).accepted == want, encoding
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(sorted(JAEGER_SEEDS)), st.data())
-def test_mutated_jaeger_batches(ingester, limited, encoding: str, data) -> None:
-    body = data.draw(mutated(JAEGER_SEEDS[encoding]))
+@given(st.sampled_from(sorted(THRIFT_SEEDS)), st.data())
+def test_mutated_thrift_batches(ingester, limited, encoding: str, data) -> None:
+    body = data.draw(mutated(THRIFT_SEEDS[encoding]))
     push(ingester, body, encoding=encoding)
     push(limited, body, encoding=encoding)
 
@@ -179,6 +193,18 @@ def test_mutated_jaeger_batches(ingester, limited, encoding: str, data) -> None:
                         "links",
                         "status",
                         "resource",
+                        # Zipkin v1 and v2
+                        "id",
+                        "parentId",
+                        "timestamp",
+                        "duration",
+                        "annotations",
+                        "binaryAnnotations",
+                        "endpoint",
+                        "serviceName",
+                        "localEndpoint",
+                        "tags",
+                        "type",
                     ]
                 ),
                 c,
@@ -192,6 +218,7 @@ def test_random_json_shapes(ingester, doc) -> None:
     # The stdlib encoder: any integer size, and NaN/Infinity (invalid JSON) come out too.
     push(ingester, json.dumps(doc).encode(), encoding="json")
     push(ingester, json.dumps([doc]).encode(), encoding="zipkin_json")
+    push(ingester, json.dumps([doc]).encode(), encoding="zipkin_v1_json")
 
 
 def test_limits_rewrite_a_valid_request(limited) -> None:

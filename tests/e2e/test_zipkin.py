@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 
 import orjson
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-from opentelemetry.exporter.zipkin.json import ZipkinExporter
+from opentelemetry.exporter.zipkin.json import Protocol, ZipkinExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+from thrift.protocol import TBinaryProtocol
+from thrift.Thrift import TType
+from thrift.transport import TTransport
 
 from tests.e2e.traces import KINDS, STATUS, emit_traces, normalise_otlp, trace_ids
 from tests.server import TempoServer
@@ -114,10 +118,192 @@ def test_zipkin_refusals(server: TempoServer) -> None:
     for path, body, headers, status in [
         ("/api/v2/spans", b"{not json", json_headers, 400),
         ("/api/v2/spans", b'[{"tags": {"a": 1}}]', json_headers, 400),
-        ("/api/v1/spans", orjson.dumps(ok), json_headers, 415),
-        ("/api/v2/spans", b"\x0a\x00", {"Content-Type": "application/x-protobuf"}, 415),
+        ("/api/v1/spans", b'[{"binaryAnnotations": [{"key": 1}]}]', json_headers, 400),
+        ("/api/v2/spans", b"\x0a\x05\x0a\x03", {"Content-Type": "application/x-protobuf"}, 400),
+        ("/api/v1/spans", b"\x0c\x00\x00\x00\x09", {"Content-Type": "application/x-thrift"}, 400),
+        ("/api/v2/spans", b"[]", {**json_headers, "Content-Encoding": "br"}, 415),
     ]:
         code, _, reply = server.post(path, body, headers, base=url)
         assert code == status, (path, body, reply)
         assert reply, "the refusal says why"
     assert server.get("/ready")[0] == 200
+
+
+def test_zipkin_v1_json_exporter(server: TempoServer) -> None:
+    """The exporter's v1 encoder: tags as string binary annotations on the local endpoint,
+    no core annotations, so the collector's v1 rules leave the kind unspecified."""
+    # (the v1 encoder needs an explicit tag length limit, or it fails comparing None)
+    exporter = ZipkinExporter(
+        endpoint=f"{server.zipkin}/api/v1/spans", version=Protocol.V1, max_tag_value_length=4096
+    )
+    sent = emit_traces(exporter, n_traces=2, service="zipkin-v1")
+    for tid in trace_ids(sent):
+        got = fetch(server, tid)
+        mine = {f"{s.context.span_id:016x}": s for s in sent if f"{s.context.trace_id:032x}" == tid}
+        assert got.keys() == mine.keys()
+        for sid, span in mine.items():
+            want, have = expected(span), got[sid]
+            for field in ("name", "parent", "start", "end"):
+                assert have[field] == want[field], (field, have[field], want[field])
+            assert have["resource"]["service.name"] == "zipkin-v1"
+            assert have["kind"] == "SPAN_KIND_UNSPECIFIED"
+            for key, value in (span.attributes or {}).items():
+                assert have["attributes"][key] == tag(value), key
+            assert [e[0] for e in have["events"]] == want["events"]
+            if span.status.status_code == StatusCode.ERROR:
+                assert have["status"][0] == "STATUS_CODE_ERROR"
+
+
+def zipkin_v1_thrift(trace_id: int, spans: list[tuple[int, int, str, str]], t0_us: int) -> bytes:
+    """Zipkin v1 thrift as a v1 client posts it: a TBinaryProtocol list of zipkincore
+    ``Span`` structs, built with the IDL-generated classes. Each span: (id, parent, name,
+    kind) where kind "server" / "client" gives sr/ss or cs/cr core annotations."""
+    from opentelemetry.exporter.jaeger.thrift.gen.zipkincore import ttypes as z
+
+    host = z.Endpoint(ipv4=0x0A000001, port=8080, service_name="thrift-svc")
+    core = {"server": ("sr", "ss"), "client": ("cs", "cr")}
+    out = []
+    for i, (span_id, parent, name, kind) in enumerate(spans):
+        start, end = t0_us + i * 10, t0_us + i * 10 + 5
+        out.append(
+            z.Span(
+                trace_id=trace_id & (1 << 63) - 1,
+                trace_id_high=trace_id >> 64,
+                id=span_id,
+                parent_id=parent or None,
+                name=name,
+                timestamp=start,
+                duration=end - start,
+                annotations=[
+                    z.Annotation(timestamp=start, value=core[kind][0], host=host),
+                    z.Annotation(timestamp=end, value=core[kind][1], host=host),
+                ],
+                binary_annotations=[
+                    z.BinaryAnnotation(
+                        key="http.path",
+                        value=b"/v1/" + name.encode(),
+                        annotation_type=z.AnnotationType.STRING,
+                        host=host,
+                    ),
+                    z.BinaryAnnotation(
+                        key="retries",
+                        value=(3).to_bytes(8, "big"),
+                        annotation_type=z.AnnotationType.I64,
+                        host=host,
+                    ),
+                ],
+            )
+        )
+    buf = TTransport.TMemoryBuffer()
+    proto = TBinaryProtocol.TBinaryProtocol(buf)
+    proto.writeListBegin(TType.STRUCT, len(out))
+    for span in out:
+        span.write(proto)
+    proto.writeListEnd()
+    return buf.getvalue()
+
+
+def test_zipkin_v1_thrift(server: TempoServer) -> None:
+    import tests.e2e.jaeger_client  # noqa: F401 - the zipkincore classes ship with it
+
+    trace_id, t0 = 0x0AB << 64 | 0x0CD, 1_700_000_000_000_000
+    body = zipkin_v1_thrift(trace_id, [(1, 0, "root", "server"), (2, 1, "call", "client")], t0)
+    code, _, reply = server.post(
+        "/api/v1/spans", body, {"Content-Type": "application/x-thrift"}, base=server.zipkin
+    )
+    assert code == 202, reply
+    got = fetch(server, f"{trace_id:032x}")
+    root, call = got[f"{1:016x}"], got[f"{2:016x}"]
+    assert (root["kind"], call["kind"]) == ("SPAN_KIND_SERVER", "SPAN_KIND_CLIENT")
+    assert call["parent"] == f"{1:016x}"
+    assert root["resource"]["service.name"] == "thrift-svc"
+    assert root["start"] == t0 * 1000 and root["end"] == (t0 + 5) * 1000
+    assert root["attributes"]["http.path"] == "/v1/root"
+    assert root["attributes"]["retries"] == 3
+
+
+def zipkin_v2_proto_class():
+    """``zipkin.proto``'s ``ListOfSpans`` (field numbers of zipkin2) built at runtime."""
+    f = descriptor_pb2.FileDescriptorProto(name="e2e_zipkin.proto", package="e2e.zipkin")
+    t = descriptor_pb2.FieldDescriptorProto
+    opt, rep = t.LABEL_OPTIONAL, t.LABEL_REPEATED
+    layout = {
+        "Endpoint": [
+            ("service_name", 1, t.TYPE_STRING, opt, ""),
+            ("ipv4", 2, t.TYPE_BYTES, opt, ""),
+            ("port", 4, t.TYPE_INT32, opt, ""),
+        ],
+        "Annotation": [
+            ("timestamp", 1, t.TYPE_FIXED64, opt, ""),
+            ("value", 2, t.TYPE_STRING, opt, ""),
+        ],
+        "TagsEntry": [("key", 1, t.TYPE_STRING, opt, ""), ("value", 2, t.TYPE_STRING, opt, "")],
+        "Span": [
+            ("trace_id", 1, t.TYPE_BYTES, opt, ""),
+            ("parent_id", 2, t.TYPE_BYTES, opt, ""),
+            ("id", 3, t.TYPE_BYTES, opt, ""),
+            ("kind", 4, t.TYPE_INT32, opt, ""),
+            ("name", 5, t.TYPE_STRING, opt, ""),
+            ("timestamp", 6, t.TYPE_FIXED64, opt, ""),
+            ("duration", 7, t.TYPE_UINT64, opt, ""),
+            ("local_endpoint", 8, t.TYPE_MESSAGE, opt, "Endpoint"),
+            ("annotations", 10, t.TYPE_MESSAGE, rep, "Annotation"),
+            ("tags", 11, t.TYPE_MESSAGE, rep, "TagsEntry"),
+        ],
+        "ListOfSpans": [("spans", 1, t.TYPE_MESSAGE, rep, "Span")],
+    }
+    for name, fields in layout.items():
+        m = f.message_type.add(name=name)
+        for fname, number, ftype, label, tname in fields:
+            fd = m.field.add(name=fname, number=number, type=ftype, label=label)
+            if tname:
+                fd.type_name = f".e2e.zipkin.{tname}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("e2e.zipkin.ListOfSpans"))
+
+
+def test_zipkin_v2_protobuf_and_parse_string_tags(tmp_path) -> None:
+    server = TempoServer(
+        tmp_path / "tempo",
+        overrides={"distributor": {"receivers": {"zipkin": {"parse_string_tags": True}}}},
+    ).start()
+    try:
+        spans = zipkin_v2_proto_class()()
+        s = spans.spans.add(
+            trace_id=bytes(range(1, 17)),
+            id=bytes(range(1, 9)),
+            kind=2,
+            name="GET /",
+            timestamp=1_700_000_000_000_000,
+            duration=1500,
+        )
+        s.local_endpoint.service_name = "proto-svc"
+        s.annotations.add(timestamp=1_700_000_000_000_100, value="cache.miss")
+        for key, value in (
+            ("http.status_code", "200"),
+            ("ratio", "0.5"),
+            ("ok", "true"),
+            ("user", "alice"),
+        ):
+            s.tags.add(key=key, value=value)
+        code, _, reply = server.post(
+            "/api/v2/spans",
+            spans.SerializeToString(),
+            {"Content-Type": "application/x-protobuf"},
+            base=server.zipkin,
+        )
+        assert code == 202, reply
+        got = fetch(server, bytes(range(1, 17)).hex())[bytes(range(1, 9)).hex()]
+        assert got["kind"] == "SPAN_KIND_SERVER"  # zipkin.proto: CLIENT=1, SERVER=2
+        assert got["resource"]["service.name"] == "proto-svc"
+        assert got["end"] - got["start"] == 1_500_000
+        assert got["attributes"] == {
+            "http.status_code": 200,
+            "ratio": 0.5,
+            "ok": True,
+            "user": "alice",
+        }
+        assert got["events"][0][0] == "cache.miss"
+    finally:
+        server.stop()

@@ -43,11 +43,43 @@ def test_v2_json_is_pushed_and_answered_202(zipkin: RunningApp) -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "content_type", "encoding"),
+    [
+        ("/api/v2/spans", "application/json", "zipkin_json"),
+        ("/api/v2/spans", "application/x-protobuf", "zipkin_proto"),
+        ("/api/v1/spans", "application/json", "zipkin_v1_json"),
+        ("/zipkin/api/v1/spans", "application/x-thrift", "zipkin_v1_thrift"),
+        ("/anything", "", "zipkin_json"),
+    ],
+)
+def test_the_path_and_content_type_pick_the_format(
+    zipkin: RunningApp, path: str, content_type: str, encoding: str
+) -> None:
+    assert post(zipkin, path, b"S", {"Content-Type": content_type}).status == 202
+    assert zipkin.fake.ingester.pushes[-1][2] == encoding
+
+
+def test_parse_string_tags(tmp_path: Path) -> None:
+    typed = ZIPKIN.replace("'127.0.0.1:0'", "'127.0.0.1:0', parse_string_tags: true")
+    app = RunningApp(make_config(tmp_path, typed))
+    app.call(app.app.start())
+    try:
+        post(app, "/api/v2/spans", b"S", {"Content-Type": "application/json"})
+        post(app, "/api/v2/spans", b"S", {"Content-Type": "application/x-protobuf"})
+        post(app, "/api/v1/spans", b"S", {})
+        assert [p[2] for p in app.fake.ingester.pushes] == [
+            "zipkin_json_typed",
+            "zipkin_proto_typed",
+            "zipkin_v1_json",
+        ]
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(
     ("path", "body", "headers", "status", "reason"),
     [
         ("/api/v2/spans", b"BAD", {}, 400, "invalid_json"),
-        ("/api/v1/spans", b"S", {}, 415, "unsupported_zipkin_version"),
-        ("/api/v2/spans", b"S", {"Content-Type": "application/x-protobuf"}, 415, None),
         ("/api/v2/spans", b"S", {"Content-Encoding": "br"}, 415, None),
         ("/api/v2/spans", b"BUSY", {}, 503, "overloaded"),
     ],

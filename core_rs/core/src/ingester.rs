@@ -149,7 +149,16 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> IngesterError
 pub enum Encoding {
     Protobuf,
     Json,
-    ZipkinJson,
+    /// Zipkin v2 JSON; `parse_string_tags` types tag values (the receiver's option).
+    ZipkinJson {
+        parse_string_tags: bool,
+    },
+    /// Zipkin v2 protobuf `ListOfSpans`.
+    ZipkinProto {
+        parse_string_tags: bool,
+    },
+    ZipkinV1Json,
+    ZipkinV1Thrift,
     /// A Jaeger agent datagram in thrift compact (UDP 6831).
     JaegerCompact,
     /// A Jaeger agent datagram in thrift binary (UDP 6832).
@@ -433,7 +442,14 @@ impl Ingester {
         let pb: Arc<[u8]> = match encoding {
             Encoding::Protobuf => Arc::from(body),
             Encoding::Json => Arc::from(otlp::json_to_protobuf(body)?),
-            Encoding::ZipkinJson => Arc::from(otlp::zipkin_json_to_protobuf(body)?),
+            Encoding::ZipkinJson { parse_string_tags } => {
+                Arc::from(otlp::zipkin_json_to_protobuf(body, parse_string_tags)?)
+            }
+            Encoding::ZipkinProto { parse_string_tags } => {
+                Arc::from(otlp::zipkin_proto_to_protobuf(body, parse_string_tags)?)
+            }
+            Encoding::ZipkinV1Json => Arc::from(otlp::zipkin_v1_json_to_protobuf(body)?),
+            Encoding::ZipkinV1Thrift => Arc::from(otlp::zipkin_v1_thrift_to_protobuf(body)?),
             Encoding::JaegerCompact => Arc::from(otlp::jaeger_agent_to_protobuf(body, true)?),
             Encoding::JaegerBinary => Arc::from(otlp::jaeger_agent_to_protobuf(body, false)?),
             Encoding::JaegerThrift => Arc::from(otlp::jaeger_thrift_to_protobuf(body)?),

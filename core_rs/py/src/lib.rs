@@ -271,7 +271,13 @@ impl Ingester {
         let encoding = match encoding {
             "protobuf" => Encoding::Protobuf,
             "json" => Encoding::Json,
-            "zipkin_json" => Encoding::ZipkinJson,
+            // `_typed`: the Zipkin receiver's parse_string_tags
+            "zipkin_json" => Encoding::ZipkinJson { parse_string_tags: false },
+            "zipkin_json_typed" => Encoding::ZipkinJson { parse_string_tags: true },
+            "zipkin_proto" => Encoding::ZipkinProto { parse_string_tags: false },
+            "zipkin_proto_typed" => Encoding::ZipkinProto { parse_string_tags: true },
+            "zipkin_v1_json" => Encoding::ZipkinV1Json,
+            "zipkin_v1_thrift" => Encoding::ZipkinV1Thrift,
             "jaeger_thrift_compact" => Encoding::JaegerCompact,
             "jaeger_thrift_binary" => Encoding::JaegerBinary,
             "jaeger_thrift_http" => Encoding::JaegerThrift,

@@ -3,7 +3,9 @@
 //! - [`scan`] indexes and validates an `ExportTraceServiceRequest` protobuf buffer
 //!   without copying it ([`crate::model::Request`]).
 //! - [`json_to_protobuf`] translates OTLP/JSON into that protobuf form,
-//!   [`zipkin_json_to_protobuf`] Zipkin v2 JSON, [`jaeger_agent_to_protobuf`],
+//!   [`zipkin_json_to_protobuf`] Zipkin v2 JSON, [`zipkin_proto_to_protobuf`] Zipkin v2
+//!   protobuf, [`zipkin_v1_json_to_protobuf`] and [`zipkin_v1_thrift_to_protobuf`]
+//!   Zipkin v1, [`jaeger_agent_to_protobuf`],
 //!   [`jaeger_thrift_to_protobuf`] and [`jaeger_proto_to_protobuf`] Jaeger's thrift
 //!   and protobuf batches.
 //! - [`gunzip`] inflates a gzip body with a cap on the inflated size.
@@ -32,6 +34,12 @@ pub enum DecodeError {
     Json(String),
     #[error("invalid Zipkin v2 JSON: {0}")]
     ZipkinJson(String),
+    #[error("invalid Zipkin v2 protobuf: {0}")]
+    ZipkinProto(String),
+    #[error("invalid Zipkin v1 JSON: {0}")]
+    ZipkinV1Json(String),
+    #[error("invalid Zipkin v1 thrift: {0}")]
+    ZipkinV1Thrift(String),
     #[error("invalid Jaeger thrift: {0}")]
     Thrift(String),
     #[error("invalid gzip body: {0}")]
@@ -44,8 +52,11 @@ impl DecodeError {
     /// The `reason` label of `tempo_distributor_requests_refused_total`.
     pub fn reason_code(&self) -> &'static str {
         match self {
-            DecodeError::Protobuf(_) => "invalid_protobuf",
-            DecodeError::Json(_) | DecodeError::ZipkinJson(_) => "invalid_json",
+            DecodeError::Protobuf(_) | DecodeError::ZipkinProto(_) => "invalid_protobuf",
+            DecodeError::Json(_) | DecodeError::ZipkinJson(_) | DecodeError::ZipkinV1Json(_) => {
+                "invalid_json"
+            }
+            DecodeError::ZipkinV1Thrift(_) => "invalid_thrift",
             DecodeError::Gzip(_) => "invalid_gzip",
             DecodeError::Thrift(_) => "invalid_thrift",
             DecodeError::TooLarge { .. } => "too_large",
@@ -71,8 +82,31 @@ pub fn json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
 }
 
 /// Zipkin v2 JSON spans to an OTLP `ExportTraceServiceRequest` protobuf.
-pub fn zipkin_json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    zipkin::zipkin_v2_json_to_otlp(body).map_err(DecodeError::ZipkinJson)
+/// `parse_string_tags` types tag values that read as numbers or booleans.
+pub fn zipkin_json_to_protobuf(
+    body: &[u8],
+    parse_string_tags: bool,
+) -> Result<Vec<u8>, DecodeError> {
+    zipkin::zipkin_v2_json(body, parse_string_tags).map_err(DecodeError::ZipkinJson)
+}
+
+/// Zipkin v2 protobuf `ListOfSpans` to an OTLP `ExportTraceServiceRequest` protobuf.
+/// `parse_string_tags` as for [`zipkin_json_to_protobuf`].
+pub fn zipkin_proto_to_protobuf(
+    body: &[u8],
+    parse_string_tags: bool,
+) -> Result<Vec<u8>, DecodeError> {
+    zipkin::zipkin_v2_proto(body, parse_string_tags).map_err(DecodeError::ZipkinProto)
+}
+
+/// Zipkin v1 JSON spans to an OTLP `ExportTraceServiceRequest` protobuf.
+pub fn zipkin_v1_json_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    zipkin::zipkin_v1_json_to_otlp(body).map_err(DecodeError::ZipkinV1Json)
+}
+
+/// Zipkin v1 thrift (a TBinaryProtocol list of `Span`) to an OTLP protobuf.
+pub fn zipkin_v1_thrift_to_protobuf(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    zipkin::zipkin_v1_thrift_to_otlp(body).map_err(DecodeError::ZipkinV1Thrift)
 }
 
 /// A Jaeger agent UDP datagram (`emitBatch`, thrift compact or binary) to OTLP protobuf.
