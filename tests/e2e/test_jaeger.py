@@ -16,7 +16,6 @@ from pathlib import Path
 import grpc
 import orjson
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,7 +25,7 @@ from thrift.protocol import TBinaryProtocol
 from thrift.transport import TTransport
 
 from tests.e2e.jaeger_client import JaegerExporter
-from tests.e2e.traces import KINDS, normalise_otlp, wait_for
+from tests.e2e.traces import KINDS, normalise_otlp, runtime_message, wait_for
 from tests.server import TempoServer, free_port
 
 PB_KINDS = {SpanKind.INTERNAL: "SPAN_KIND_INTERNAL", **KINDS}
@@ -157,57 +156,36 @@ def test_agent_binary_udp(jaeger) -> None:
 
 
 def post_spans_class():
-    """``jaeger.api_v2.PostSpansRequest`` (model.proto field numbers) built at runtime."""
-    f = descriptor_pb2.FileDescriptorProto(name="e2e_jaeger_model.proto", package="e2e.jaeger")
-    f.dependency.append("google/protobuf/timestamp.proto")
-    f.dependency.append("google/protobuf/duration.proto")
-    t = descriptor_pb2.FieldDescriptorProto
-    opt, rep = t.LABEL_OPTIONAL, t.LABEL_REPEATED
-    layout = {
-        "KeyValue": [
-            ("key", 1, t.TYPE_STRING, opt, ""),
-            ("v_type", 2, t.TYPE_INT32, opt, ""),
-            ("v_str", 3, t.TYPE_STRING, opt, ""),
-            ("v_int64", 5, t.TYPE_INT64, opt, ""),
-        ],
-        "SpanRef": [
-            ("trace_id", 1, t.TYPE_BYTES, opt, ""),
-            ("span_id", 2, t.TYPE_BYTES, opt, ""),
-            ("ref_type", 3, t.TYPE_INT32, opt, ""),
-        ],
-        "Process": [
-            ("service_name", 1, t.TYPE_STRING, opt, ""),
-            ("tags", 2, t.TYPE_MESSAGE, rep, "KeyValue"),
-        ],
-        "Span": [
-            ("trace_id", 1, t.TYPE_BYTES, opt, ""),
-            ("span_id", 2, t.TYPE_BYTES, opt, ""),
-            ("operation_name", 3, t.TYPE_STRING, opt, ""),
-            ("references", 4, t.TYPE_MESSAGE, rep, "SpanRef"),
-            ("start_time", 6, t.TYPE_MESSAGE, opt, ".google.protobuf.Timestamp"),
-            ("duration", 7, t.TYPE_MESSAGE, opt, ".google.protobuf.Duration"),
-            ("tags", 8, t.TYPE_MESSAGE, rep, "KeyValue"),
-        ],
-        "Batch": [
-            ("spans", 1, t.TYPE_MESSAGE, rep, "Span"),
-            ("process", 2, t.TYPE_MESSAGE, opt, "Process"),
-        ],
-        "PostSpansRequest": [("batch", 1, t.TYPE_MESSAGE, opt, "Batch")],
-    }
-    for name, fields in layout.items():
-        m = f.message_type.add(name=name)
-        for fname, number, ftype, label, tname in fields:
-            fd = m.field.add(name=fname, number=number, type=ftype, label=label)
-            if tname:
-                fd.type_name = tname if tname.startswith(".") else f".e2e.jaeger.{tname}"
-    pool = descriptor_pool.DescriptorPool()
-    from google.protobuf import duration_pb2, timestamp_pb2
-
-    for dep in (timestamp_pb2, duration_pb2):
-        pool.AddSerializedFile(dep.DESCRIPTOR.serialized_pb)
-    pool.Add(f)
-    message = pool.FindMessageTypeByName("e2e.jaeger.PostSpansRequest")
-    return message_factory.GetMessageClass(message)
+    """``jaeger.api_v2.PostSpansRequest`` with model.proto's field numbers."""
+    return runtime_message(
+        "e2e.jaeger",
+        {
+            "KeyValue": [
+                ("key", 1, "string"),
+                ("v_type", 2, "int32"),
+                ("v_str", 3, "string"),
+                ("v_int64", 5, "int64"),
+            ],
+            "SpanRef": [
+                ("trace_id", 1, "bytes"),
+                ("span_id", 2, "bytes"),
+                ("ref_type", 3, "int32"),
+            ],
+            "Process": [("service_name", 1, "string"), ("tags", 2, "*KeyValue")],
+            "Span": [
+                ("trace_id", 1, "bytes"),
+                ("span_id", 2, "bytes"),
+                ("operation_name", 3, "string"),
+                ("references", 4, "*SpanRef"),
+                ("start_time", 6, ".google.protobuf.Timestamp"),
+                ("duration", 7, ".google.protobuf.Duration"),
+                ("tags", 8, "*KeyValue"),
+            ],
+            "Batch": [("spans", 1, "*Span"), ("process", 2, "Process")],
+            "PostSpansRequest": [("batch", 1, "Batch")],
+        },
+        "PostSpansRequest",
+    )
 
 
 def test_grpc_post_spans(jaeger) -> None:

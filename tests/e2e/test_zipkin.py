@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import orjson
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.zipkin.json import Protocol, ZipkinExporter
 from opentelemetry.sdk.resources import Resource
@@ -21,7 +20,7 @@ from thrift.protocol import TBinaryProtocol
 from thrift.Thrift import TType
 from thrift.transport import TTransport
 
-from tests.e2e.traces import KINDS, STATUS, emit_traces, normalise_otlp, trace_ids
+from tests.e2e.traces import KINDS, STATUS, emit_traces, normalise_otlp, runtime_message, trace_ids
 from tests.server import TempoServer
 
 RESOURCE_PREFIXES = ("service.", "telemetry.", "host.", "os.", "process.", "k8s.", "container.")
@@ -223,44 +222,29 @@ def test_zipkin_v1_thrift(server: TempoServer) -> None:
 
 
 def zipkin_v2_proto_class():
-    """``zipkin.proto``'s ``ListOfSpans`` (field numbers of zipkin2) built at runtime."""
-    f = descriptor_pb2.FileDescriptorProto(name="e2e_zipkin.proto", package="e2e.zipkin")
-    t = descriptor_pb2.FieldDescriptorProto
-    opt, rep = t.LABEL_OPTIONAL, t.LABEL_REPEATED
-    layout = {
-        "Endpoint": [
-            ("service_name", 1, t.TYPE_STRING, opt, ""),
-            ("ipv4", 2, t.TYPE_BYTES, opt, ""),
-            ("port", 4, t.TYPE_INT32, opt, ""),
-        ],
-        "Annotation": [
-            ("timestamp", 1, t.TYPE_FIXED64, opt, ""),
-            ("value", 2, t.TYPE_STRING, opt, ""),
-        ],
-        "TagsEntry": [("key", 1, t.TYPE_STRING, opt, ""), ("value", 2, t.TYPE_STRING, opt, "")],
-        "Span": [
-            ("trace_id", 1, t.TYPE_BYTES, opt, ""),
-            ("parent_id", 2, t.TYPE_BYTES, opt, ""),
-            ("id", 3, t.TYPE_BYTES, opt, ""),
-            ("kind", 4, t.TYPE_INT32, opt, ""),
-            ("name", 5, t.TYPE_STRING, opt, ""),
-            ("timestamp", 6, t.TYPE_FIXED64, opt, ""),
-            ("duration", 7, t.TYPE_UINT64, opt, ""),
-            ("local_endpoint", 8, t.TYPE_MESSAGE, opt, "Endpoint"),
-            ("annotations", 10, t.TYPE_MESSAGE, rep, "Annotation"),
-            ("tags", 11, t.TYPE_MESSAGE, rep, "TagsEntry"),
-        ],
-        "ListOfSpans": [("spans", 1, t.TYPE_MESSAGE, rep, "Span")],
-    }
-    for name, fields in layout.items():
-        m = f.message_type.add(name=name)
-        for fname, number, ftype, label, tname in fields:
-            fd = m.field.add(name=fname, number=number, type=ftype, label=label)
-            if tname:
-                fd.type_name = f".e2e.zipkin.{tname}"
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(f)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("e2e.zipkin.ListOfSpans"))
+    """``zipkin.proto``'s ``ListOfSpans`` with zipkin2's field numbers."""
+    return runtime_message(
+        "e2e.zipkin",
+        {
+            "Endpoint": [("service_name", 1, "string"), ("ipv4", 2, "bytes"), ("port", 4, "int32")],
+            "Annotation": [("timestamp", 1, "fixed64"), ("value", 2, "string")],
+            "TagsEntry": [("key", 1, "string"), ("value", 2, "string")],
+            "Span": [
+                ("trace_id", 1, "bytes"),
+                ("parent_id", 2, "bytes"),
+                ("id", 3, "bytes"),
+                ("kind", 4, "int32"),
+                ("name", 5, "string"),
+                ("timestamp", 6, "fixed64"),
+                ("duration", 7, "uint64"),
+                ("local_endpoint", 8, "Endpoint"),
+                ("annotations", 10, "*Annotation"),
+                ("tags", 11, "*TagsEntry"),
+            ],
+            "ListOfSpans": [("spans", 1, "*Span")],
+        },
+        "ListOfSpans",
+    )
 
 
 def test_zipkin_v2_protobuf_and_parse_string_tags(tmp_path) -> None:

@@ -8,6 +8,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    duration_pb2,
+    message_factory,
+    timestamp_pb2,
+)
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.sdk.resources import Resource
@@ -227,3 +234,29 @@ def wait_for(pred: Callable[[], Any], timeout: float = 20.0, interval: float = 0
         if v or time.monotonic() > deadline:
             return v
         time.sleep(interval)
+
+
+def runtime_message(package: str, layout: dict[str, list[tuple[str, int, str]]], root: str) -> Any:
+    """A protobuf message class built at runtime (for wire formats whose generated Python
+    would not install here). ``layout`` maps each message to its fields ``(name, number,
+    type)``: a scalar type name (``string``, ``bytes``, ``int32``, ``fixed64``, …) or a message
+    name (``.google.protobuf.Timestamp`` / ``Duration`` are known); ``*`` in front repeats it."""
+    t = descriptor_pb2.FieldDescriptorProto
+    f = descriptor_pb2.FileDescriptorProto(name=f"{package}.proto", package=package)
+    f.dependency.extend(["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"])
+    for name, fields in layout.items():
+        m = f.message_type.add(name=name)
+        for fname, number, ftype in fields:
+            repeated, ftype = ftype.startswith("*"), ftype.lstrip("*")
+            label = t.LABEL_REPEATED if repeated else t.LABEL_OPTIONAL
+            fd = m.field.add(name=fname, number=number, label=label)
+            if ftype[0].isupper() or ftype.startswith("."):
+                fd.type = t.TYPE_MESSAGE
+                fd.type_name = ftype if ftype.startswith(".") else f".{package}.{ftype}"
+            else:
+                fd.type = getattr(t, f"TYPE_{ftype.upper()}")
+    pool = descriptor_pool.DescriptorPool()
+    for dep in (timestamp_pb2, duration_pb2):
+        pool.AddSerializedFile(dep.DESCRIPTOR.serialized_pb)
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{root}"))
