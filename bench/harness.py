@@ -84,6 +84,8 @@ BENCH_LIMITS = {
     "burst_size_bytes": 10**12,
     "max_traces_per_user": 10**8,
 }
+# The core benchmarks push without the background cut: room for every span they push.
+CORE_BENCH = {"fsync": "never", "limits": BENCH_LIMITS, "max_live_bytes": 4 << 30}
 BENCH_OVERRIDES = {"overrides": {"defaults": {"ingestion": BENCH_LIMITS}}}
 
 

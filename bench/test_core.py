@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import BENCH_LIMITS, env_int, loadgen_module, report, spread
+from bench.harness import CORE_BENCH, env_int, loadgen_module, report, spread
 from tempo_fast import _core
 
 pytestmark = pytest.mark.loadgen
@@ -24,7 +24,7 @@ def test_core_push(benchmark, tmp_path: Path) -> None:
         d = tmp_path / f"run{len(cpu_rates)}"
         ing = _core.Ingester(
             str(d / "wal"),
-            {"blocks_path": str(d / "blocks"), "fsync": "never", "limits": BENCH_LIMITS},
+            {"blocks_path": str(d / "blocks"), **CORE_BENCH},
         )
         ing.replay()
         c0, w0 = time.process_time(), time.perf_counter()

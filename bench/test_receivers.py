@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 from thrift.protocol import TBinaryProtocol
 from thrift.transport import TTransport
 
-from bench.harness import BENCH_LIMITS, bench_config, env_int, loadgen_module, report, spread
+from bench.harness import CORE_BENCH, bench_config, env_int, loadgen_module, report, spread
 from tempo_fast import _core
 from tests.e2e.jaeger_client import JaegerExporter  # noqa: F401 - makes gen importable
 from tests.server import TempoServer, free_port
@@ -171,7 +171,7 @@ def test_core_translation_vs_otlp(benchmark, tmp_path: Path, data) -> None:
         for name in rates:
             bodies, encoding, _, _ = data[name]
             d = tmp_path / f"{name}{len(rates[name])}"
-            config = {"blocks_path": str(d / "b"), "fsync": "never", "limits": BENCH_LIMITS}
+            config = {"blocks_path": str(d / "b"), **CORE_BENCH}
             ing = _core.Ingester(str(d / "wal"), config)
             ing.replay()
             c0 = time.process_time()

@@ -164,7 +164,10 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
     """Dotted paths of ``tree`` that tempo-fast does not act on (yet)."""
-    used = {path for path, _ in CORE_LIMITS.values()} | {("ingestion", "rate_strategy")}
+    used = {path for path, _ in CORE_LIMITS.values()} | {
+        ("ingestion", "rate_strategy"),
+        ("ingestion", "max_global_traces_per_user"),
+    }
     out = []
     for key, value in tree.items():
         path = (*prefix, str(key))
@@ -178,9 +181,17 @@ def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> l
 
 
 def core_limits(tree: Mapping[str, Any]) -> dict[str, int]:
-    """The limits dict ``_core.Ingester.set_limits`` takes, from a resolved tree."""
+    """The limits dict ``_core.Ingester.set_limits`` takes, from a resolved tree.
+
+    One process holds every live trace, so ``max_global_traces_per_user`` (when set) caps
+    ``max_traces_per_user`` as Tempo's limiter does with a single ingester.
+    """
     out = {}
     for key, (path, default) in CORE_LIMITS.items():
         found, value = lookup(tree, path)
         out[key] = int(value) if found and value is not None else default
+    found, global_traces = lookup(tree, ("ingestion", "max_global_traces_per_user"))
+    if found and global_traces:
+        local = out["max_traces_per_user"]
+        out["max_traces_per_user"] = min(local, global_traces) if local else global_traces
     return out

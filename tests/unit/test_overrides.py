@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tempo_fast.overrides import Overrides, OverridesConfig, OverridesError, parse_runtime
+from tempo_fast.overrides import (
+    Overrides,
+    OverridesConfig,
+    OverridesError,
+    core_limits,
+    parse_runtime,
+)
 
 DEFAULTS = {"ingestion": {"rate_limit_bytes": 100, "max_attribute_bytes": 2048}}
 
@@ -55,6 +61,8 @@ def test_tenants_inherit_defaults_then_the_wildcard(tmp_path: Path) -> None:
     assert o.limits("a")["rate_limit_bytes"] == 7  # wildcard over the defaults
     assert o.limits("zzz")["rate_limit_bytes"] == 7
     assert o.limits("zzz")["max_traces_per_user"] == 10_000  # Tempo's default
+    one_ingester = core_limits({"ingestion": {"max_global_traces_per_user": 50}})
+    assert one_ingester["max_traces_per_user"] == 50
     defaults, tenants = applied[-1]
     assert defaults["rate_limit_bytes"] == 7 and set(tenants) == {"a"}
     # an unchanged file is not re-applied; a broken one keeps the last good overrides
