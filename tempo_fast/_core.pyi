@@ -81,6 +81,16 @@ class Ingester:
         RateLimitedError, or OverloadedError when live traces stay over their memory
         limit (backpressure). Spans over the per-trace limits are dropped and counted;
         long attributes are truncated."""
+    def try_push(
+        self,
+        tenant: str,
+        body: bytes,
+        encoding: str = "protobuf",
+        gzip: bool = False,
+        max_bytes: int = 20 << 20,
+    ) -> PushResult | None:
+        """``push`` that never waits for room: None where ``push`` would wait for the cut
+        (backpressure), with nothing appended. For the event loop's thread."""
     def set_limits(self, defaults: dict[str, int], tenants: dict[str, dict[str, int]]) -> None:
         """Replace every tenant's limits. Dict keys (missing ones keep Tempo's defaults,
         0 disables): ``rate_limit_bytes``, ``burst_size_bytes``, ``max_traces_per_user``,

@@ -22,6 +22,7 @@ from aiohttp import web
 from tempo_fast import __version__
 from tempo_fast.config import Config
 from tempo_fast.distributor import Distributor
+from tempo_fast.distributor.distributor import INLINE_MAX_BYTES
 from tempo_fast.distributor.grpc_receiver import GrpcReceiver
 from tempo_fast.distributor.jaeger import JaegerThriftHttpReceiver, jaeger_grpc_receiver
 from tempo_fast.distributor.jaeger_agent import JaegerAgentReceiver
@@ -145,6 +146,8 @@ class App:
             self.metrics,
             cfg.multitenancy_enabled,
             retry_after=cfg.distributor.retry_after_on_resource_exhausted or 1.0,
+            # with fsync "always" a push waits for the disk: never on the event loop
+            inline_max_bytes=0 if cfg.storage.wal_fsync == "always" else INLINE_MAX_BYTES,
         )
         await self._serve_receivers()
         self.readiness.ready = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol
 
@@ -40,6 +41,9 @@ _log = get_logger("distributor")
 # Request bytes queued for or inside the push pool at most; past it, pushes are refused at
 # once (503, retry later) so a flood cannot grow memory without bound.
 MAX_INFLIGHT_BYTES = 256 << 20
+# Smaller bodies (not gzip) are pushed on the event loop's own thread when the ingester can
+# take them without waiting: a thread hand-off costs more than the push itself.
+INLINE_MAX_BYTES = 64 << 10
 
 
 class PushResult(Protocol):
@@ -68,6 +72,17 @@ class IngesterClient(Protocol):
         max_bytes: int = 20 << 20,
     ) -> PushResult: ...
 
+    def try_push(
+        self,
+        tenant: str,
+        body: bytes,
+        encoding: str = "protobuf",
+        gzip: bool = False,
+        max_bytes: int = 20 << 20,
+    ) -> PushResult | None:
+        """``push`` that returns None instead of waiting for room (nothing appended)."""
+        ...
+
 
 class Refused(Exception):
     """A push refused whole. ``reason`` is the metric label, ``kind`` picks the status code,
@@ -92,12 +107,14 @@ class Distributor:
         workers: int | None = None,
         retry_after: float = 1.0,
         max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
+        inline_max_bytes: int = INLINE_MAX_BYTES,
     ) -> None:
         self._ingester = ingester
         self._metrics = metrics
         self._multitenancy = multitenancy
         self._retry_after = retry_after
         self._max_inflight = max_inflight_bytes
+        self._inline_max = inline_max_bytes
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
@@ -123,13 +140,31 @@ class Distributor:
         receiver: str = RECEIVER,
     ) -> PushResult:
         """Push one request (blocking until it is in the WAL); raise :class:`Refused`."""
+        result = self._push(
+            self._ingester.push, tenant_header, body, encoding, gzip, max_bytes, receiver, transport
+        )
+        assert result is not None
+        return result
+
+    def _push(
+        self,
+        call: Callable[[str, bytes, str, bool, int], PushResult | None],
+        tenant_header: str | None,
+        body: bytes,
+        encoding: str,
+        gzip: bool,
+        max_bytes: int,
+        receiver: str,
+        transport: str,
+    ) -> PushResult | None:
+        """Resolve the tenant, ``call`` the ingester, count; None when ``call`` declined."""
         try:
             tenant = tenants.resolve(tenant_header, self._multitenancy)
         except tenants.TenantError as e:
             kind: Kind = "unauthenticated" if e.missing else "invalid"
             raise self.refuse(kind, "invalid_tenant", e.reason) from None
         try:
-            result = self._ingester.push(tenant, body, encoding, gzip, max_bytes)
+            result = call(tenant, body, encoding, gzip, max_bytes)
         except OSError as e:  # the WAL append failed (disk full, I/O error): nothing was acked
             _log.error("push failed", tenant=tenant, err=str(e))
             raise self.refuse("unavailable", "wal_append_failed", f"{e}; retry later") from None
@@ -141,7 +176,8 @@ class Distributor:
             if reason == "rate_limited":
                 self._metrics.discarded_spans.labels(tenant, reason).inc(getattr(e, "spans", 0))
             raise self.refuse(_KINDS.get(reason, "invalid"), reason, str(e)) from None
-        self._count(tenant, len(body), result, receiver, transport)
+        if result is not None:
+            self._count(tenant, len(body), result, receiver, transport)
         return result
 
     async def push_async(
@@ -155,9 +191,23 @@ class Distributor:
         transport: str,
         receiver: str = RECEIVER,
     ) -> PushResult:
-        """:meth:`push` on the distributor's thread pool; refused as overloaded when the
-        requests in flight already hold ``max_inflight_bytes``."""
+        """:meth:`push` on the distributor's thread pool (small bodies right here, when the
+        ingester takes them without waiting); refused as overloaded when the requests in
+        flight already hold ``max_inflight_bytes``."""
         size = len(body)
+        if size <= self._inline_max and not gzip:
+            result = self._push(
+                self._ingester.try_push,
+                tenant_header,
+                body,
+                encoding,
+                gzip,
+                max_bytes,
+                receiver,
+                transport,
+            )
+            if result is not None:
+                return result
         with self._inflight_lock:
             if self._inflight + size > self._max_inflight and self._inflight:
                 full = True

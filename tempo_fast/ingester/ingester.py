@@ -23,6 +23,9 @@ class IngesterCore(Protocol):
     def push(
         self, tenant: str, body: bytes, encoding: str = ..., gzip: bool = ..., max_bytes: int = ...
     ) -> Any: ...
+    def try_push(
+        self, tenant: str, body: bytes, encoding: str = ..., gzip: bool = ..., max_bytes: int = ...
+    ) -> Any: ...
     def find_trace(self, tenant: str, trace_id: bytes) -> Any: ...
     def flush(self) -> None: ...
     def stats(self) -> dict[str, Any]: ...
@@ -82,6 +85,16 @@ class IngesterService:
         max_bytes: int = 20 << 20,
     ) -> Any:
         return self._core.push(tenant, body, encoding, gzip, max_bytes)
+
+    def try_push(
+        self,
+        tenant: str,
+        body: bytes,
+        encoding: str = "protobuf",
+        gzip: bool = False,
+        max_bytes: int = 20 << 20,
+    ) -> Any:
+        return self._core.try_push(tenant, body, encoding, gzip, max_bytes)
 
     def find_trace(self, tenant: str, trace_id: bytes) -> Any:
         return self._core.find_trace(tenant, trace_id)

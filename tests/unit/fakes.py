@@ -122,6 +122,20 @@ class FakeIngester:
             lag_seconds=array.array("d", [0.5] * accepted).tobytes(),
         )
 
+    def try_push(
+        self,
+        tenant: str,
+        body: bytes,
+        encoding: str = "protobuf",
+        gzip: bool = False,
+        max_bytes: int = 20 << 20,
+    ) -> FakePushResult | None:
+        """As the core: None where ``push`` would wait for room (BUSY here)."""
+        if body.startswith(b"BUSY"):
+            return None
+        self.calls.append("try_push")
+        return self.push(tenant, body, encoding, gzip, max_bytes)
+
     def set_limits(self, defaults: dict[str, int], tenants: dict[str, dict[str, int]]) -> None:
         self.limits = (defaults, tenants)
 

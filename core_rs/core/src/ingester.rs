@@ -129,6 +129,8 @@ pub enum PushError {
          exceeded while adding {bytes} bytes for user {tenant}"
     )]
     RateLimited { limit: u64, bytes: u64, spans: u32, tenant: String },
+    #[error("the push would wait for room (try_push)")]
+    WouldWait,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -427,6 +429,32 @@ impl Ingester {
         gzip: bool,
         max_bytes: usize,
     ) -> Result<PushOutcome, PushError> {
+        self.push_with(tenant, body, encoding, gzip, max_bytes, true)
+    }
+
+    /// [`Ingester::push`] that never waits for room: where the push would wait for
+    /// the cut to catch up (backpressure) it returns [`PushError::WouldWait`] at once,
+    /// having appended nothing. For callers on a thread that must not block.
+    pub fn try_push(
+        &self,
+        tenant: &str,
+        body: &[u8],
+        encoding: Encoding,
+        gzip: bool,
+        max_bytes: usize,
+    ) -> Result<PushOutcome, PushError> {
+        self.push_with(tenant, body, encoding, gzip, max_bytes, false)
+    }
+
+    fn push_with(
+        &self,
+        tenant: &str,
+        body: &[u8],
+        encoding: Encoding,
+        gzip: bool,
+        max_bytes: usize,
+        wait: bool,
+    ) -> Result<PushOutcome, PushError> {
         if !valid_tenant(tenant) {
             return Err(PushError::InvalidTenant(tenant.to_string()));
         }
@@ -465,6 +493,9 @@ impl Ingester {
             return Ok(out);
         }
         let t = self.tenant(tenant).map_err(|e| PushError::Wal(io::Error::other(e.to_string())))?;
+        if !wait && t.live.lock().bytes() > self.cfg.max_live_bytes {
+            return Err(PushError::WouldWait);
+        }
         let limits = self.limits.get(tenant);
         let size = req.buf.len() as u64;
         if !t.bucket.allow(size, Instant::now(), &limits) {
@@ -481,6 +512,11 @@ impl Ingester {
             if req.spans.is_empty() {
                 return Ok(out);
             }
+        }
+        if !wait && t.live.lock().bytes() > self.cfg.max_live_bytes {
+            // Over since the check above (a concurrent push): the caller retries with
+            // `push`, which charges the rate limiter again for this request.
+            return Err(PushError::WouldWait);
         }
         self.wait_for_room(&t)?;
         let segment = t.wal.append_parts(&[&[RECORD_OTLP], &req.buf]).map_err(PushError::Wal)?;
@@ -1082,6 +1118,13 @@ mod tests {
         let err = ing.push("t", &body, Encoding::Protobuf, false, 20 << 20).unwrap_err();
         assert!(matches!(err, PushError::Overloaded(_)), "{err}");
         assert!(t0.elapsed() >= Duration::from_millis(300));
+        // try_push answers at once instead, and appends nothing
+        let records = ing.tenant("t").unwrap().wal.stats.records.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        let err = ing.try_push("t", &body, Encoding::Protobuf, false, 20 << 20).unwrap_err();
+        assert!(matches!(err, PushError::WouldWait), "{err}");
+        assert!(t0.elapsed() < Duration::from_millis(100));
+        assert_eq!(ing.tenant("t").unwrap().wal.stats.records.load(Ordering::Relaxed), records);
         drop(ing);
         // With the sweeper running, pushes wait for the cut and go through.
         let tmp = tempfile::tempdir().unwrap();

@@ -16,7 +16,9 @@ use pyo3::types::{PyBytes, PyDict};
 
 use tempo_core::block::traces_per_shard;
 use tempo_core::blocklist::BlockStore as CoreBlockStore;
-use tempo_core::ingester::{Encoding, Ingester as CoreIngester, IngesterConfig, PushError};
+use tempo_core::ingester::{
+    Encoding, Ingester as CoreIngester, IngesterConfig, PushError, PushOutcome,
+};
 use tempo_core::limits::Limits;
 use tempo_core::log::{set_level, Level};
 use tempo_core::otlp::{self, DecodeError as CoreDecodeError};
@@ -53,7 +55,7 @@ fn push_error(py: Python<'_>, e: PushError) -> PyErr {
         PushError::Decode(d) => decode_error(py, d),
         PushError::InvalidTenant(t) => PyValueError::new_err(format!("invalid tenant id {t:?}")),
         PushError::Wal(io) => PyOSError::new_err(format!("write-ahead log append failed: {io}")),
-        PushError::Overloaded(_) => {
+        PushError::Overloaded(_) | PushError::WouldWait => {
             let err = OverloadedError::new_err(e.to_string());
             let _ = err.value(py).setattr("reason_code", "overloaded");
             err
@@ -226,6 +228,55 @@ fn dedicated_column(scope: &str, name: &str, typ: &str) -> PyResult<DedicatedCol
     Ok(DedicatedColumn::new(scope, name, typ))
 }
 
+/// The request body encoding named `name`.
+fn encoding(name: &str) -> PyResult<Encoding> {
+    Ok(match name {
+        "protobuf" => Encoding::Protobuf,
+        "json" => Encoding::Json,
+        // `_typed`: the Zipkin receiver's parse_string_tags
+        "zipkin_json" => Encoding::ZipkinJson { parse_string_tags: false },
+        "zipkin_json_typed" => Encoding::ZipkinJson { parse_string_tags: true },
+        "zipkin_proto" => Encoding::ZipkinProto { parse_string_tags: false },
+        "zipkin_proto_typed" => Encoding::ZipkinProto { parse_string_tags: true },
+        "zipkin_v1_json" => Encoding::ZipkinV1Json,
+        "zipkin_v1_thrift" => Encoding::ZipkinV1Thrift,
+        "jaeger_thrift_compact" => Encoding::JaegerCompact,
+        "jaeger_thrift_binary" => Encoding::JaegerBinary,
+        "jaeger_thrift_http" => Encoding::JaegerThrift,
+        "jaeger_proto" => Encoding::JaegerProto,
+        other => return Err(PyValueError::new_err(format!("unknown encoding {other:?}"))),
+    })
+}
+
+/// What Python sees of a push.
+fn push_result(py: Python<'_>, out: PushOutcome) -> PushResult {
+    let invalid = out.rejected.total();
+    let mut messages = Vec::new();
+    if invalid > 0 {
+        messages.push(format!(
+            "{invalid} spans rejected: {} with an invalid trace id, {} with an invalid span id",
+            out.rejected.invalid_trace_id, out.rejected.invalid_span_id
+        ));
+    }
+    messages.extend(out.messages.iter().cloned());
+    let message = messages.join("; ");
+    let rejected = (invalid + out.trace_too_large + out.live_traces_exceeded) as u64;
+    let response = otlp::export_response(rejected, &message);
+    let lag: Vec<u8> = out.lag_seconds.iter().flat_map(|v| v.to_ne_bytes()).collect();
+    let t = out.truncated;
+    PushResult {
+        accepted: out.accepted as u64,
+        invalid_trace_id: out.rejected.invalid_trace_id as u64,
+        invalid_span_id: out.rejected.invalid_span_id as u64,
+        trace_too_large: out.trace_too_large as u64,
+        live_traces_exceeded: out.live_traces_exceeded as u64,
+        truncated: (t.resource, t.scope, t.span, t.event, t.link),
+        message,
+        response: PyBytes::new(py, &response).unbind(),
+        lag_seconds: PyBytes::new(py, &lag).unbind(),
+    }
+}
+
 /// Per-tenant WAL, live traces, head chunks and block cutting.
 #[pyclass(frozen)]
 struct Ingester {
@@ -268,51 +319,33 @@ impl Ingester {
         gzip: bool,
         max_bytes: usize,
     ) -> PyResult<PushResult> {
-        let encoding = match encoding {
-            "protobuf" => Encoding::Protobuf,
-            "json" => Encoding::Json,
-            // `_typed`: the Zipkin receiver's parse_string_tags
-            "zipkin_json" => Encoding::ZipkinJson { parse_string_tags: false },
-            "zipkin_json_typed" => Encoding::ZipkinJson { parse_string_tags: true },
-            "zipkin_proto" => Encoding::ZipkinProto { parse_string_tags: false },
-            "zipkin_proto_typed" => Encoding::ZipkinProto { parse_string_tags: true },
-            "zipkin_v1_json" => Encoding::ZipkinV1Json,
-            "zipkin_v1_thrift" => Encoding::ZipkinV1Thrift,
-            "jaeger_thrift_compact" => Encoding::JaegerCompact,
-            "jaeger_thrift_binary" => Encoding::JaegerBinary,
-            "jaeger_thrift_http" => Encoding::JaegerThrift,
-            "jaeger_proto" => Encoding::JaegerProto,
-            other => return Err(PyValueError::new_err(format!("unknown encoding {other:?}"))),
-        };
+        let encoding = self::encoding(encoding)?;
         let inner = &self.inner;
         let out = py
             .detach(|| inner.push(tenant, body, encoding, gzip, max_bytes))
             .map_err(|e| push_error(py, e))?;
-        let invalid = out.rejected.total();
-        let mut messages = Vec::new();
-        if invalid > 0 {
-            messages.push(format!(
-                "{invalid} spans rejected: {} with an invalid trace id, {} with an invalid span id",
-                out.rejected.invalid_trace_id, out.rejected.invalid_span_id
-            ));
+        Ok(push_result(py, out))
+    }
+
+    /// `push` without ever waiting for room (backpressure): None where `push` would
+    /// wait, with nothing appended. For the event-loop thread.
+    #[pyo3(signature = (tenant, body, encoding="protobuf", gzip=false, max_bytes=20 << 20))]
+    fn try_push(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        body: &[u8],
+        encoding: &str,
+        gzip: bool,
+        max_bytes: usize,
+    ) -> PyResult<Option<PushResult>> {
+        let encoding = self::encoding(encoding)?;
+        let inner = &self.inner;
+        match py.detach(|| inner.try_push(tenant, body, encoding, gzip, max_bytes)) {
+            Ok(out) => Ok(Some(push_result(py, out))),
+            Err(PushError::WouldWait) => Ok(None),
+            Err(e) => Err(push_error(py, e)),
         }
-        messages.extend(out.messages.iter().cloned());
-        let message = messages.join("; ");
-        let rejected = (invalid + out.trace_too_large + out.live_traces_exceeded) as u64;
-        let response = otlp::export_response(rejected, &message);
-        let lag: Vec<u8> = out.lag_seconds.iter().flat_map(|v| v.to_ne_bytes()).collect();
-        let t = out.truncated;
-        Ok(PushResult {
-            accepted: out.accepted as u64,
-            invalid_trace_id: out.rejected.invalid_trace_id as u64,
-            invalid_span_id: out.rejected.invalid_span_id as u64,
-            trace_too_large: out.trace_too_large as u64,
-            live_traces_exceeded: out.live_traces_exceeded as u64,
-            truncated: (t.resource, t.scope, t.span, t.event, t.link),
-            message,
-            response: PyBytes::new(py, &response).unbind(),
-            lag_seconds: PyBytes::new(py, &lag).unbind(),
-        })
     }
 
     /// Replaces the limits: `defaults` for every tenant without an entry in `tenants`.
