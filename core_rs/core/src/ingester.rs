@@ -550,7 +550,7 @@ impl Ingester {
         let limited = limits.max_bytes_per_trace > 0 || limits.max_traces_per_user > 0;
         let refusals = if limited {
             let mut traces = RequestTraces::new(req);
-            t.live.lock().refusals(req, &mut traces, limits)
+            t.live.lock().refusals(req, &mut traces, limits, self.now_ms())
         } else {
             None
         };
@@ -818,6 +818,8 @@ impl Ingester {
             });
             if due {
                 let h = Arc::new(heads.current.take().expect("due head exists"));
+                let since = h.created.saturating_duration_since(self.epoch).as_millis() as u64;
+                t.live.lock().forget_sizes_idle_since(since);
                 heads.completing.push(h);
             }
             due

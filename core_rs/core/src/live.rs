@@ -4,6 +4,11 @@
 //! A trace is cut once it has been idle for `trace_idle_period`, has been live
 //! for `max_trace_live`, or — to keep memory bounded by configuration — when the
 //! tenant's live bytes exceed their cap, oldest first.
+//!
+//! Trace sizes (for `max_bytes_per_trace`) outlive the cut, as Tempo's size tracker
+//! does: a long-running trace is cut into several chunks but keeps growing against
+//! one limit. Sizes of traces idle since the previous head block was cut are
+//! forgotten when the next one is ([`LiveTraces::forget_sizes_idle_since`]).
 
 use std::sync::Arc;
 
@@ -21,13 +26,6 @@ struct LiveTrace {
     bytes: usize,
     /// The oldest WAL segment holding spans of this trace.
     first_segment: u64,
-}
-
-impl LiveTrace {
-    /// The trace's span message bytes (what the per-trace size limit counts).
-    fn msg_bytes(&self) -> usize {
-        self.bytes - self.spans.len() * SPAN_OVERHEAD
-    }
 }
 
 /// The traces of one request: bytes added per trace, in first-seen order.
@@ -74,6 +72,13 @@ fn hex(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl LiveTrace {
+    /// The trace's span message bytes (what the per-trace size limit counts).
+    fn msg_bytes(&self) -> usize {
+        self.bytes - self.spans.len() * SPAN_OVERHEAD
+    }
+}
+
 /// Why traces were cut, for accounting.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CutCounts {
@@ -86,6 +91,9 @@ pub struct CutCounts {
 #[derive(Default)]
 pub struct LiveTraces {
     traces: IdMap<TraceId, LiveTrace>,
+    /// Message bytes of traces already cut (or refused): (bytes, last seen ms). A live
+    /// trace's own bytes are added on top.
+    sizes: IdMap<TraceId, (u64, u64)>,
     bytes: usize,
     spans: usize,
 }
@@ -162,6 +170,9 @@ impl LiveTraces {
 
     fn take(&mut self, id: &TraceId) -> TraceSpans {
         let t = self.traces.remove(id).expect("trace is live");
+        let size = self.sizes.entry(*id).or_default();
+        size.0 += t.msg_bytes() as u64;
+        size.1 = size.1.max(t.last_seen_ms);
         self.bytes -= t.bytes;
         self.spans -= t.spans.len();
         TraceSpans { trace_id: *id, spans: t.spans, first_segment: t.first_segment }
@@ -172,11 +183,14 @@ impl LiveTraces {
     /// a new trace while the tenant already has `max_traces_per_user`. None when
     /// every span may go in.
     /// `traces` is [`RequestTraces::new`] of `req`, built before taking the lock.
+    /// A refused trace's bytes still count against its size (Tempo's rule), so a
+    /// trace past the limit stays refused. `now_ms` dates that.
     pub fn refusals(
-        &self,
+        &mut self,
         req: &Request,
         traces: &mut RequestTraces,
         limits: &Limits,
+        now_ms: u64,
     ) -> Option<Refusals> {
         let (max_bytes, max_traces) = (limits.max_bytes_per_trace, limits.max_traces_per_user);
         if max_bytes == 0 && max_traces == 0 || req.spans.is_empty() {
@@ -188,8 +202,10 @@ impl LiveTraces {
         for id in order.iter() {
             let id = *id;
             let (added, verdict) = traces.get_mut(&id).expect("indexed above");
-            let existing = self.traces.get(&id).map(|t| t.msg_bytes() as u64);
-            if existing.is_none() && max_traces > 0 && live >= max_traces {
+            let live_bytes = self.traces.get(&id).map(|t| t.msg_bytes() as u64);
+            let is_live = live_bytes.is_some();
+            let seen = live_bytes.unwrap_or(0) + self.sizes.get(&id).map_or(0, |s| s.0);
+            if !is_live && max_traces > 0 && live >= max_traces {
                 *verdict = Verdict::LiveTracesExceeded;
                 out.live_traces_message.get_or_insert_with(|| {
                     format!(
@@ -198,8 +214,11 @@ impl LiveTraces {
                          exceeded"
                     )
                 });
-            } else if max_bytes > 0 && existing.unwrap_or(0) + *added > max_bytes {
+            } else if max_bytes > 0 && seen + *added > max_bytes {
                 *verdict = Verdict::TraceTooLarge;
+                let size = self.sizes.entry(id).or_default();
+                size.0 += *added;
+                size.1 = now_ms;
                 out.too_large_message.get_or_insert_with(|| {
                     format!(
                         "TRACE_TOO_LARGE: max size of trace ({max_bytes}) exceeded while adding \
@@ -207,7 +226,7 @@ impl LiveTraces {
                         hex(&id)
                     )
                 });
-            } else if existing.is_none() {
+            } else if !is_live {
                 live += 1;
             }
         }
@@ -222,6 +241,16 @@ impl LiveTraces {
             out.keep.push(verdict == Verdict::Keep);
         }
         (out.trace_too_large + out.live_traces_exceeded > 0).then_some(out)
+    }
+
+    /// Forgets the sizes of traces not seen since `since_ms` (the previous head cut).
+    pub fn forget_sizes_idle_since(&mut self, since_ms: u64) {
+        self.sizes.retain(|_, (_, last)| *last >= since_ms);
+    }
+
+    /// Traces whose size is remembered.
+    pub fn sizes_tracked(&self) -> usize {
+        self.sizes.len()
     }
 
     /// The live spans of one trace.
@@ -279,8 +308,8 @@ mod tests {
         })
     }
 
-    fn refusals(live: &LiveTraces, req: &Request, l: &Limits) -> Option<Refusals> {
-        live.refusals(req, &mut RequestTraces::new(req), l)
+    fn refusals(live: &mut LiveTraces, req: &Request, l: &Limits) -> Option<Refusals> {
+        live.refusals(req, &mut RequestTraces::new(req), l, 0)
     }
 
     #[test]
@@ -288,11 +317,12 @@ mod tests {
         let mut live = LiveTraces::default();
         live.push(&request(&[(1, 0), (1, 1)]), 0, 0); // trace 1: 200 message bytes
         let none = Limits { max_bytes_per_trace: 0, max_traces_per_user: 0, ..Limits::default() };
-        assert!(refusals(&live, &request(&[(1, 0)]), &none).is_none());
+        assert!(refusals(&mut live, &request(&[(1, 0)]), &none).is_none());
         let l = Limits { max_bytes_per_trace: 300, max_traces_per_user: 2, ..Limits::default() };
-        assert!(refusals(&live, &request(&[(1, 0), (2, 0)]), &l).is_none());
+        assert!(refusals(&mut live, &request(&[(1, 0), (2, 0)]), &l).is_none());
         // trace 1 would reach 400 bytes; trace 2 is new and fits; trace 3 is one too many
-        let r = refusals(&live, &request(&[(1, 0), (1, 0), (2, 0), (3, 0), (2, 0)]), &l).unwrap();
+        let r =
+            refusals(&mut live, &request(&[(1, 0), (1, 0), (2, 0), (3, 0), (2, 0)]), &l).unwrap();
         assert_eq!(r.keep, [false, false, true, false, true]);
         assert_eq!((r.trace_too_large, r.live_traces_exceeded), (2, 1));
         assert!(r
@@ -301,8 +331,17 @@ mod tests {
             .starts_with("TRACE_TOO_LARGE: max size of trace (300)"));
         assert!(r.live_traces_message.unwrap().contains("(local: 2 global: 0 actual local: 2)"));
         // a new trace larger than the limit on its own
-        let r = refusals(&live, &request(&[(4, 0), (4, 0), (4, 0), (4, 0)]), &l).unwrap();
+        let r = refusals(&mut live, &request(&[(4, 0), (4, 0), (4, 0), (4, 0)]), &l).unwrap();
         assert_eq!(r.trace_too_large, 4);
+        // a trace's size outlives its cut, until the sizes idle since a head cut are forgotten
+        let mut live = LiveTraces::default();
+        live.push(&request(&[(5, 0), (5, 1)]), 0, 10);
+        live.cut_all();
+        let r = refusals(&mut live, &request(&[(5, 0), (5, 0)]), &l).unwrap();
+        assert_eq!(r.trace_too_large, 2);
+        live.forget_sizes_idle_since(11);
+        assert_eq!(live.sizes_tracked(), 0);
+        assert!(refusals(&mut live, &request(&[(5, 0), (5, 0)]), &l).is_none());
     }
 
     #[test]
