@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
@@ -12,7 +13,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.e2e.traces import emit_traces, trace_ids
-from tests.server import TempoServer
+from tests.server import TempoServer, free_port
 
 
 @pytest.fixture
@@ -72,3 +73,38 @@ class _Discard:
 
     def force_flush(self, timeout_millis: int = 0) -> bool:
         return True
+
+
+def test_zipkin_and_jaeger_receivers_take_the_tenant_header(tmp_path: Path) -> None:
+    jaeger_port = free_port()
+    server = TempoServer(
+        tmp_path / "tempo",
+        overrides={
+            "multitenancy_enabled": True,
+            "distributor": {
+                "receivers": {
+                    "jaeger": {
+                        "protocols": {"thrift_http": {"endpoint": f"127.0.0.1:{jaeger_port}"}}
+                    }
+                }
+            },
+        },
+    ).start()
+    try:
+        span = [{"traceId": "ab" * 16, "id": "cd" * 8, "name": "x", "timestamp": 1, "duration": 1}]
+        body, json = orjson.dumps(span), {"Content-Type": "application/json"}
+        zipkin = server.zipkin
+        assert server.post("/api/v2/spans", body, json, base=zipkin)[0] == 401
+        bad = {**json, "X-Scope-OrgID": "../../etc"}
+        assert server.post("/api/v2/spans", body, bad, base=zipkin)[0] == 400
+        good = {**json, "X-Scope-OrgID": "zipkin-team"}
+        assert server.post("/api/v2/spans", body, good, base=zipkin)[0] == 202
+        status, _, _ = server.get(f"/api/traces/{'ab' * 16}", {"X-Scope-OrgID": "zipkin-team"})
+        assert status == 200
+        assert server.get(f"/api/traces/{'ab' * 16}", {"X-Scope-OrgID": "other"})[0] == 404
+        thrift = {"Content-Type": "application/x-thrift"}
+        jaeger = f"http://127.0.0.1:{jaeger_port}"
+        assert server.post("/api/traces", b"\x00", thrift, base=jaeger)[0] == 401
+        assert not any(p.name == "etc" for p in tmp_path.rglob("*"))
+    finally:
+        server.stop()
