@@ -209,10 +209,9 @@ class Distributor:
             if result is not None:
                 return result
         with self._inflight_lock:
-            if self._inflight + size > self._max_inflight and self._inflight:
-                full = True
-            else:
-                full = False
+            # one request alone may exceed the bound; it just cannot join others past it
+            full = bool(self._inflight) and self._inflight + size > self._max_inflight
+            if not full:
                 self._inflight += size
         if full:
             raise self.refuse(
