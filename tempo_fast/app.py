@@ -20,7 +20,8 @@ from typing import Any
 from aiohttp import web
 
 from tempo_fast import __version__
-from tempo_fast.config import Config
+from tempo_fast.backend import S3Backend, S3Config
+from tempo_fast.config import Config, StorageConfig
 from tempo_fast.distributor import Distributor
 from tempo_fast.distributor.distributor import INLINE_MAX_BYTES
 from tempo_fast.distributor.grpc_receiver import GrpcReceiver
@@ -31,6 +32,7 @@ from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.ingester import IngesterService, core_config
+from tempo_fast.ingester.flusher import BlockFlusher
 from tempo_fast.overrides import Overrides
 from tempo_fast.pkg import log
 from tempo_fast.pkg.log import get_logger
@@ -39,6 +41,21 @@ from tempo_fast.pkg.netaddr import EndpointError, parse_endpoint
 from tempo_fast.querier import Querier
 
 _log = get_logger("app")
+
+
+def s3_config(storage: StorageConfig) -> S3Config:
+    """The object store's settings from ``storage.trace.s3``."""
+    return S3Config(
+        bucket=storage.s3_bucket,
+        endpoint=storage.s3_endpoint,
+        region=storage.s3_region,
+        access_key=storage.s3_access_key,
+        secret_key=storage.s3_secret_key,
+        insecure=storage.s3_insecure,
+        prefix=storage.s3_prefix,
+        forcepathstyle=storage.s3_forcepathstyle,
+        part_size=storage.s3_part_size,
+    )
 
 
 class StartupError(Exception):
@@ -98,6 +115,7 @@ class App:
         self.querier: Querier | None = None
         self.distributor: Distributor | None = None
         self.overrides: Overrides | None = None
+        self.flusher: BlockFlusher | None = None
         self._api: HttpApi | None = None
         self._grpc: dict[str, GrpcReceiver] = {}
         self._udp: dict[str, JaegerAgentReceiver] = {}
@@ -114,7 +132,8 @@ class App:
                 keys=",".join(cfg.ignored),
             )
         _check_writable(cfg.storage.wal_path, "storage.trace.wal.path")
-        _check_writable(cfg.storage.local_path, "storage.trace.local.path")
+        blocks_key = "storage.trace.local.path" if cfg.storage.backend == "local" else "wal"
+        _check_writable(cfg.storage.blocks_path, blocks_key)
         self.readiness.reason = "replaying the WAL"
         self.ports["http"] = await self._serve_api()
         loop = asyncio.get_running_loop()
@@ -123,7 +142,7 @@ class App:
             self.ingester = IngesterService(core_ingester, cfg.ingester)
             await loop.run_in_executor(None, self.ingester.replay)
             self.ingester.start()
-            blocks = self._core.block_store(cfg.storage.local_path)
+            blocks = self._core.block_store(cfg.storage.blocks_path)
         except (OSError, ValueError, RuntimeError) as e:
             raise StartupError(f"cannot open the WAL or block store: {e}") from e
         self.overrides = Overrides(cfg.overrides, core_ingester.set_limits, self.metrics.registry)
@@ -135,8 +154,15 @@ class App:
         assert self._api is not None
         self._api.querier = self.querier
         self.ingester.on_blocks_flushed(self.querier.request_poll)
+        if cfg.storage.backend == "s3":
+            self.flusher = BlockFlusher(
+                S3Backend(s3_config(cfg.storage)), cfg.storage.blocks_path, self.metrics.registry
+            )
+            self.ingester.on_blocks_flushed(self.flusher.wake)
+            period = cfg.ingester.flush_check_period
+            self._tasks.append(asyncio.create_task(self.flusher.run(period), name="block-flusher"))
         self.metrics.watch_core(self.ingester.stats, self.querier.blocklist)
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(self.querier.run_poller(), name="blocklist-poller"),
             asyncio.create_task(self.ingester.watch_flushes(), name="flush-watcher"),
             asyncio.create_task(self.overrides.watch(), name="overrides-reloader"),
@@ -178,6 +204,8 @@ class App:
                 await task
         if self.ingester is not None:
             await loop.run_in_executor(None, self.ingester.shutdown)
+        if self.flusher is not None:  # upload what the shutdown flush completed
+            await loop.run_in_executor(None, self.flusher.flush)
         for runner in self._runners.values():
             await runner.cleanup()
         self._runners.clear()

@@ -45,6 +45,7 @@ class TempoServer:
     zipkin_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def api(self) -> str:
@@ -97,7 +98,7 @@ class TempoServer:
         self.log_path = self.data / "server.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tempo_fast", f"-config.file={cfg}"],
+            [sys.executable, "-m", "tempo_fast", f"-config.file={cfg}", *self.extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

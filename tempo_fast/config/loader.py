@@ -271,13 +271,14 @@ def _build(user: Mapping[str, Any]) -> Config:
         for name, (path, cls) in RECEIVER_SECTIONS.items()
     }
     storage = _section(StorageConfig, user)
-    if storage.backend != "local":
+    if storage.backend not in ("local", "s3"):
         raise ConfigError(
-            f"storage.trace.backend: {storage.backend!r} is not supported yet; "
-            "tempo-fast stores blocks on local disk (backend: local)"
+            f"storage.trace.backend: {storage.backend!r} is not supported yet; use local or s3"
         )
-    if not storage.local_path:
+    if storage.backend == "local" and not storage.local_path:
         raise ConfigError("storage.trace.local.path: required with the local backend")
+    if storage.backend == "s3" and not storage.s3_bucket:
+        raise ConfigError("storage.trace.s3.bucket: required with the s3 backend")
     if not storage.wal_path:
         raise ConfigError("storage.trace.wal.path: required")
     max_attribute_bytes = _value(user, "distributor.max_attribute_bytes", _int)

@@ -269,6 +269,26 @@ class StorageConfig:
     dedicated_columns: tuple[DedicatedColumn, ...] = key(
         "storage.trace.block.parquet_dedicated_columns", _dedicated_columns
     )
+    s3_bucket: str = key("storage.trace.s3.bucket", _str)
+    s3_endpoint: str = key("storage.trace.s3.endpoint", _str)
+    s3_region: str = key("storage.trace.s3.region", _str)
+    s3_access_key: str = key("storage.trace.s3.access_key", _str)
+    s3_secret_key: str = field(
+        repr=False, metadata={"key": "storage.trace.s3.secret_key", "parse": _str}
+    )
+    s3_insecure: bool = key("storage.trace.s3.insecure", _bool)
+    s3_prefix: str = key("storage.trace.s3.prefix", _str)
+    s3_forcepathstyle: bool = key("storage.trace.s3.forcepathstyle", _bool)
+    s3_part_size: int = key("storage.trace.s3.part_size", parse_size)
+
+    @property
+    def blocks_path(self) -> str:
+        """Where complete blocks are written: the local backend itself, or with ``s3`` a
+        staging directory under the WAL (as Tempo's ingester keeps them) they are uploaded
+        from."""
+        if self.backend == "local":
+            return self.local_path
+        return self.wal_path.rstrip("/") + "/blocks"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def core_config(config: Config) -> dict[str, object]:
         "max_block_duration_ms": _ms(ing.max_block_duration),
         "max_block_bytes": ing.max_block_bytes,
         "complete_block_timeout_ms": _ms(ing.complete_block_timeout),
-        "blocks_path": config.storage.local_path,
+        "blocks_path": config.storage.blocks_path,
         "fsync": config.storage.wal_fsync,
         "fsync_interval_ms": _ms(config.storage.wal_fsync_interval),
         "bloom_fp": config.storage.bloom_filter_false_positive,
