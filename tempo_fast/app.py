@@ -15,6 +15,7 @@ import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -39,8 +40,17 @@ from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
 from tempo_fast.pkg.netaddr import EndpointError, parse_endpoint
 from tempo_fast.querier import Querier
+from tempo_fast.querier.querier import ObjectStoreBlocks
 
 _log = get_logger("app")
+
+
+def staged_blocks(staging: Path, tenant: str) -> set[str]:
+    """Block ids of ``tenant`` staged on local disk (read from there, not the store)."""
+    try:
+        return {p.name for p in (staging / tenant).iterdir() if (p / "meta.json").is_file()}
+    except OSError:
+        return set()
 
 
 def s3_config(storage: StorageConfig) -> S3Config:
@@ -69,6 +79,7 @@ class Core:
     ingester: Callable[[str, dict[str, object]], Any]
     block_store: Callable[[str], Any]
     render_trace: Callable[[list[Any], str, int], bytes | None]
+    remote_blocks: Callable[[], Any] | None = None
 
     @classmethod
     def rust(cls) -> Core:
@@ -79,7 +90,7 @@ class Core:
                 f"the Rust extension tempo_fast._core is not installed ({e}): "
                 "build it with `pip install ./ext .`"
             ) from e
-        return cls(_core.Ingester, _core.BlockStore, _core.render_trace)
+        return cls(_core.Ingester, _core.BlockStore, _core.render_trace, _core.RemoteBlocks)
 
 
 def _check_writable(path: str, key: str) -> None:
@@ -147,17 +158,22 @@ class App:
             raise StartupError(f"cannot open the WAL or block store: {e}") from e
         self.overrides = Overrides(cfg.overrides, core_ingester.set_limits, self.metrics.registry)
         self.overrides.start()
+        store = S3Backend(s3_config(cfg.storage)) if cfg.storage.backend == "s3" else None
+        remote = None
+        if store is not None and self._core.remote_blocks is not None:
+            staging = Path(cfg.storage.blocks_path)
+            remote = ObjectStoreBlocks(
+                store, self._core.remote_blocks(), lambda t: staged_blocks(staging, t)
+            )
         self.querier = Querier(
-            self.ingester, blocks, self._core.render_trace, cfg.storage.blocklist_poll
+            self.ingester, blocks, self._core.render_trace, cfg.storage.blocklist_poll, remote
         )
         await loop.run_in_executor(None, self.querier.poll)
         assert self._api is not None
         self._api.querier = self.querier
         self.ingester.on_blocks_flushed(self.querier.request_poll)
-        if cfg.storage.backend == "s3":
-            self.flusher = BlockFlusher(
-                S3Backend(s3_config(cfg.storage)), cfg.storage.blocks_path, self.metrics.registry
-            )
+        if store is not None:
+            self.flusher = BlockFlusher(store, cfg.storage.blocks_path, self.metrics.registry)
             self.ingester.on_blocks_flushed(self.flusher.wake)
             period = cfg.ingester.flush_check_period
             self._tasks.append(asyncio.create_task(self.flusher.run(period), name="block-flusher"))

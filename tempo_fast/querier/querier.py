@@ -1,12 +1,20 @@
-"""Trace-by-id over the ingester and the block store, and the block-list poller."""
+"""Trace-by-id over the ingester and the block stores, and the block-list poller.
+
+Complete blocks come from the local block store (the local backend, or the blocks staged for
+upload) and, with an object store, from its tenant indexes: each poll opens the blocks listed
+there that are not staged locally (meta, bloom and index read once; the Rust reader then
+fetches only the byte ranges a lookup needs) and forgets the ones no longer listed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tempo_fast.backend import BackendError, NotFoundError, ObjectStore
 from tempo_fast.pkg.log import get_logger
 
 _log = get_logger("querier")
@@ -27,6 +35,51 @@ class BlockStoreCore(Protocol):
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[Any, dict[str, int]]: ...
 
 
+class RemoteBlocksCore(Protocol):
+    """The surface of ``tempo_fast._core.RemoteBlocks`` used here."""
+
+    def open(self, tenant: str, block_id: str, store: Any) -> None: ...
+    def contains(self, tenant: str, block_id: str) -> bool: ...
+    def retain(self, tenant: str, keep: set[str]) -> None: ...
+    def counts(self) -> dict[str, int]: ...
+    def find_trace(self, tenant: str, trace_id: bytes) -> tuple[Any, dict[str, int]]: ...
+
+
+@dataclass
+class ObjectStoreBlocks:
+    """Blocks read from an object store: the store, the Rust block list, and which block ids
+    are staged locally (those are read from disk instead)."""
+
+    store: ObjectStore
+    blocks: RemoteBlocksCore
+    staged: Callable[[str], set[str]]
+    open_failures: int = 0
+
+    def poll(self) -> None:
+        """Sync the open blocks with every tenant index (blocking: store reads)."""
+        tenants = set(self.store.list_tenants()) | set(self.blocks.counts())
+        for tenant in sorted(tenants):
+            try:
+                listed = {str(m.get("blockID")) for m in self.store.read_blocklist(tenant).metas}
+            except NotFoundError:
+                listed = set()
+            keep = listed - self.staged(tenant)
+            self.blocks.retain(tenant, keep)
+            for block_id in sorted(keep):
+                if self.blocks.contains(tenant, block_id):
+                    continue
+                try:
+                    self.blocks.open(tenant, block_id, self.store)
+                except (RuntimeError, BackendError) as e:
+                    self.open_failures += 1
+                    _log.error(
+                        "skipping a block the store lists but that cannot be read",
+                        tenant=tenant,
+                        block=block_id,
+                        err=str(e),
+                    )
+
+
 Render = Callable[[list[Any], str, int], "bytes | None"]
 
 
@@ -34,10 +87,16 @@ class Querier:
     """Finds a trace's parts in the ingester and complete blocks; renders them with Rust."""
 
     def __init__(
-        self, ingester: TraceSource, blocks: BlockStoreCore, render: Render, poll_interval: float
+        self,
+        ingester: TraceSource,
+        blocks: BlockStoreCore,
+        render: Render,
+        poll_interval: float,
+        remote: ObjectStoreBlocks | None = None,
     ) -> None:
         self._ingester = ingester
         self._blocks = blocks
+        self._remote = remote
         self._render = render
         self._poll_interval = poll_interval
         self._blocklist: dict[str, int] = {}
@@ -55,17 +114,24 @@ class Querier:
             live = self._ingester.find_trace(tenant, trace_id)
             if live is not None:
                 parts.append(live)
-            stored, stats = self._blocks.find_trace(tenant, trace_id)
-            inspected += int(stats.get("bytes_read", 0))
-            if stored is not None:
-                parts.append(stored)
+            sources = [self._blocks] + ([self._remote.blocks] if self._remote else [])
+            for source in sources:
+                stored, stats = source.find_trace(tenant, trace_id)
+                inspected += int(stats.get("bytes_read", 0))
+                if stored is not None:
+                    parts.append(stored)
         if not parts:
             return None
         return self._render(parts, fmt, inspected)
 
     def poll(self) -> Mapping[str, int]:
         """Re-read the block list now (blocking)."""
-        self._blocklist = dict(self._blocks.poll())
+        counts = dict(self._blocks.poll())
+        if self._remote is not None:
+            self._remote.poll()
+            for tenant, n in self._remote.blocks.counts().items():
+                counts[tenant] = counts.get(tenant, 0) + n
+        self._blocklist = counts
         return self._blocklist
 
     def blocklist(self) -> Mapping[str, int]:

@@ -15,12 +15,10 @@ from tests.e2e.traces import emit_traces, trace_ids, wait_for
 from tests.server import TempoServer
 
 
-def test_blocks_reach_the_bucket(
-    moto: MotoServer, bucket: str, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setenv("TF_TEST_S3_SECRET", "testing")
-    server = TempoServer(
-        tmp_path / "tempo",
+def s3_server(data: Path, moto: MotoServer, bucket: str) -> TempoServer:
+    """A server whose backend is ``bucket`` on moto (secret key from ``${TF_TEST_S3_SECRET}``)."""
+    return TempoServer(
+        data,
         overrides={
             "ingester": {
                 "trace_idle_period": "1s",
@@ -29,6 +27,7 @@ def test_blocks_reach_the_bucket(
             },
             "storage": {
                 "trace": {
+                    "blocklist_poll": "1s",
                     "backend": "s3",
                     "s3": {
                         "bucket": bucket,
@@ -44,7 +43,14 @@ def test_blocks_reach_the_bucket(
             },
         },
         extra_args=["-config.expand-env=true"],
-    ).start()
+    )
+
+
+def test_blocks_reach_the_bucket_and_another_server_reads_them(
+    moto: MotoServer, bucket: str, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TF_TEST_S3_SECRET", "testing")
+    server = s3_server(tmp_path / "a", moto, bucket).start()
     try:
         sent = emit_traces(OTLPSpanExporter(endpoint=server.otlp_grpc, insecure=True), n_traces=3)
         client = moto.client()
@@ -67,5 +73,26 @@ def test_blocks_reach_the_bucket(
         for tid in trace_ids(sent):
             assert server.get(f"/api/traces/{tid}")[0] == 200
         assert "tempo_ingester_blocks_uploaded_total" in server.metrics()
+        # another process sharing the bucket (its own WAL, nothing staged) reads the blocks
+        # from the store by byte range
+        other = s3_server(tmp_path / "b", moto, bucket).start()
+        try:
+            for tid in trace_ids(sent):
+                status, _, body = wait_for(lambda t=tid: ok(other.get(f"/api/traces/{t}")), 20)
+                mine = [s for s in sent if f"{s.context.trace_id:032x}" == tid]
+                got = {
+                    span["spanId"]
+                    for b in orjson.loads(body)["batches"]
+                    for ss in b["scopeSpans"]
+                    for span in ss["spans"]
+                }
+                assert len(got) == len(mine)
+            assert 'tempodb_blocklist_length{tenant="single-tenant"}' in other.metrics()
+        finally:
+            other.stop()
     finally:
         server.stop()
+
+
+def ok(reply: tuple[int, dict, bytes]) -> tuple[int, dict, bytes] | None:
+    return reply if reply[0] == 200 else None

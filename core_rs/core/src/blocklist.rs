@@ -1,7 +1,8 @@
-//! The querier's list of complete blocks in a local backend, polled from disk,
-//! and trace lookups across them (bloom filter first, then the block's index).
+//! The querier's lists of complete blocks and trace lookups across them (bloom
+//! filter first, then the block's index): [`BlockStore`] polls a local backend from
+//! disk; [`SourceBlocks`] holds blocks the control plane opened from an object store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -40,13 +41,8 @@ impl BlockStore {
     /// forgets vanished ones. Returns the block count per tenant.
     pub fn poll(&self) -> io::Result<Vec<(String, usize)>> {
         let mut next: HashMap<String, Vec<Arc<BlockReader>>> = HashMap::new();
-        let known: HashMap<PathBuf, Arc<BlockReader>> = self
-            .tenants
-            .read()
-            .values()
-            .flatten()
-            .map(|b| (b.dir().to_path_buf(), b.clone()))
-            .collect();
+        let known: HashMap<String, Arc<BlockReader>> =
+            self.tenants.read().values().flatten().map(|b| (b.location(), b.clone())).collect();
         let tenants = match fs::read_dir(&self.root) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -63,7 +59,7 @@ impl BlockStore {
                 if !dir.join("meta.json").is_file() {
                     continue; // being written, or a crashed upload
                 }
-                if let Some(b) = known.get(&dir) {
+                if let Some(b) = known.get(&dir.display().to_string()) {
                     blocks.push(b.clone());
                     continue;
                 }
@@ -91,34 +87,90 @@ impl BlockStore {
     /// holding it). A corrupt block is skipped and counted, never fatal.
     pub fn find_trace(&self, tenant: &str, trace_id: &TraceId) -> (Vec<RecordBatch>, LookupStats) {
         let blocks = self.tenants.read().get(tenant).cloned().unwrap_or_default();
-        let mut stats = LookupStats::default();
-        let mut out = Vec::new();
-        for b in blocks {
-            stats.blocks_checked += 1;
-            if !b.might_contain(trace_id) {
-                continue;
+        find_in(&blocks, trace_id)
+    }
+}
+
+/// The rows of `trace_id` in `blocks` (one batch per block holding it). A corrupt or
+/// unreadable block is skipped, logged and counted, never fatal.
+pub fn find_in(blocks: &[Arc<BlockReader>], trace_id: &TraceId) -> (Vec<RecordBatch>, LookupStats) {
+    let mut stats = LookupStats::default();
+    let mut out = Vec::new();
+    for b in blocks {
+        stats.blocks_checked += 1;
+        if !b.might_contain(trace_id) {
+            continue;
+        }
+        stats.blocks_read += 1;
+        match b.find_trace_with_stats(trace_id) {
+            Ok((batch, read)) => {
+                stats.bytes_read += read.bytes;
+                stats.reads += read.reads;
+                out.extend(batch);
             }
-            stats.blocks_read += 1;
-            match b.find_trace_with_stats(trace_id) {
-                Ok((batch, read)) => {
-                    stats.bytes_read += read.bytes;
-                    stats.reads += read.reads;
-                    out.extend(batch);
-                }
-                Err(e) => {
-                    stats.errors += 1;
-                    log::log(
-                        Level::Error,
-                        "querier",
-                        &format!(
-                            "msg=\"block read failed\" block={} err={}",
-                            log::quote(&b.dir().display().to_string()),
-                            log::quote(&e.to_string())
-                        ),
-                    );
-                }
+            Err(e) => {
+                stats.errors += 1;
+                log::log(
+                    Level::Error,
+                    "querier",
+                    &format!(
+                        "msg=\"block read failed\" block={} err={}",
+                        log::quote(&b.location()),
+                        log::quote(&e.to_string())
+                    ),
+                );
             }
         }
-        (out, stats)
+    }
+    (out, stats)
+}
+
+/// Blocks opened from sources the control plane manages (an object store's block
+/// list), per tenant and block id.
+#[derive(Default)]
+pub struct SourceBlocks {
+    tenants: RwLock<HashMap<String, HashMap<String, Arc<BlockReader>>>>,
+}
+
+impl SourceBlocks {
+    /// Adds (or replaces) a block of `tenant`.
+    pub fn insert(&self, tenant: &str, block_id: &str, block: Arc<BlockReader>) {
+        self.tenants
+            .write()
+            .entry(tenant.to_string())
+            .or_default()
+            .insert(block_id.to_string(), block);
+    }
+
+    /// Whether `tenant` has block `block_id`.
+    pub fn contains(&self, tenant: &str, block_id: &str) -> bool {
+        self.tenants.read().get(tenant).is_some_and(|b| b.contains_key(block_id))
+    }
+
+    /// Forgets `tenant`'s blocks not in `keep` (gone from the block list).
+    pub fn retain(&self, tenant: &str, keep: &HashSet<String>) {
+        let mut g = self.tenants.write();
+        if let Some(blocks) = g.get_mut(tenant) {
+            blocks.retain(|id, _| keep.contains(id));
+            if blocks.is_empty() {
+                g.remove(tenant);
+            }
+        }
+    }
+
+    /// Blocks per tenant.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        self.tenants.read().iter().map(|(t, b)| (t.clone(), b.len())).collect()
+    }
+
+    /// As [`BlockStore::find_trace`].
+    pub fn find_trace(&self, tenant: &str, trace_id: &TraceId) -> (Vec<RecordBatch>, LookupStats) {
+        let blocks: Vec<Arc<BlockReader>> = self
+            .tenants
+            .read()
+            .get(tenant)
+            .map(|b| b.values().cloned().collect())
+            .unwrap_or_default();
+        find_in(&blocks, trace_id)
     }
 }

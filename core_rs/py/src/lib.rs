@@ -14,8 +14,8 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use tempo_core::block::traces_per_shard;
-use tempo_core::blocklist::BlockStore as CoreBlockStore;
+use tempo_core::block::{traces_per_shard, BlockReader, BlockSource};
+use tempo_core::blocklist::{BlockStore as CoreBlockStore, LookupStats, SourceBlocks};
 use tempo_core::ingester::{
     Encoding, Ingester as CoreIngester, IngesterConfig, PushError, PushOutcome,
 };
@@ -449,13 +449,108 @@ impl BlockStore {
         let id = self::trace_id(trace_id)?;
         let inner = &self.inner;
         let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
+        Ok((part(batches), lookup_stats(py, &stats)?))
+    }
+}
+
+fn lookup_stats<'py>(py: Python<'py>, stats: &LookupStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("blocks_checked", stats.blocks_checked)?;
+    d.set_item("blocks_read", stats.blocks_read)?;
+    d.set_item("bytes_read", stats.bytes_read)?;
+    d.set_item("reads", stats.reads)?;
+    d.set_item("errors", stats.errors)?;
+    Ok(d)
+}
+
+/// A block in an object store, read through a Python store object's `get(key)` and
+/// `get_range(key, offset, length)` (keys `<tenant>/<block-id>/<file>`): the Rust
+/// reader plans every read, the control plane's one S3 client performs it.
+struct PySource {
+    store: Py<PyAny>,
+    prefix: String,
+}
+
+impl PySource {
+    /// Calls the store; the result must be bytes. A Python error becomes an I/O error.
+    fn call(
+        &self,
+        f: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>,
+    ) -> std::io::Result<Vec<u8>> {
+        Python::attach(|py| {
+            f(self.store.bind(py))
+                .and_then(|r| r.extract::<Vec<u8>>())
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+    }
+}
+
+impl BlockSource for PySource {
+    fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        let key = format!("{}/{name}", self.prefix);
+        self.call(|store| store.call_method1("get", (key,)))
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let key = format!("{}/{name}", self.prefix);
+        self.call(|store| store.call_method1("get_range", (key, offset, len)))
+    }
+
+    fn describe(&self) -> String {
+        format!("object store {}", self.prefix)
+    }
+}
+
+/// Blocks the querier opened from an object store's block list.
+#[pyclass(frozen)]
+struct RemoteBlocks {
+    inner: Arc<SourceBlocks>,
+}
+
+#[pymethods]
+impl RemoteBlocks {
+    #[new]
+    fn new() -> Self {
+        RemoteBlocks { inner: Arc::default() }
+    }
+
+    /// Opens `tenant`'s block `block_id` from `store` (meta, bloom and index are read now).
+    fn open(&self, py: Python<'_>, tenant: &str, block_id: &str, store: Py<PyAny>) -> PyResult<()> {
+        let source = Arc::new(PySource { store, prefix: format!("{tenant}/{block_id}") });
+        let block = py
+            .detach(|| BlockReader::open_source(source).and_then(|b| b.warm().map(|_| b)))
+            .map_err(runtime)?;
+        self.inner.insert(tenant, block_id, Arc::new(block));
+        Ok(())
+    }
+
+    fn contains(&self, tenant: &str, block_id: &str) -> bool {
+        self.inner.contains(tenant, block_id)
+    }
+
+    /// Forgets `tenant`'s blocks whose ids are not in `keep`.
+    fn retain(&self, tenant: &str, keep: std::collections::HashSet<String>) {
+        self.inner.retain(tenant, &keep);
+    }
+
+    fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("blocks_checked", stats.blocks_checked)?;
-        d.set_item("blocks_read", stats.blocks_read)?;
-        d.set_item("bytes_read", stats.bytes_read)?;
-        d.set_item("reads", stats.reads)?;
-        d.set_item("errors", stats.errors)?;
-        Ok((part(batches), d))
+        for (tenant, n) in self.inner.counts() {
+            d.set_item(tenant, n)?;
+        }
+        Ok(d)
+    }
+
+    fn find_trace<'py>(
+        &self,
+        py: Python<'py>,
+        tenant: &str,
+        trace_id: &[u8],
+    ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
+        let id = self::trace_id(trace_id)?;
+        let inner = &self.inner;
+        let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
+        Ok((part(batches), lookup_stats(py, &stats)?))
     }
 }
 
@@ -501,6 +596,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TracePart>()?;
     m.add_class::<Ingester>()?;
     m.add_class::<BlockStore>()?;
+    m.add_class::<RemoteBlocks>()?;
     m.add_function(wrap_pyfunction!(render_trace, m)?)?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     Ok(())

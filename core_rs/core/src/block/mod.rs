@@ -33,7 +33,7 @@ pub use chunk::{write_chunk, ChunkReader};
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::complete;
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
-pub use reader::{BlockReader, ReadStats};
+pub use reader::{BlockReader, BlockSource, DirSource, ReadStats};
 
 use crate::columnar::ColumnarError;
 use crate::schema::{default_dedicated_columns, DedicatedColumn};

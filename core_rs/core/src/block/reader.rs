@@ -1,4 +1,9 @@
 //! Reading complete blocks, counting the bytes each lookup reads.
+//!
+//! A block's files come from a [`BlockSource`]: a local directory, or an object store
+//! the control plane reads by byte range. Either way the reader plans the reads: the
+//! bloom filter and index whole, then only the Parquet footer, page index and pages
+//! that can hold the trace.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -38,20 +43,69 @@ struct Counters {
     reads: AtomicU64,
 }
 
-/// A file for the Parquet reader that counts what is read (positional reads, so
-/// clones share no cursor).
+/// Where a block's files are read from.
+pub trait BlockSource: Send + Sync {
+    /// A whole file (`meta.json`, bloom shards, `index`).
+    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// `len` bytes of file `name` from `offset`.
+    fn read_range(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>>;
+    /// Where the block lives, for logs and as its identity in a block list.
+    fn describe(&self) -> String;
+}
+
+/// A block in a local directory; the data file stays open for positional reads.
+pub struct DirSource {
+    dir: PathBuf,
+    data: Mutex<Option<Arc<File>>>,
+}
+
+impl DirSource {
+    pub fn new(dir: &Path) -> DirSource {
+        DirSource { dir: dir.to_path_buf(), data: Mutex::new(None) }
+    }
+
+    fn data(&self) -> io::Result<Arc<File>> {
+        let mut g = self.data.lock();
+        if let Some(f) = g.as_ref() {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(self.dir.join(DATA_FILE))?);
+        *g = Some(f.clone());
+        Ok(f)
+    }
+}
+
+impl BlockSource for DirSource {
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.dir.join(name))
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        if name == DATA_FILE {
+            self.data()?.read_exact_at(&mut buf, offset)?;
+        } else {
+            File::open(self.dir.join(name))?.read_exact_at(&mut buf, offset)?;
+        }
+        Ok(buf)
+    }
+
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+/// The data file for the Parquet reader: ranged reads from the source, counted.
 #[derive(Clone)]
 struct CountingFile {
-    file: Arc<File>,
+    source: Arc<dyn BlockSource>,
     len: u64,
     counters: Arc<Counters>,
 }
 
 impl CountingFile {
-    fn open(path: &Path) -> io::Result<CountingFile> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        Ok(CountingFile { file: Arc::new(file), len, counters: Arc::default() })
+    fn new(source: Arc<dyn BlockSource>, len: u64) -> CountingFile {
+        CountingFile { source, len, counters: Arc::default() }
     }
 
     fn stats(&self) -> ReadStats {
@@ -68,14 +122,23 @@ impl Length for CountingFile {
     }
 }
 
+/// A sequential read from `pos`, fetched in ranges of at most [`READ_CHUNK`] bytes.
 struct RangeRead {
     file: CountingFile,
     pos: u64,
 }
 
+const READ_CHUNK: usize = 64 << 10;
+
 impl Read for RangeRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.file.read_at(buf, self.pos)?;
+        let left = self.file.len.saturating_sub(self.pos) as usize;
+        let n = buf.len().min(left).min(READ_CHUNK);
+        if n == 0 {
+            return Ok(0);
+        }
+        let data = self.file.source.read_range(DATA_FILE, self.pos, n)?;
+        buf[..n].copy_from_slice(&data[..n]);
         self.pos += n as u64;
         self.file.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
@@ -91,8 +154,14 @@ impl ParquetChunkReader for CountingFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        let mut buf = vec![0u8; length];
-        self.file.read_exact_at(&mut buf, start)?;
+        let buf = self.source.read_range(DATA_FILE, start, length)?;
+        if buf.len() != length {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "{}: read {} bytes at {start}, wanted {length}",
+                self.source.describe(),
+                buf.len()
+            )));
+        }
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes.fetch_add(length as u64, Ordering::Relaxed);
         Ok(Bytes::from(buf))
@@ -160,7 +229,7 @@ fn read_matching(
 /// A complete block: meta, bloom filter and index in memory; the Parquet footer
 /// and page index loaded on the first lookup that needs them.
 pub struct BlockReader {
-    dir: PathBuf,
+    source: Arc<dyn BlockSource>,
     meta: BlockMeta,
     bloom: Bloom,
     index: TraceIndex,
@@ -168,25 +237,30 @@ pub struct BlockReader {
 }
 
 impl BlockReader {
+    /// Opens the block in local directory `dir`.
     pub fn open(dir: &Path) -> Result<BlockReader, BlockError> {
-        let read = |name: &str| {
-            fs::read(dir.join(name))
-                .map_err(io_err(format!("reading {}", dir.join(name).display())))
-        };
+        BlockReader::open_source(Arc::new(DirSource::new(dir)))
+    }
+
+    /// Opens a block from `source`: reads its meta, bloom filter and index whole.
+    pub fn open_source(source: Arc<dyn BlockSource>) -> Result<BlockReader, BlockError> {
+        let at = source.describe();
+        let read = |name: &str| source.read(name).map_err(io_err(format!("reading {at}/{name}")));
         let meta: BlockMeta = serde_json::from_slice(&read(META_FILE)?)
-            .map_err(|e| BlockError::Corrupt(format!("{}: meta.json: {e}", dir.display())))?;
+            .map_err(|e| BlockError::Corrupt(format!("{at}: meta.json: {e}")))?;
         let shards = (0..meta.bloom_shards as usize)
             .map(|i| read(&bloom_file(i)))
             .collect::<Result<Vec<_>, _>>()?;
-        let bloom = Bloom::decode(&shards)
-            .map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
+        let bloom =
+            Bloom::decode(&shards).map_err(|e| BlockError::Corrupt(format!("{at}: {e}")))?;
         let index = TraceIndex::decode(&read(INDEX_FILE)?)
-            .map_err(|e| BlockError::Corrupt(format!("{}: {e}", dir.display())))?;
-        Ok(BlockReader { dir: dir.to_path_buf(), meta, bloom, index, parquet: Mutex::new(None) })
+            .map_err(|e| BlockError::Corrupt(format!("{at}: {e}")))?;
+        Ok(BlockReader { source, meta, bloom, index, parquet: Mutex::new(None) })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the block lives (its identity in a block list).
+    pub fn location(&self) -> String {
+        self.source.describe()
     }
 
     pub fn meta(&self) -> &BlockMeta {
@@ -208,10 +282,11 @@ impl BlockReader {
     /// Loads the Parquet footer and page index now (the block list does this for
     /// new blocks, so the first lookup does not pay for it).
     pub fn warm(&self) -> Result<(), BlockError> {
-        let path = self.dir.join(DATA_FILE);
-        let file =
-            CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
-        self.parquet_meta(&file).map(|_| ())
+        self.parquet_meta(&self.data()).map(|_| ())
+    }
+
+    fn data(&self) -> CountingFile {
+        CountingFile::new(self.source.clone(), self.meta.size)
     }
 
     fn parquet_meta(&self, file: &CountingFile) -> Result<ArrowReaderMetadata, BlockError> {
@@ -234,9 +309,7 @@ impl BlockReader {
         if groups.is_empty() {
             return Ok((None, ReadStats::default()));
         }
-        let path = self.dir.join(DATA_FILE);
-        let file =
-            CountingFile::open(&path).map_err(io_err(format!("opening {}", path.display())))?;
+        let file = self.data();
         let meta = self.parquet_meta(&file)?;
         let selection = page_selection(&meta, &groups, id);
         let rows = read_matching(file.clone(), meta, groups, selection, id)?;
