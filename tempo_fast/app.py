@@ -173,6 +173,7 @@ class App:
         self._api.querier = self.querier
         self.ingester.on_blocks_flushed(self.querier.request_poll)
         if store is not None:
+            self.metrics.watch_backend(store.stats.snapshot)
             self.flusher = BlockFlusher(store, cfg.storage.blocks_path, self.metrics.registry)
             self.ingester.on_blocks_flushed(self.flusher.wake)
             period = cfg.ingester.flush_check_period

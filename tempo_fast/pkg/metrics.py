@@ -163,6 +163,35 @@ class CoreStatsCollector(Collector):
         yield blocks
 
 
+class BackendStatsCollector(Collector):
+    """The object store's counters (``BackendStats.snapshot()``) as ``tempodb_backend_*``."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterable[Any]:
+        counts = self._snapshot()
+        simple = (
+            ("requests", "Object store requests (retries included)."),
+            ("retries", "Object store requests retried after a transient error."),
+            ("bytes_read", "Bytes read from the object store."),
+            ("bytes_written", "Bytes written to the object store."),
+        )
+        for key, doc in simple:
+            family = CounterMetricFamily(f"tempodb_backend_{key}", doc, labels=[])
+            family.add_metric([], counts.get(key, 0))
+            yield family
+        failures = CounterMetricFamily(
+            "tempodb_backend_failures",
+            "Object store operations that failed after retries, by kind.",
+            labels=["kind"],
+        )
+        for key, n in sorted(counts.items()):
+            if key.startswith("failures_"):
+                failures.add_metric([key.removeprefix("failures_")], n)
+        yield failures
+
+
 class Metrics:
     """Every metric the control plane writes, on its own registry."""
 
@@ -238,6 +267,10 @@ class Metrics:
     ) -> None:
         """Expose the Rust core's counters (read at scrape time)."""
         self.registry.register(CoreStatsCollector(ingester_stats, blocklist))
+
+    def watch_backend(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
+        """Expose the object store's counters (read at scrape time)."""
+        self.registry.register(BackendStatsCollector(snapshot))
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

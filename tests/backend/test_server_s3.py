@@ -72,7 +72,9 @@ def test_blocks_reach_the_bucket_and_another_server_reads_them(
         assert metas[0]["tenantID"] == "single-tenant"
         for tid in trace_ids(sent):
             assert server.get(f"/api/traces/{tid}")[0] == 200
-        assert "tempo_ingester_blocks_uploaded_total" in server.metrics()
+        text = server.metrics()
+        assert "tempo_ingester_blocks_uploaded_total" in text
+        assert "tempodb_backend_bytes_written_total" in text
         # another process sharing the bucket (its own WAL, nothing staged) reads the blocks
         # from the store by byte range
         other = s3_server(tmp_path / "b", moto, bucket).start()
