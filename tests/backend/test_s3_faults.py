@@ -127,7 +127,8 @@ def test_get_ranges_are_concurrent_and_ordered(s3_store: S3Backend, proxy: Fault
     got = s3_store.get_ranges("t/a/data", ranges)
     elapsed = time.monotonic() - t0
     assert got == [payload[o : o + n] for o, n in ranges]
-    assert elapsed < 1.2, f"12 ranges of 0.3 s each took {elapsed:.2f}s: not concurrent"
+    # one after another would take 3.6 s; the margin absorbs a loaded 2-core machine
+    assert elapsed < 2.0, f"12 ranges of 0.3 s each took {elapsed:.2f}s: not concurrent"
 
     proxy.fail(2, 503, match=on("GET"))  # a failing range is retried; order still holds
     proxy.drop(1, match=on("GET"))

@@ -499,6 +499,21 @@ impl BlockSource for PySource {
     fn describe(&self) -> String {
         format!("object store {}", self.prefix)
     }
+
+    fn remote(&self) -> bool {
+        true
+    }
+
+    fn read_ranges(&self, name: &str, ranges: &[(u64, usize)]) -> std::io::Result<Vec<Vec<u8>>> {
+        let key = format!("{}/{name}", self.prefix);
+        Python::attach(|py| {
+            self.store
+                .bind(py)
+                .call_method1("get_ranges", (key, ranges.to_vec()))
+                .and_then(|r| r.extract::<Vec<Vec<u8>>>())
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+    }
 }
 
 /// Blocks the querier opened from an object store's block list.

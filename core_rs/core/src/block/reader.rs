@@ -51,6 +51,16 @@ pub trait BlockSource: Send + Sync {
     fn read_range(&self, name: &str, offset: u64, len: usize) -> io::Result<Vec<u8>>;
     /// Where the block lives, for logs and as its identity in a block list.
     fn describe(&self) -> String;
+    /// Whether each read is a request to a remote store: then a lookup fetches whole
+    /// row groups up front, in one concurrent [`BlockSource::read_ranges`], instead of
+    /// one request per page.
+    fn remote(&self) -> bool {
+        false
+    }
+    /// Several ranges of `name` (the remote store fetches them concurrently).
+    fn read_ranges(&self, name: &str, ranges: &[(u64, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        ranges.iter().map(|&(offset, len)| self.read_range(name, offset, len)).collect()
+    }
 }
 
 /// A block in a local directory; the data file stays open for positional reads.
@@ -95,17 +105,48 @@ impl BlockSource for DirSource {
     }
 }
 
-/// The data file for the Parquet reader: ranged reads from the source, counted.
+/// The data file for the Parquet reader: ranged reads from the source (or from
+/// ranges fetched ahead), counted.
 #[derive(Clone)]
 struct CountingFile {
     source: Arc<dyn BlockSource>,
     len: u64,
     counters: Arc<Counters>,
+    /// Ranges fetched ahead: (offset, bytes).
+    ahead: Arc<Mutex<Vec<(u64, Bytes)>>>,
 }
 
 impl CountingFile {
     fn new(source: Arc<dyn BlockSource>, len: u64) -> CountingFile {
-        CountingFile { source, len, counters: Arc::default() }
+        CountingFile { source, len, counters: Arc::default(), ahead: Arc::default() }
+    }
+
+    /// Fetches `ranges` now, in one call to the source, for the reads that follow.
+    fn fetch_ahead(&self, ranges: &[(u64, usize)]) -> io::Result<()> {
+        let data = self.source.read_ranges(DATA_FILE, ranges)?;
+        let mut ahead = self.ahead.lock();
+        for (&(offset, len), bytes) in ranges.iter().zip(data) {
+            if bytes.len() != len {
+                return Err(io::Error::other(format!(
+                    "{}: read {} bytes at {offset}, wanted {len}",
+                    self.source.describe(),
+                    bytes.len()
+                )));
+            }
+            self.counters.reads.fetch_add(1, Ordering::Relaxed);
+            self.counters.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            ahead.push((offset, Bytes::from(bytes)));
+        }
+        Ok(())
+    }
+
+    /// `length` bytes at `start` if a range fetched ahead holds them.
+    fn fetched(&self, start: u64, length: usize) -> Option<Bytes> {
+        let ahead = self.ahead.lock();
+        ahead.iter().find_map(|(offset, bytes)| {
+            let from = start.checked_sub(*offset)? as usize;
+            (from + length <= bytes.len()).then(|| bytes.slice(from..from + length))
+        })
     }
 
     fn stats(&self) -> ReadStats {
@@ -137,6 +178,11 @@ impl Read for RangeRead {
         if n == 0 {
             return Ok(0);
         }
+        if let Some(data) = self.file.fetched(self.pos, n) {
+            buf[..n].copy_from_slice(&data);
+            self.pos += n as u64;
+            return Ok(n);
+        }
         let data = self.file.source.read_range(DATA_FILE, self.pos, n)?;
         buf[..n].copy_from_slice(&data[..n]);
         self.pos += n as u64;
@@ -154,6 +200,9 @@ impl ParquetChunkReader for CountingFile {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        if let Some(data) = self.fetched(start, length) {
+            return Ok(data);
+        }
         let buf = self.source.read_range(DATA_FILE, start, length)?;
         if buf.len() != length {
             return Err(parquet::errors::ParquetError::EOF(format!(
@@ -311,6 +360,27 @@ impl BlockReader {
         }
         let file = self.data();
         let meta = self.parquet_meta(&file)?;
+        if self.source.remote() {
+            // One request per candidate row group (fetched concurrently) instead of one
+            // per page and column.
+            let md = meta.metadata();
+            let ranges: Vec<(u64, usize)> = groups
+                .iter()
+                .filter_map(|&g| {
+                    let rg = md.row_group(g);
+                    let (lo, hi) = rg
+                        .columns()
+                        .iter()
+                        .map(|c| c.byte_range())
+                        .fold((u64::MAX, 0), |(lo, hi), (start, len)| {
+                            (lo.min(start), hi.max(start + len))
+                        });
+                    (lo < hi).then(|| (lo, (hi - lo) as usize))
+                })
+                .collect();
+            file.fetch_ahead(&ranges)
+                .map_err(io_err(format!("reading {}", self.source.describe())))?;
+        }
         let selection = page_selection(&meta, &groups, id);
         let rows = read_matching(file.clone(), meta, groups, selection, id)?;
         Ok((rows, file.stats()))
