@@ -7,7 +7,7 @@ use crate::pb::{
     put_bytes_field, put_fixed32_field, put_fixed64_field, put_message, put_varint_field,
 };
 
-const SERVICES: [&str; 20] = [
+pub(crate) const SERVICES: [&str; 20] = [
     "frontend",
     "cart",
     "checkout",
@@ -29,8 +29,8 @@ const SERVICES: [&str; 20] = [
     "fraud",
     "ledger",
 ];
-const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
-const DBS: [&str; 4] = ["postgresql", "redis", "mongodb", "mysql"];
+pub(crate) const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+pub(crate) const DBS: [&str; 4] = ["postgresql", "redis", "mongodb", "mysql"];
 
 /// splitmix64: small, fast, good enough for test data.
 pub struct Rng(u64);

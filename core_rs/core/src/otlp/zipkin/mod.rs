@@ -28,12 +28,15 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::ops::Range;
 
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use crate::pb::{put_bytes_field, put_fixed64_field, put_message, put_varint_field, varint_len};
+use crate::pb::{put_key, put_varint, LEN};
 
+mod json_reader;
 mod v1;
 mod v1_json;
 mod v1_thrift;
@@ -44,6 +47,12 @@ mod v2_proto;
 mod fixtures;
 #[cfg(test)]
 mod format_tests;
+#[cfg(test)]
+mod json_gen;
+#[cfg(test)]
+mod realistic;
+#[cfg(test)]
+mod v2_json_tests;
 
 pub use v1_json::zipkin_v1_json_to_otlp;
 pub use v1_thrift::zipkin_v1_thrift_to_otlp;
@@ -53,28 +62,6 @@ pub use v2_json::zipkin_v2_json_to_otlp;
 pub use v2_proto::zipkin_v2_proto;
 #[cfg(test)]
 pub use v2_proto::zipkin_v2_proto_to_otlp;
-
-/// Tag prefixes of resource semantic conventions: such tags describe the process
-/// that produced the span, and go back to the resource.
-const RESOURCE_PREFIXES: &[&str] = &[
-    "service.",
-    "telemetry.",
-    "host.",
-    "os.",
-    "process.",
-    "container.",
-    "k8s.",
-    "cloud.",
-    "faas.",
-    "deployment.",
-    "device.",
-    "aws.ecs.",
-    "aws.eks.",
-    "aws.log.",
-    "gcp.",
-    "heroku.",
-    "webengine.",
-];
 
 const TAG_STATUS_CODE: &str = "otel.status_code";
 const TAG_STATUS_DESCRIPTION: &str = "otel.status_description";
@@ -93,12 +80,61 @@ const KIND_CONSUMER: u64 = 5;
 const STATUS_OK: i32 = 1;
 const STATUS_ERROR: i32 = 2;
 
+/// Whether a tag is a resource semantic convention (`host.*`, `k8s.*`, `aws.ecs.*`, …):
+/// such tags describe the process that produced the span, and go back to the resource.
 fn is_resource_tag(key: &str) -> bool {
-    RESOURCE_PREFIXES.iter().any(|p| key.starts_with(p))
+    let k = key.as_bytes();
+    match k.first() {
+        Some(b's') => k.starts_with(b"service."),
+        Some(b't') => k.starts_with(b"telemetry."),
+        Some(b'h') => k.starts_with(b"host.") || k.starts_with(b"heroku."),
+        Some(b'o') => k.starts_with(b"os."),
+        Some(b'p') => k.starts_with(b"process."),
+        Some(b'c') => k.starts_with(b"container.") || k.starts_with(b"cloud."),
+        Some(b'k') => k.starts_with(b"k8s."),
+        Some(b'f') => k.starts_with(b"faas."),
+        Some(b'd') => k.starts_with(b"deployment.") || k.starts_with(b"device."),
+        Some(b'a') => {
+            k.starts_with(b"aws.ecs.") || k.starts_with(b"aws.eks.") || k.starts_with(b"aws.log.")
+        }
+        Some(b'g') => k.starts_with(b"gcp."),
+        Some(b'w') => k.starts_with(b"webengine."),
+        _ => false,
+    }
 }
 
 /// A string borrowed from the body where it can be.
 type Str<'a> = Cow<'a, str>;
+
+/// The bytes of up to eight hex digits (either case; an even count), little-endian:
+/// None if any is not a hex digit.
+fn hex_digits(digits: &[u8]) -> Option<u32> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    let w = u64::from_le_bytes(match digits.try_into() {
+        Ok(eight) => eight,
+        Err(_) => {
+            let mut buf = [b'0'; 8];
+            buf.get_mut(..digits.len())?.copy_from_slice(digits);
+            buf
+        }
+    });
+    // Per byte: the top bit of `w + (0x80 - lo)` is set iff the byte is >= lo, and of
+    // `w + (0x7f - hi)` iff it is > hi (with the top bits cleared first: no carries).
+    let low = w & !HIGH;
+    let within =
+        |lo: u8, hi: u8| (low + ONES * (0x80 - lo) as u64) & !(low + ONES * (0x7f - hi) as u64);
+    let valid = (within(b'0', b'9') | within(b'A', b'F') | within(b'a', b'f')) & !w & HIGH;
+    if valid != HIGH {
+        return None;
+    }
+    // Digit values (letters have bit 6 set: their low nibble plus 9), then pairs of
+    // nibbles into bytes, then the even bytes together.
+    let nibbles = (w & (ONES * 0x0f)) + ((w >> 6) & ONES) * 9;
+    let pairs = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    Some((quads | (quads >> 16)) as u32)
+}
 
 /// An id decoded on the stack; `len` 1 marks an invalid id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,14 +160,17 @@ impl Id {
         if s.len() + pad * 2 != bytes * 2 {
             return Id::BAD;
         }
-        let mut id = Id { bytes: [0; 16], len: bytes as u8 };
-        for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
-            match ((pair[0] as char).to_digit(16), (pair[1] as char).to_digit(16)) {
-                (Some(h), Some(l)) => id.bytes[pad + i] = (h * 16 + l) as u8,
-                _ => return Id::BAD,
-            }
+        // Eight digits at a time, into a register (ids are random: per-digit branches
+        // would mispredict, and bytes stored one by one would be slow to read back).
+        let (mut v, mut at) = (0u128, pad);
+        for digits in s.as_bytes().chunks(8) {
+            let Some(x) = hex_digits(digits) else {
+                return Id::BAD;
+            };
+            v |= (x as u128) << (8 * at);
+            at += digits.len() / 2;
         }
-        id
+        Id { bytes: v.to_le_bytes(), len: bytes as u8 }
     }
 
     /// Raw bytes of a `bytes`-byte id; an 8-byte trace id is left-padded to 16.
@@ -258,6 +297,25 @@ struct Span<'a> {
     annotations: Option<Vec<Annotation<'a>>>,
 }
 
+impl Span<'_> {
+    /// A span with no fields read yet (ids invalid until read).
+    fn empty() -> Self {
+        Span {
+            trace_id: Id::BAD,
+            id: Id::BAD,
+            parent_id: None,
+            name: None,
+            kind: 0,
+            timestamp: 0,
+            duration: 0,
+            local_endpoint: None,
+            remote_endpoint: None,
+            tags: Vec::new(),
+            annotations: None,
+        }
+    }
+}
+
 fn bad_id() -> Id {
     Id::BAD
 }
@@ -303,8 +361,8 @@ fn typed(v: &str) -> Attr<'_> {
 
 /// `inf`, `infinity` and `nan` (any case, signed), which Go's `ParseFloat` accepts.
 fn is_float_word(v: &str) -> bool {
-    let w = v.trim_start_matches(['+', '-']).to_ascii_lowercase();
-    matches!(w.as_str(), "inf" | "infinity" | "nan")
+    let w = v.trim_start_matches(['+', '-']);
+    ["inf", "infinity", "nan"].iter().any(|word| w.eq_ignore_ascii_case(word))
 }
 
 /// One attribute value, borrowed, as OTLP `AnyValue` bytes.
@@ -326,16 +384,41 @@ impl<'a> Attr<'a> {
     }
 }
 
+/// A `KeyValue` message, its lengths computed first (the hot path of every span).
 fn put_kv(out: &mut Vec<u8>, field: u32, key: &str, v: &Attr<'_>) {
-    put_message(out, field, |kv| {
-        put_bytes_field(kv, 1, key.as_bytes());
-        put_message(kv, 2, |a| match v {
-            Attr::Str(s) => put_bytes_field(a, 1, s.as_bytes()),
-            Attr::Bool(b) => put_varint_field(a, 2, *b as u64),
-            Attr::Int(i) => put_varint_field(a, 3, *i as u64),
-            Attr::Double(d) => put_fixed64_field(a, 4, d.to_bits()),
-        });
-    });
+    // The usual case: a short string value, every length a one-byte varint.
+    if let Attr::Str(s) = v {
+        let value_len = 2 + s.len();
+        let kv_len = 4 + key.len() + value_len;
+        if kv_len < 128 && field < 16 {
+            out.reserve(2 + kv_len);
+            out.extend_from_slice(&[(field << 3) as u8 | LEN, kv_len as u8, 0x0a, key.len() as u8]);
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(&[0x12, value_len as u8, 0x0a, s.len() as u8]);
+            out.extend_from_slice(s.as_bytes());
+            return;
+        }
+    }
+    let value_len = match v {
+        Attr::Str(s) => 1 + varint_len(s.len() as u64) + s.len(),
+        Attr::Bool(_) => 2,
+        Attr::Int(i) => 1 + varint_len(*i as u64),
+        Attr::Double(_) => 9,
+    };
+    let kv_len = 2 + varint_len(key.len() as u64) + key.len() + varint_len(value_len as u64);
+    let kv_len = kv_len + value_len;
+    out.reserve(kv_len + 15);
+    put_key(out, field, LEN);
+    put_varint(out, kv_len as u64);
+    put_bytes_field(out, 1, key.as_bytes());
+    put_key(out, 2, LEN);
+    put_varint(out, value_len as u64);
+    match v {
+        Attr::Str(s) => put_bytes_field(out, 1, s.as_bytes()),
+        Attr::Bool(b) => put_varint_field(out, 2, *b as u64),
+        Attr::Int(i) => put_varint_field(out, 3, *i as u64),
+        Attr::Double(d) => put_fixed64_field(out, 4, d.to_bits()),
+    }
 }
 
 /// Attributes from a JSON object packed by the collector's exporter: strings,
@@ -376,18 +459,29 @@ fn unpack(value: &str, leading: usize) -> Option<(Vec<&str>, Map<String, Json>, 
 /// index past that so hostile inputs with many distinct keys stay linear.
 struct Groups<K, V> {
     entries: Vec<(K, V)>,
-    index: HashMap<K, usize>,
+    index: HashMap<K, usize, ahash::RandomState>,
+    /// The entry found last: spans often come in runs of one resource and scope.
+    last: usize,
+}
+
+impl<K, V> Default for Groups<K, V> {
+    fn default() -> Self {
+        Groups { entries: Vec::new(), index: HashMap::default(), last: 0 }
+    }
 }
 
 impl<K: Copy + Eq + Hash, V> Groups<K, V> {
     const LINEAR: usize = 16;
 
     fn new() -> Self {
-        Groups { entries: Vec::new(), index: HashMap::new() }
+        Self::default()
     }
 
     /// The position of `key`, inserted with `new()` when absent; whether it was new.
     fn find_or_insert(&mut self, key: K, new: impl FnOnce() -> V) -> (usize, bool) {
+        if self.entries.get(self.last).is_some_and(|(k, _)| *k == key) {
+            return (self.last, false);
+        }
         let found = if self.entries.len() <= Self::LINEAR {
             self.entries.iter().position(|(k, _)| *k == key)
         } else {
@@ -398,10 +492,14 @@ impl<K: Copy + Eq + Hash, V> Groups<K, V> {
             self.index.get(&key).copied()
         };
         match found {
-            Some(i) => (i, false),
+            Some(i) => {
+                self.last = i;
+                (i, false)
+            }
             None => {
                 self.entries.push((key, new()));
-                (self.entries.len() - 1, true)
+                self.last = self.entries.len() - 1;
+                (self.last, true)
             }
         }
     }
@@ -412,9 +510,30 @@ impl<K: Copy + Eq + Hash, V> Groups<K, V> {
     }
 }
 
+/// Whether two strings are equal, without calling `memcmp` for empty ones: glibc's
+/// AVX-512 `memcmp` reads through the dangling pointer of an empty slice with a masked
+/// load, which can cost a microcode assist (~80 ns on some CPUs), and the grouping keys
+/// are often empty.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
+}
+
+/// A string grouping key, compared with [`same`].
+#[derive(Clone, Copy, Hash)]
+struct Key<'a>(&'a str);
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        same(self.0, other.0)
+    }
+}
+
+impl Eq for Key<'_> {}
+
 /// What a span's resource is keyed by: the local service, plus (v1) the local
 /// endpoint's address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Hash)]
 struct ResourceKey<'a> {
     service: &'a str,
     ipv4: &'a str,
@@ -422,15 +541,26 @@ struct ResourceKey<'a> {
     port: u16,
 }
 
-/// One translated span: its grouping keys and encoded `Span` message.
-struct Translated<'a> {
-    resource: ResourceKey<'a>,
-    scope: (&'a str, &'a str),
-    resource_tags: Vec<(&'a str, &'a str)>,
-    span: Vec<u8>,
+impl PartialEq for ResourceKey<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.port == o.port
+            && same(self.service, o.service)
+            && same(self.ipv4, o.ipv4)
+            && same(self.ipv6, o.ipv6)
+    }
+}
+
+impl Eq for ResourceKey<'_> {}
+
+/// The spans of one resource, and its resource tags (the first value of each key).
+#[derive(Default)]
+struct Group<'a> {
+    members: Vec<usize>,
+    resource_tags: Groups<Key<'a>, &'a str>,
 }
 
 /// A span's tags after the special ones were taken out.
+#[derive(Default)]
 struct Classified<'a> {
     attrs: Vec<(&'a str, Attr<'a>)>,
     resource_tags: Vec<(&'a str, &'a str)>,
@@ -450,15 +580,16 @@ fn v2_status_code(value: &str) -> Option<i32> {
     }
 }
 
-/// The zipkinv2 tag rules.
-fn classify_v2<'a>(z: &'a Span<'a>, parse_string_tags: bool) -> Classified<'a> {
+/// The zipkinv2 tag rules, into `c` (its buffers reused from span to span).
+fn classify_v2<'a>(z: &'a Span<'a>, parse_string_tags: bool, c: &mut Classified<'a>) {
     let (mut status_code, mut status_description, mut error, mut span_kind) =
         (None, None, None, None);
     let mut trace_state = "";
     let mut scope_tags: [Option<&str>; 4] = [None; 4];
-    let mut links = Vec::new();
-    let mut attrs: Vec<(&str, Attr<'_>)> = Vec::with_capacity(z.tags.len());
-    let mut resource_tags = Vec::new();
+    let (attrs, resource_tags, links) = (&mut c.attrs, &mut c.resource_tags, &mut c.links);
+    attrs.clear();
+    resource_tags.clear();
+    links.clear();
     for (k, v) in &z.tags {
         let k = k.as_ref();
         let Value::Str(v) = v else {
@@ -466,20 +597,35 @@ fn classify_v2<'a>(z: &'a Span<'a>, parse_string_tags: bool) -> Classified<'a> {
             continue;
         };
         let v = v.as_ref();
-        match k {
-            TAG_STATUS_CODE => status_code = Some(v),
-            TAG_STATUS_DESCRIPTION => status_description = Some(v),
-            TAG_ERROR => error = Some(v),
-            TAG_TRACE_STATE => trace_state = v,
-            TAG_SPAN_KIND => span_kind = Some(v),
-            "otel.scope.name" => scope_tags[0] = Some(v),
-            "otel.scope.version" => scope_tags[1] = Some(v),
-            "otel.library.name" => scope_tags[2] = Some(v),
-            "otel.library.version" => scope_tags[3] = Some(v),
-            _ if k.starts_with("otlp.link.") && k[10..].parse::<u32>().is_ok() => links.push(v),
-            _ if is_resource_tag(k) => resource_tags.push((k, v)),
-            _ if parse_string_tags => attrs.push((k, typed(v))),
-            _ => attrs.push((k, Attr::Str(v))),
+        // Every special tag starts with one of these letters.
+        let special = matches!(k.as_bytes().first(), Some(b'o' | b'e' | b'w' | b's'))
+            && 'special: {
+                match k {
+                    TAG_STATUS_CODE => status_code = Some(v),
+                    TAG_STATUS_DESCRIPTION => status_description = Some(v),
+                    TAG_ERROR => error = Some(v),
+                    TAG_TRACE_STATE => trace_state = v,
+                    TAG_SPAN_KIND => span_kind = Some(v),
+                    "otel.scope.name" => scope_tags[0] = Some(v),
+                    "otel.scope.version" => scope_tags[1] = Some(v),
+                    "otel.library.name" => scope_tags[2] = Some(v),
+                    "otel.library.version" => scope_tags[3] = Some(v),
+                    _ if k.starts_with("otlp.link.") && k[10..].parse::<u32>().is_ok() => {
+                        links.push(v)
+                    }
+                    _ => break 'special false,
+                }
+                true
+            };
+        if special {
+            continue;
+        }
+        if is_resource_tag(k) {
+            resource_tags.push((k, v));
+        } else if parse_string_tags {
+            attrs.push((k, typed(v)));
+        } else {
+            attrs.push((k, Attr::Str(v)));
         }
     }
     let scope = match scope_tags {
@@ -509,57 +655,63 @@ fn classify_v2<'a>(z: &'a Span<'a>, parse_string_tags: bool) -> Classified<'a> {
             message = e;
         }
     }
-    Classified { attrs, resource_tags, scope, kind, status: (code, message), trace_state, links }
+    (c.scope, c.kind, c.status, c.trace_state) = (scope, kind, (code, message), trace_state);
 }
 
-fn translate<'a>(z: &'a Span<'a>, rules: Rules) -> Translated<'a> {
-    let c = match rules {
-        Rules::V2 => classify_v2(z, false),
-        Rules::V2Typed => classify_v2(z, true),
-        Rules::V1 => v1::classify(z),
-    };
+/// Appends `z`'s `Span` message to `span`.
+fn translate<'a>(
+    z: &'a Span<'a>,
+    rules: Rules,
+    span: &mut Vec<u8>,
+    c: &mut Classified<'a>,
+) -> ResourceKey<'a> {
+    match rules {
+        Rules::V2 => classify_v2(z, false, c),
+        Rules::V2Typed => classify_v2(z, true, c),
+        Rules::V1 => *c = v1::classify(z),
+    }
     let local = z.local_endpoint.as_ref();
     let remote = z.remote_endpoint.as_ref();
     let start = z.timestamp.saturating_mul(1000);
 
-    let mut span = Vec::with_capacity(64 + z.tags.len() * 40);
-    put_bytes_field(&mut span, 1, &z.trace_id);
-    put_bytes_field(&mut span, 2, &z.id);
+    span.reserve(64 + z.tags.len() * 40);
+    put_bytes_field(span, 1, &z.trace_id);
+    put_bytes_field(span, 2, &z.id);
     if !c.trace_state.is_empty() {
-        put_bytes_field(&mut span, 3, c.trace_state.as_bytes());
+        put_bytes_field(span, 3, c.trace_state.as_bytes());
     }
     let parent = z.parent_id.filter(|p| !p.is_zero() && (rules == Rules::V1 || *p != z.id));
     if let Some(p) = parent {
-        put_bytes_field(&mut span, 4, &p);
+        put_bytes_field(span, 4, &p);
     }
-    put_bytes_field(&mut span, 5, z.name.as_deref().unwrap_or("").as_bytes());
+    put_bytes_field(span, 5, z.name.as_deref().unwrap_or("").as_bytes());
     if c.kind != 0 {
-        put_varint_field(&mut span, 6, c.kind);
+        put_varint_field(span, 6, c.kind);
     }
-    put_fixed64_field(&mut span, 7, start);
-    put_fixed64_field(&mut span, 8, start.saturating_add(z.duration.saturating_mul(1000)));
+    put_fixed64_field(span, 7, start);
+    put_fixed64_field(span, 8, start.saturating_add(z.duration.saturating_mul(1000)));
     for (k, v) in &c.attrs {
-        put_kv(&mut span, 9, k, v);
+        put_kv(span, 9, k, v);
     }
     if rules != Rules::V1 {
         if let Some(ip) = local.and_then(Endpoint::ip) {
-            put_kv(&mut span, 9, "net.host.ip", &Attr::Str(ip));
+            put_kv(span, 9, "net.host.ip", &Attr::Str(ip));
         }
         if let Some(port) = local.map(Endpoint::port).filter(|p| *p > 0) {
-            put_kv(&mut span, 9, "net.host.port", &Attr::Int(port as i64));
+            put_kv(span, 9, "net.host.port", &Attr::Int(port as i64));
         }
     }
     if let Some(svc) = remote.map(Endpoint::service).filter(|s| !s.is_empty()) {
-        put_kv(&mut span, 9, "peer.service", &Attr::Str(svc));
+        put_kv(span, 9, "peer.service", &Attr::Str(svc));
     }
     if let Some(ip) = remote.and_then(Endpoint::ip) {
-        put_kv(&mut span, 9, "net.peer.ip", &Attr::Str(ip));
+        put_kv(span, 9, "net.peer.ip", &Attr::Str(ip));
     }
     if let Some(port) = remote.map(Endpoint::port).filter(|p| *p > 0) {
-        put_kv(&mut span, 9, "net.peer.port", &Attr::Int(port as i64));
+        put_kv(span, 9, "net.peer.port", &Attr::Int(port as i64));
     }
     for a in z.annotations.iter().flatten() {
-        put_message(&mut span, 11, |e| {
+        put_message(span, 11, |e| {
             put_fixed64_field(e, 1, a.timestamp.saturating_mul(1000));
             match if rules != Rules::V1 { unpack(&a.value, 1) } else { None } {
                 Some((name, attrs, dropped)) => {
@@ -575,7 +727,7 @@ fn translate<'a>(z: &'a Span<'a>, rules: Rules) -> Translated<'a> {
     }
     for v in &c.links {
         if let Some((ids, attrs, dropped)) = unpack(v, 3) {
-            put_message(&mut span, 13, |l| {
+            put_message(span, 13, |l| {
                 put_bytes_field(l, 1, &Id::hex(ids[0], 16));
                 put_bytes_field(l, 2, &Id::hex(ids[1], 8));
                 if !ids[2].is_empty() {
@@ -590,7 +742,7 @@ fn translate<'a>(z: &'a Span<'a>, rules: Rules) -> Translated<'a> {
     }
     let (code, message) = c.status;
     if code != 0 || !message.is_empty() {
-        put_message(&mut span, 15, |s| {
+        put_message(span, 15, |s| {
             if !message.is_empty() {
                 put_bytes_field(s, 2, message.as_bytes());
             }
@@ -609,19 +761,34 @@ fn translate<'a>(z: &'a Span<'a>, rules: Rules) -> Translated<'a> {
         },
         _ => ResourceKey { service, ipv4: "", ipv6: "", port: 0 },
     };
-    Translated { resource, scope: c.scope, resource_tags: c.resource_tags, span }
+    resource
 }
 
 /// Encodes spans as an `ExportTraceServiceRequest`.
 fn to_otlp<'a>(spans: impl IntoIterator<Item = &'a Span<'a>>, rules: Rules) -> Vec<u8> {
-    let translated: Vec<Translated<'_>> = spans.into_iter().map(|z| translate(z, rules)).collect();
-    let mut groups: Groups<ResourceKey<'_>, Vec<usize>> = Groups::new();
-    for (i, t) in translated.iter().enumerate() {
-        groups.entry(t.resource, Vec::new).push(i);
+    // Each span is grouped as soon as it is translated, while its strings are in cache.
+    let mut buf = Vec::new();
+    // Each span's scope and where its `Span` message is in `buf`.
+    let mut translated: Vec<(usize, Range<usize>)> = Vec::new();
+    let mut groups: Groups<ResourceKey<'_>, Group<'_>> = Groups::new();
+    let mut scopes: Groups<(Key<'_>, Key<'_>), ()> = Groups::new();
+    let mut c = Classified::default();
+    for z in spans {
+        let start = buf.len();
+        let resource = translate(z, rules, &mut buf, &mut c);
+        let (scope, _) = scopes.find_or_insert((Key(c.scope.0), Key(c.scope.1)), || ());
+        let group = groups.entry(resource, Group::default);
+        group.members.push(translated.len());
+        // v2: resource tags of the group's first span that carries each key.
+        for &(k, v) in &c.resource_tags {
+            if k != "service.name" {
+                group.resource_tags.find_or_insert(Key(k), || v);
+            }
+        }
+        translated.push((scope, start..buf.len()));
     }
-    let size: usize = translated.iter().map(|t| t.span.len() + 8).sum();
-    let mut out = Vec::with_capacity(size + 64 * groups.entries.len());
-    for (key, members) in groups.entries {
+    let mut out = Vec::with_capacity(buf.len() + 8 * translated.len() + 64 * groups.entries.len());
+    for (key, group) in groups.entries {
         put_message(&mut out, 1, |rs| {
             put_message(rs, 1, |r| {
                 if !key.service.is_empty() {
@@ -637,21 +804,16 @@ fn to_otlp<'a>(spans: impl IntoIterator<Item = &'a Span<'a>>, rules: Rules) -> V
                 if key.port != 0 {
                     put_kv(r, 1, "port", &Attr::Str(&key.port.to_string()));
                 }
-                // v2: resource tags of the group's first span that carries each key.
-                let mut seen: Groups<&str, ()> = Groups::new();
-                for &i in &members {
-                    for (k, v) in &translated[i].resource_tags {
-                        if *k != "service.name" && seen.find_or_insert(k, || ()).1 {
-                            put_kv(r, 1, k, &Attr::Str(v));
-                        }
-                    }
+                for (Key(k), v) in &group.resource_tags.entries {
+                    put_kv(r, 1, k, &Attr::Str(v));
                 }
             });
-            let mut scopes: Groups<(&str, &str), Vec<usize>> = Groups::new();
-            for &i in &members {
-                scopes.entry(translated[i].scope, Vec::new).push(i);
+            let mut by_scope: Groups<usize, Vec<usize>> = Groups::new();
+            for &i in &group.members {
+                by_scope.entry(translated[i].0, Vec::new).push(i);
             }
-            for ((name, version), spans) in scopes.entries {
+            for (scope, members) in by_scope.entries {
+                let ((Key(name), Key(version)), ()) = scopes.entries[scope];
                 put_message(rs, 2, |ss| {
                     if !name.is_empty() {
                         put_message(ss, 1, |sc| {
@@ -661,8 +823,8 @@ fn to_otlp<'a>(spans: impl IntoIterator<Item = &'a Span<'a>>, rules: Rules) -> V
                             }
                         });
                     }
-                    for i in spans {
-                        let span = &translated[i].span;
+                    for i in members {
+                        let span = &buf[translated[i].1.clone()];
                         ss.reserve(span.len() + varint_len(span.len() as u64) + 1);
                         put_bytes_field(ss, 2, span);
                     }
@@ -760,6 +922,122 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    /// The previous, obviously right, hex decoding.
+    fn hex_reference(s: &str, bytes: usize) -> Id {
+        let pad = if bytes == 16 && s.len() == 16 { 8 } else { 0 };
+        if s.len() + pad * 2 != bytes * 2 {
+            return Id::BAD;
+        }
+        let mut id = Id { bytes: [0; 16], len: bytes as u8 };
+        for (i, pair) in s.as_bytes().chunks_exact(2).enumerate() {
+            match ((pair[0] as char).to_digit(16), (pair[1] as char).to_digit(16)) {
+                (Some(h), Some(l)) => id.bytes[pad + i] = (h * 16 + l) as u8,
+                _ => return Id::BAD,
+            }
+        }
+        id
+    }
+
+    /// The previous `KeyValue` writer.
+    fn put_kv_reference(out: &mut Vec<u8>, field: u32, key: &str, v: &Attr<'_>) {
+        put_message(out, field, |kv| {
+            put_bytes_field(kv, 1, key.as_bytes());
+            put_message(kv, 2, |a| match v {
+                Attr::Str(s) => put_bytes_field(a, 1, s.as_bytes()),
+                Attr::Bool(b) => put_varint_field(a, 2, *b as u64),
+                Attr::Int(i) => put_varint_field(a, 3, *i as u64),
+                Attr::Double(d) => put_fixed64_field(a, 4, d.to_bits()),
+            });
+        });
+    }
+
+    #[test]
+    fn key_values_are_written_as_before() {
+        let long = "x".repeat(300);
+        for field in [1, 3, 9, 15, 16, 200] {
+            for klen in [0, 1, 60, 61, 62, 63, 64, 120, 123, 124, 125, 126, 127, 128, 300] {
+                for vlen in [0, 1, 58, 59, 60, 61, 62, 120, 121, 122, 123, 124, 125, 126, 127, 300]
+                {
+                    let (key, value) = (&long[..klen], &long[..vlen]);
+                    for v in [Attr::Str(value), Attr::Int(-1), Attr::Bool(true), Attr::Double(0.5)]
+                    {
+                        let (mut got, mut want) = (vec![7], vec![7]);
+                        put_kv(&mut got, field, key, &v);
+                        put_kv_reference(&mut want, field, key, &v);
+                        assert_eq!(got, want, "{field} {klen} {vlen} {v:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hex_ids_decode_as_before() {
+        let digits = ["0", "9", "a", "f", "A", "F", "g", "G", "/", ":", "@", "`", "\u{e9}", " "];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = [0, 2, 8, 15, 16, 17, 24, 31, 32, 33][(seed % 10) as usize];
+            let s: String = (0..len)
+                .map(|i| {
+                    let r = seed.rotate_left(i as u32 * 5);
+                    // Mostly valid digits; now and then anything.
+                    if r.is_multiple_of(50) {
+                        digits[(r >> 8) as usize % digits.len()]
+                    } else {
+                        digits[(r >> 8) as usize % 6]
+                    }
+                })
+                .collect();
+            for bytes in [8, 16] {
+                assert_eq!(Id::hex(&s, bytes), hex_reference(&s, bytes), "{s:?} {bytes}");
+            }
+        }
+        for b in 0..=255u8 {
+            let s: String = std::iter::repeat_n(b as char, 16).collect();
+            assert_eq!(Id::hex(&s, 8), hex_reference(&s, 8), "{b}");
+        }
+    }
+
+    #[test]
+    fn resource_tags_are_the_semantic_convention_prefixes() {
+        const PREFIXES: &[&str] = &[
+            "service.",
+            "telemetry.",
+            "host.",
+            "os.",
+            "process.",
+            "container.",
+            "k8s.",
+            "cloud.",
+            "faas.",
+            "deployment.",
+            "device.",
+            "aws.ecs.",
+            "aws.eks.",
+            "aws.log.",
+            "gcp.",
+            "heroku.",
+            "webengine.",
+        ];
+        let mut keys = vec![String::new(), ".".into(), "aws.".into(), "aws.ecs".into()];
+        for p in PREFIXES {
+            for cut in 0..=p.len() {
+                keys.push(p[..cut].to_string());
+                keys.push(format!("{}x.y", &p[..cut]));
+            }
+            keys.push(p.to_uppercase());
+            keys.push(format!("x{p}"));
+            keys.push(p.replace('.', "_"));
+        }
+        for key in keys {
+            let want = PREFIXES.iter().any(|p| key.starts_with(p));
+            assert_eq!(is_resource_tag(&key), want, "{key}");
+        }
+    }
 
     #[test]
     fn parse_string_tags_types_values_as_go_reads_them() {
@@ -876,28 +1154,65 @@ mod tests {
 
 #[cfg(test)]
 mod speed_probe {
-    /// `cargo test --release -p tempo_core zipkin_speed -- --ignored --nocapture`
+    use std::hint::black_box;
+    use std::time::{Duration, Instant};
+
+    use super::realistic::realistic_v2_json;
+    use super::{to_otlp, v2_json, Rules};
+
+    /// A compact span with 15 string tags, as 1,000 copies.
+    fn typical() -> String {
+        let one = r#"{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"6b221d5bc9e6496c","parentId":"7b221d5bc9e6496c","name":"GET /api/v1/orders/{id}","kind":"SERVER","timestamp":1700000000000000,"duration":2500,"localEndpoint":{"serviceName":"svc-frontend"},"tags":{"http.method":"GET","http.route":"/api/v1/orders/{id}","http.status_code":"200","net.peer.name":"svc-cart","user.id":"user-123","db.system":"redis","retry":"false","payload.bytes":"12345","service.name":"svc-frontend","service.namespace":"shop","k8s.pod.name":"svc-frontend-7d9f1","host.name":"node-1","telemetry.sdk.language":"python","deployment.environment":"prod","otel.scope.name":"bench"}}"#;
+        format!("[{}]", vec![one; 1000].join(","))
+    }
+
+    /// Per-span times of each of `fs` over 9 runs, interleaved, sorted (`[4]`: the median).
+    fn per_span(spans: usize, runs: &mut [Vec<Duration>], fs: &mut [&mut dyn FnMut()]) {
+        for _ in 0..9 {
+            for (f, times) in fs.iter_mut().zip(runs.iter_mut()) {
+                let t = Instant::now();
+                for _ in 0..20 {
+                    f();
+                }
+                times.push(t.elapsed() / (20 * spans as u32));
+            }
+        }
+        for times in runs.iter_mut() {
+            times.sort();
+        }
+    }
+
+    /// The fast path against the serde path (the same writer), alternately, and the fast
+    /// path's parse and OTLP write apart.
+    /// `cargo test --release -p tempo_core speed_probe -- --ignored --nocapture`
     #[test]
     #[ignore]
     fn zipkin_speed() {
-        let one = r#"{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"6b221d5bc9e6496c","parentId":"7b221d5bc9e6496c","name":"GET /api/v1/orders/{id}","kind":"SERVER","timestamp":1700000000000000,"duration":2500,"localEndpoint":{"serviceName":"svc-frontend"},"tags":{"http.method":"GET","http.route":"/api/v1/orders/{id}","http.status_code":"200","net.peer.name":"svc-cart","user.id":"user-123","db.system":"redis","retry":"false","payload.bytes":"12345","service.name":"svc-frontend","service.namespace":"shop","k8s.pod.name":"svc-frontend-7d9f1","host.name":"node-1","telemetry.sdk.language":"python","deployment.environment":"prod","otel.scope.name":"bench"}}"#;
-        let body = format!("[{}]", vec![one; 1000].join(","));
-        let t = std::time::Instant::now();
-        let n = 200;
-        for _ in 0..n {
-            std::hint::black_box(super::zipkin_v2_json_to_otlp(body.as_bytes()).unwrap());
-        }
-        let per = t.elapsed() / (n * 1000);
-        let t2 = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(
-                serde_json::from_slice::<serde_json::Value>(body.as_bytes()).unwrap(),
+        for (name, body) in [("typical", typical()), ("realistic", realistic_v2_json(1, 1000))] {
+            let body = body.as_bytes();
+            let spans = v2_json::fast::spans(body).unwrap();
+            let n = spans.len();
+            assert_eq!(v2_json::zipkin_v2_json(body, false), v2_json::via_serde(body, Rules::V2));
+            let mut runs = vec![Vec::new(); 4];
+            per_span(
+                n,
+                &mut runs,
+                &mut [
+                    &mut || drop(black_box(v2_json::zipkin_v2_json(black_box(body), false))),
+                    &mut || drop(black_box(v2_json::via_serde(black_box(body), Rules::V2))),
+                    &mut || drop(black_box(v2_json::fast::spans(black_box(body)))),
+                    &mut || drop(black_box(to_otlp(black_box(&spans), Rules::V2))),
+                ],
+            );
+            println!(
+                "{name}: {n} spans, {} B/span: fast path {:?}/span, serde path {:?}/span \
+                 (fast parse {:?} + OTLP write {:?})",
+                body.len() / n,
+                runs[0][4],
+                runs[1][4],
+                runs[2][4],
+                runs[3][4]
             );
         }
-        println!(
-            "translate {per:?}/span, Value parse alone {:?}/span, {} bytes/span",
-            t2.elapsed() / (n * 1000),
-            body.len() / 1000
-        );
     }
 }

@@ -57,19 +57,7 @@ fn utf8<'a>(f: &Field<'a>, leaf: &'static str) -> Result<Str<'a>, Leaf> {
 }
 
 fn span(buf: &[u8]) -> Result<Span<'_>, String> {
-    let mut s = Span {
-        trace_id: Id::BAD,
-        id: Id::BAD,
-        parent_id: None,
-        name: None,
-        kind: 0,
-        timestamp: 0,
-        duration: 0,
-        local_endpoint: None,
-        remote_endpoint: None,
-        tags: Vec::new(),
-        annotations: None,
-    };
+    let mut s = Span::empty();
     let mut r = Reader::new(buf);
     while let Some(f) = r.next_field().map_err(|e| message(&e))? {
         match (f.number, f.value) {
