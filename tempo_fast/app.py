@@ -21,7 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from tempo_fast import __version__
-from tempo_fast.backend import S3Backend, S3Config
+from tempo_fast.backend import LocalBackend, ObjectStore, S3Backend, S3Config
+from tempo_fast.compactor import Compactor, staged_block
+from tempo_fast.compactor.compactor import CompactFn
 from tempo_fast.config import Config, StorageConfig
 from tempo_fast.distributor import Distributor
 from tempo_fast.distributor.distributor import INLINE_MAX_BYTES
@@ -80,6 +82,7 @@ class Core:
     block_store: Callable[[str], Any]
     render_trace: Callable[[list[Any], str, int], bytes | None]
     remote_blocks: Callable[[], Any] | None = None
+    compact_blocks: CompactFn | None = None
 
     @classmethod
     def rust(cls) -> Core:
@@ -90,7 +93,13 @@ class Core:
                 f"the Rust extension tempo_fast._core is not installed ({e}): "
                 "build it with `pip install ./ext .`"
             ) from e
-        return cls(_core.Ingester, _core.BlockStore, _core.render_trace, _core.RemoteBlocks)
+        return cls(
+            _core.Ingester,
+            _core.BlockStore,
+            _core.render_trace,
+            _core.RemoteBlocks,
+            _core.compact_blocks,
+        )
 
 
 def _check_writable(path: str, key: str) -> None:
@@ -127,6 +136,7 @@ class App:
         self.distributor: Distributor | None = None
         self.overrides: Overrides | None = None
         self.flusher: BlockFlusher | None = None
+        self.compactor: Compactor | None = None
         self._api: HttpApi | None = None
         self._grpc: dict[str, GrpcReceiver] = {}
         self._udp: dict[str, JaegerAgentReceiver] = {}
@@ -174,10 +184,17 @@ class App:
         self.ingester.on_blocks_flushed(self.querier.request_poll)
         if store is not None:
             self.metrics.watch_backend(store.stats.snapshot)
-            self.flusher = BlockFlusher(store, cfg.storage.blocks_path, self.metrics.registry)
+            self.flusher = BlockFlusher(
+                store,
+                cfg.storage.blocks_path,
+                self.metrics.registry,
+                keep_uploaded=cfg.ingester.complete_block_timeout,
+            )
+            self.flusher.on_removed(self.querier.request_poll)
             self.ingester.on_blocks_flushed(self.flusher.wake)
             period = cfg.ingester.flush_check_period
             self._tasks.append(asyncio.create_task(self.flusher.run(period), name="block-flusher"))
+        self._start_compactor(store)
         self.metrics.watch_core(self.ingester.stats, self.querier.blocklist)
         self._tasks += [
             asyncio.create_task(self.querier.run_poller(), name="blocklist-poller"),
@@ -196,6 +213,25 @@ class App:
         self.readiness.ready = True
         self.readiness.reason = ""
         _log.info("tempo-fast started", version=__version__, **self.ports)
+
+    def _start_compactor(self, store: ObjectStore | None) -> None:
+        """Compaction and retention over the backend (the local path, or the bucket)."""
+        cfg, compact = self.config, self._core.compact_blocks
+        if compact is None or self.querier is None or self.overrides is None:
+            return
+        staged = staged_block(Path(cfg.storage.blocks_path)) if store is not None else None
+        self.compactor = Compactor(
+            store if store is not None else LocalBackend(cfg.storage.local_path),
+            cfg.compactor,
+            compact,
+            core_config(cfg),
+            Path(cfg.storage.wal_path) / "compactor",
+            tenant_overrides=self.overrides.compaction,
+            staged=staged or (lambda _t, _b: None),
+            registry=self.metrics.registry,
+        )
+        self.compactor.on_change(self.querier.request_poll)
+        self._tasks.append(asyncio.create_task(self.compactor.run(), name="compactor"))
 
     async def stop(self) -> None:
         """Graceful stop; safe to call after a failed or partial start."""

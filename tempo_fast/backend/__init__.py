@@ -11,7 +11,9 @@ from tempo_fast.backend.objects import (
     CredentialsError,
     EndpointUnreachableError,
     NotFoundError,
+    ObjectInfo,
     ObjectStore,
+    TenantBlocks,
     UnavailableError,
 )
 from tempo_fast.backend.s3 import RetryPolicy, S3Backend, S3Config
@@ -27,9 +29,11 @@ __all__ = [
     "EndpointUnreachableError",
     "LocalBackend",
     "NotFoundError",
+    "ObjectInfo",
     "ObjectStore",
     "RetryPolicy",
     "S3Backend",
     "S3Config",
+    "TenantBlocks",
     "UnavailableError",
 ]

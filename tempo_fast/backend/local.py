@@ -19,6 +19,7 @@ from tempo_fast.backend.objects import (
     CorruptObjectError,
     Data,
     NotFoundError,
+    ObjectInfo,
     ObjectStore,
     check_key,
     parse_meta,
@@ -113,6 +114,24 @@ class LocalBackend(ObjectStore):
             return []
         except OSError as e:
             raise self._fail("list", prefix, e) from e
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        base = self._path(prefix)
+        self.stats.add("requests")
+        out: list[ObjectInfo] = []
+        try:
+            for dirpath, _, files in os.walk(base):
+                rel = Path(dirpath).relative_to(base)
+                for name in files:
+                    try:
+                        st = os.stat(os.path.join(dirpath, name))
+                    except FileNotFoundError:
+                        continue
+                    key = name if rel == Path(".") else f"{rel.as_posix()}/{name}"
+                    out.append(ObjectInfo(key, st.st_size, st.st_mtime))
+        except OSError as e:
+            raise self._fail("list", prefix, e) from e
+        return sorted(out)
 
     def delete(self, key: str) -> int:
         path = self._path(key)

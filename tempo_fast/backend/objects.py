@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -121,6 +121,30 @@ class BackendStats:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+
+@dataclass(frozen=True, order=True)
+class ObjectInfo:
+    """An object found by :meth:`ObjectStore.list_objects`."""
+
+    key: str  # relative to the listed prefix
+    size: int
+    modified: float  # unix seconds
+
+
+@dataclass
+class TenantBlocks:
+    """What a tenant's listing holds, block by block."""
+
+    metas: list[BlockMeta] = field(default_factory=list)
+    """Live blocks (``meta.json``), oldest first."""
+    compacted: list[BlockMeta] = field(default_factory=list)
+    """Blocks marked compacted (``meta.compacted.json``, with ``compactedTime``)."""
+    incomplete: dict[str, float] = field(default_factory=dict)
+    """Blocks with no meta at all (being written, or a crashed upload): id -> newest object's
+    modification time."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Blocks whose meta cannot be read: id -> why."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +269,10 @@ class ObjectStore(ABC):
         """Names of the "directories" one level beneath ``prefix`` ("" is the root), sorted."""
 
     @abstractmethod
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under ``prefix/`` (keys relative to it), sorted by key."""
+
+    @abstractmethod
     def delete(self, key: str) -> int:
         """Delete the object ``key`` and every object under ``key/`` (``meta.json`` first, so
         a reader stops seeing a block before its data goes). Returns how many were deleted."""
@@ -316,6 +344,56 @@ class ObjectStore(ABC):
                 f.cancel()
         self.put(block_key(tenant, block_id, META), raw_meta)
         return meta
+
+    def scan_tenant(self, tenant: str, cache: dict[tuple[str, str], BlockMeta]) -> TenantBlocks:
+        """The tenant's blocks from one listing, each meta read once: ``cache`` keeps them
+        by (block id, meta file name), since a meta file never changes."""
+        by_block: dict[str, dict[str, float]] = {}
+        for obj in self.list_objects(check_key(tenant)):
+            block_id, sep, name = obj.key.partition("/")
+            if sep and is_block_id(block_id):
+                by_block.setdefault(block_id, {})[name] = obj.modified
+        out = TenantBlocks()
+        for key in [k for k in cache if k[0] not in by_block]:
+            del cache[key]
+        for block_id, names in sorted(by_block.items()):
+            # Both metas: being marked compacted (its replacement is already stored).
+            name = COMPACTED_META if COMPACTED_META in names else META if META in names else None
+            if name is None:
+                out.incomplete[block_id] = max(names.values())
+                continue
+            meta = cache.get((block_id, name))
+            if meta is None:
+                try:
+                    key = block_key(tenant, block_id, name)
+                    meta = self._parsed(parse_meta, self.get(key), key)
+                except NotFoundError:
+                    continue  # marked compacted or deleted since the listing
+                except CorruptObjectError as e:
+                    out.unreadable[block_id] = str(e)
+                    continue
+                cache[(block_id, name)] = meta
+            (out.metas if name == META else out.compacted).append(meta)
+        out.metas.sort(key=lambda m: (str(m.get("startTime", "")), str(m.get("blockID", ""))))
+        return out
+
+    def mark_compacted(self, tenant: str, meta: BlockMeta, now: datetime | None = None) -> None:
+        """Mark a block compacted as Tempo does: ``meta.compacted.json`` (the meta plus
+        ``compactedTime``) is written, then ``meta.json`` deleted, so readers stop listing it
+        while its data stays for queries already under way."""
+        block_id = str(meta["blockID"])
+        compacted = {**meta, "compactedTime": _go_time(now or datetime.now(UTC))}
+        self.put(block_key(tenant, block_id, COMPACTED_META), orjson.dumps(compacted))
+        self.delete(block_key(tenant, block_id, META))
+
+    def rebuild_blocklist(
+        self, tenant: str, cache: dict[tuple[str, str], BlockMeta]
+    ) -> TenantBlocks:
+        """Write the tenant index from a fresh listing (so concurrent writers converge on
+        what the store holds) and return what the listing found."""
+        found = self.scan_tenant(tenant, cache)
+        self.write_blocklist(tenant, found.metas, found.compacted)
+        return found
 
     def write_blocklist(
         self, tenant: str, metas: Iterable[BlockMeta], compacted: Iterable[BlockMeta] = ()

@@ -33,6 +33,7 @@ from tempo_fast.backend.objects import (
     Data,
     EndpointUnreachableError,
     NotFoundError,
+    ObjectInfo,
     ObjectStore,
     UnavailableError,
     check_key,
@@ -377,6 +378,19 @@ class S3Backend(ObjectStore):
                 out.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
             else:
                 out.extend(o["Key"] for o in page.get("Contents", []))
+        return out
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        base = self._full(check_key(prefix)) + "/"
+        found = self._call("list", prefix, partial(self._list_info, base))
+        return sorted(ObjectInfo(k[len(base) :], size, mtime) for k, size, mtime in found)
+
+    def _list_info(self, base: str) -> list[tuple[str, int, float]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        out: list[tuple[str, int, float]] = []
+        for page in paginator.paginate(Bucket=self.cfg.bucket, Prefix=base):
+            for o in page.get("Contents", []):
+                out.append((o["Key"], int(o.get("Size", 0)), o["LastModified"].timestamp()))
         return out
 
     def delete(self, key: str) -> int:

@@ -19,6 +19,7 @@ import yaml
 from tempo_fast.config.model import (
     RECEIVER_SECTIONS,
     TOP_LEVEL,
+    CompactorConfig,
     Config,
     DistributorConfig,
     IngesterConfig,
@@ -256,7 +257,7 @@ def _implemented_keys() -> set[str]:
             "live_store.max_live_traces_bytes",
         )
     )
-    for cls in (ServerConfig, IngesterConfig, StorageConfig, QueryFrontendConfig):
+    for cls in (ServerConfig, IngesterConfig, StorageConfig, QueryFrontendConfig, CompactorConfig):
         keys.update(f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata)
     for path, cls in RECEIVER_SECTIONS.values():
         keys.add(path)
@@ -302,6 +303,7 @@ def _build(user: Mapping[str, Any]) -> Config:
         ),
         storage=storage,
         query_frontend=_section(QueryFrontendConfig, user),
+        compactor=_section(CompactorConfig, user),
         overrides=overrides,
         ignored=ignored,
     )

@@ -292,6 +292,20 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class CompactorConfig:
+    disabled: bool = key("compactor.disabled", _bool)
+    compaction_window: float = key("compactor.compaction.compaction_window", _positive_duration)
+    max_compaction_objects: int = key("compactor.compaction.max_compaction_objects", _int)
+    max_block_bytes: int = key("compactor.compaction.max_block_bytes", parse_size)
+    block_retention: float = key("compactor.compaction.block_retention", parse_duration)
+    compacted_block_retention: float = key(
+        "compactor.compaction.compacted_block_retention", parse_duration
+    )
+    compaction_cycle: float = key("compactor.compaction.compaction_cycle", _positive_duration)
+    max_time_per_tenant: float = key("compactor.compaction.max_time_per_tenant", _positive_duration)
+
+
+@dataclass(frozen=True)
 class QueryFrontendConfig:
     multi_tenant_queries_enabled: bool = key("query_frontend.multi_tenant_queries_enabled", _bool)
 
@@ -308,6 +322,7 @@ class Config:
     ingester: IngesterConfig
     storage: StorageConfig
     query_frontend: QueryFrontendConfig
+    compactor: CompactorConfig
     overrides: OverridesConfig = field(default_factory=OverridesConfig)
     ignored: tuple[str, ...] = ()  # keys Tempo knows that were set but tempo-fast does not use
 

@@ -2,19 +2,22 @@
 
 The Rust ingester writes each complete block into a local staging directory
 (``<wal>/blocks/<tenant>/<block-id>/``). The flusher uploads every staged block it has not
-uploaded yet — ``meta.json`` last, so a reader never sees half a block — then adds the block
-to the tenant index (``<tenant>/index.json.gz``), which pollers read instead of listing the
-bucket. A block whose upload fails stays staged and is retried with backoff on every pass;
-nothing is deleted locally, so an outage never loses an acknowledged span. After a restart,
-a staged block whose ``meta.json`` is already in the store counts as uploaded.
+uploaded yet — ``meta.json`` last, so a reader never sees half a block — then rewrites the
+tenant index (``<tenant>/index.json.gz``) from a listing, which pollers read instead of
+listing the bucket. A block whose upload fails stays staged and is retried with backoff on
+every pass, so an outage never loses an acknowledged span. An uploaded block stays staged
+(and is read from local disk) for ``complete_block_timeout``, then its local copy is deleted.
+After a restart, a staged block whose ``meta.json`` is already in the store counts as
+uploaded (and is kept for another ``complete_block_timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +46,15 @@ class BlockFlusher:
         staging: str | Path,
         registry: CollectorRegistry | None = None,
         backoff_max: float = 60.0,
+        keep_uploaded: float | None = None,
     ) -> None:
         self._store = store
         self._staging = Path(staging)
         self._backoff_max = backoff_max
-        self._uploaded: set[tuple[str, str]] = set()
+        self._keep = keep_uploaded
+        self._uploaded: dict[tuple[str, str], float] = {}  # -> when (monotonic)
+        self._metas: dict[str, dict[tuple[str, str], dict]] = {}  # per tenant, for the index
+        self._on_removed: list[Callable[[], None]] = []
         self._checked: set[tuple[str, str]] = set()  # asked the store once after a restart
         self._retry: dict[tuple[str, str], _Retry] = {}
         self._flushed = Counter(
@@ -94,10 +101,10 @@ class BlockFlusher:
                 if key not in self._checked:
                     self._checked.add(key)
                     if self._already_uploaded(tenant, block_id):
-                        self._uploaded.add(key)
+                        self._uploaded[key] = time.monotonic()
                         continue
-                meta = self._store.upload_block(tenant, block_id, path)
-                self._add_to_index(tenant, meta)
+                self._store.upload_block(tenant, block_id, path)
+                self._store.rebuild_blocklist(tenant, self._metas.setdefault(tenant, {}))
             except BackendError as e:
                 self._failed.labels(tenant, e.kind).inc()
                 retry = self._retry.setdefault(key, _Retry())
@@ -113,11 +120,39 @@ class BlockFlusher:
                 )
                 continue
             self._retry.pop(key, None)
-            self._uploaded.add(key)
+            self._uploaded[key] = time.monotonic()
             self._flushed.labels(tenant).inc()
             done += 1
             _log.info("block uploaded", tenant=tenant, block=block_id)
+        self._remove_uploaded()
         return done
+
+    def on_removed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after local copies of uploaded blocks were deleted."""
+        self._on_removed.append(listener)
+
+    def _remove_uploaded(self) -> None:
+        """Delete the local copies of blocks uploaded more than ``keep_uploaded`` ago."""
+        if self._keep is None:
+            return
+        cutoff = time.monotonic() - self._keep
+        removed = 0
+        for (tenant, block_id), at in list(self._uploaded.items()):
+            if at > cutoff:
+                continue
+            try:
+                shutil.rmtree(self._staging / tenant / block_id)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                _log.warn("deleting an uploaded block's local copy failed", err=str(e))
+                continue
+            del self._uploaded[(tenant, block_id)]
+            self._checked.discard((tenant, block_id))
+            removed += 1
+        if removed:
+            for listener in self._on_removed:
+                listener()
 
     def _already_uploaded(self, tenant: str, block_id: str) -> bool:
         try:
@@ -125,16 +160,6 @@ class BlockFlusher:
         except NotFoundError:
             return False
         return True
-
-    def _add_to_index(self, tenant: str, meta: dict) -> None:
-        """Add ``meta`` to the tenant index (read, merge by block id, write)."""
-        try:
-            current = self._store.read_blocklist(tenant)
-            metas, compacted = list(current.metas), list(current.compacted)
-        except NotFoundError:
-            metas, compacted = [], []
-        metas = [m for m in metas if m.get("blockID") != meta.get("blockID")] + [meta]
-        self._store.write_blocklist(tenant, metas, compacted)
 
     async def run(self, period: float) -> None:
         """Flush every ``period`` seconds (and at once when :meth:`wake` is called)."""

@@ -167,6 +167,7 @@ def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> l
     used = {path for path, _ in CORE_LIMITS.values()} | {
         ("ingestion", "rate_strategy"),
         ("ingestion", "max_global_traces_per_user"),
+        *COMPACTION.values(),
     }
     out = []
     for key, value in tree.items():
@@ -177,6 +178,26 @@ def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> l
             out.extend(unused_overrides(value, path))
         else:
             out.append(".".join(path))
+    return out
+
+
+# The per-tenant compaction overrides the compactor reads: its name -> path in the tree.
+COMPACTION = {
+    "block_retention": ("compaction", "block_retention"),
+    "compaction_window": ("compaction", "compaction_window"),
+    "compaction_disabled": ("compaction", "compaction_disabled"),
+}
+
+
+def compaction_overrides(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """The tenant's compaction overrides that are set: ``block_retention`` and
+    ``compaction_window`` in seconds (0 means the compactor's own), ``compaction_disabled``."""
+    out: dict[str, Any] = {}
+    for name, path in COMPACTION.items():
+        found, value = lookup(tree, path)
+        if not found or value is None:
+            continue
+        out[name] = bool(value) if name == "compaction_disabled" else parse_duration(value)
     return out
 
 

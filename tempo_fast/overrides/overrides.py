@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from tempo_fast.overrides.limits import (
     CORE_LIMITS,
     OverridesError,
+    compaction_overrides,
     core_limits,
     merge,
     normalize,
@@ -111,6 +112,10 @@ class Overrides:
     def limits(self, tenant: str) -> dict[str, int]:
         """The ingestion limits of ``tenant`` (the core's keys)."""
         return core_limits(self.tree(tenant))
+
+    def compaction(self, tenant: str) -> dict[str, Any]:
+        """The tenant's compaction overrides that are set (see ``compaction_overrides``)."""
+        return compaction_overrides(self.tree(tenant))
 
     def reload(self) -> bool:
         """Re-read the runtime file; return whether the overrides changed. Never raises."""

@@ -126,9 +126,12 @@ class Querier:
 
     def poll(self) -> Mapping[str, int]:
         """Re-read the block list now (blocking)."""
-        counts = dict(self._blocks.poll())
+        # The store first: a block whose local copy was just deleted is opened from the
+        # store before the local list forgets it, so no lookup misses it in between.
         if self._remote is not None:
             self._remote.poll()
+        counts = dict(self._blocks.poll())
+        if self._remote is not None:
             for tenant, n in self._remote.blocks.counts().items():
                 counts[tenant] = counts.get(tenant, 0) + n
         self._blocklist = counts

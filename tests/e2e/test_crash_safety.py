@@ -13,8 +13,10 @@ from tests.server import TempoServer
 
 
 def request(
-    batch: int, n_traces: int = 20, spans_per_trace: int = 5
+    batch: int, n_traces: int = 20, spans_per_trace: int = 5, start_ns: int = 10
 ) -> tuple[bytes, dict[str, set[str]]]:
+    """``n_traces`` traces of ``spans_per_trace`` spans, ids from ``batch``; span ``s``
+    starts ``s`` ns after ``start_ns`` and lasts 10 ns."""
     req = ts.ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     kv = rs.resource.attributes.add()
@@ -28,7 +30,8 @@ def request(
             span.trace_id = tid
             span.span_id = (batch * 100_000 + t * 100 + s + 1).to_bytes(8, "big")
             span.name = f"b{batch}-t{t}-s{s}"
-            span.start_time_unix_nano, span.end_time_unix_nano = 10 + s, 20 + s
+            span.start_time_unix_nano = start_ns + s
+            span.end_time_unix_nano = start_ns + 10 + s
             expected.setdefault(tid.hex(), set()).add(span.span_id.hex())
     return req.SerializeToString(), expected
 

@@ -168,15 +168,16 @@ def test_known_but_unused_keys_are_ignored() -> None:
         MINIMAL
         + """
 memberlist: {join_members: [a, b]}
-compactor: {compaction: {block_retention: 48h}}
+compactor: {compaction: {block_retention: 48h, retention_concurrency: 4}}
 overrides: {defaults: {ingestion: {rate_limit_bytes: 1}, read: {max_search_duration: 1h}}}
 distributor: {receivers: {kafka: {brokers: [k]}, otlp: {protocols: {grpc: {tls: {}}}}}}
 server: {http_listen_port: 3200, grpc_listen_port: 9096}
 """
     )
+    assert c.compactor.block_retention == 48 * 3600
     assert set(c.ignored) == {
         "memberlist.join_members",
-        "compactor.compaction.block_retention",
+        "compactor.compaction.retention_concurrency",
         "overrides.defaults.read.max_search_duration",
         "distributor.receivers.kafka",
         "distributor.receivers.otlp.protocols.grpc.tls",

@@ -315,7 +315,10 @@ impl Ingester {
         for entry in entries {
             let entry = entry.map_err(io_err("listing the WAL directory"))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !valid_tenant(&name) || !entry.path().is_dir() {
+            let dir = entry.path();
+            // Only tenants' directories: not the staged blocks or the compactor's work.
+            let tenant_dir = dir.join("wal").is_dir() || dir.join("head").is_dir();
+            if !valid_tenant(&name) || !tenant_dir {
                 continue;
             }
             let (_, report) = self.open_tenant(&name)?;

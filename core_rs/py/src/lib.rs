@@ -4,6 +4,8 @@
 //! out. Every call that touches spans releases the GIL. The typed surface is
 //! `tempo_fast/_core.pyi`.
 
+mod compaction;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use tempo_core::block::{traces_per_shard, BlockReader, BlockSource};
+use tempo_core::block::{traces_per_shard, BlockConfig, BlockReader, BlockSource};
 use tempo_core::blocklist::{BlockStore as CoreBlockStore, LookupStats, SourceBlocks};
 use tempo_core::ingester::{
     Encoding, Ingester as CoreIngester, IngesterConfig, PushError, PushOutcome,
@@ -69,7 +71,7 @@ fn push_error(py: Python<'_>, e: PushError) -> PyErr {
     }
 }
 
-fn runtime<E: std::fmt::Display>(e: E) -> PyErr {
+pub(crate) fn runtime<E: std::fmt::Display>(e: E) -> PyErr {
     PyRuntimeError::new_err(e.to_string())
 }
 
@@ -160,28 +162,35 @@ fn ingester_config(wal_path: PathBuf, cfg: &Bound<'_, PyDict>) -> PyResult<Inges
     if let Some(b) = get::<u64>(cfg, "segment_bytes")? {
         c.segment_bytes = b;
     }
+    block_config(cfg, &mut c.block)?;
+    if let Some(limits) = get::<Bound<'_, PyDict>>(cfg, "limits")? {
+        c.limits = limits_from(&limits)?;
+    }
+    Ok(c)
+}
+
+/// The block layout keys of a core config dict (`row_group_spans`, `bloom_fp`,
+/// `bloom_shard_bytes`, `dedicated_columns`) into `b`.
+pub(crate) fn block_config(cfg: &Bound<'_, PyDict>, b: &mut BlockConfig) -> PyResult<()> {
     if let Some(n) = get::<usize>(cfg, "row_group_spans")? {
-        c.block.row_group_rows = n;
+        b.row_group_rows = n;
     }
     if let Some(fp) = get::<f64>(cfg, "bloom_fp")? {
         if !(fp > 0.0 && fp < 1.0) {
             return Err(PyValueError::new_err(format!("bloom_fp must be in (0, 1), not {fp}")));
         }
-        c.block.bloom_fp = fp;
+        b.bloom_fp = fp;
     }
     if let Some(bytes) = get::<u64>(cfg, "bloom_shard_bytes")? {
-        c.block.bloom_shard_traces = traces_per_shard(bytes, c.block.bloom_fp);
-    }
-    if let Some(limits) = get::<Bound<'_, PyDict>>(cfg, "limits")? {
-        c.limits = limits_from(&limits)?;
+        b.bloom_shard_traces = traces_per_shard(bytes, b.bloom_fp);
     }
     if let Some(cols) = get::<Vec<(String, String, String)>>(cfg, "dedicated_columns")? {
-        c.block.dedicated_columns = cols
+        b.dedicated_columns = cols
             .iter()
             .map(|(scope, name, typ)| dedicated_column(scope, name, typ))
             .collect::<PyResult<_>>()?;
     }
-    Ok(c)
+    Ok(())
 }
 
 /// Limits from a dict of [`Limits`] field names; missing keys keep Tempo's defaults.
@@ -466,9 +475,9 @@ fn lookup_stats<'py>(py: Python<'py>, stats: &LookupStats) -> PyResult<Bound<'py
 /// A block in an object store, read through a Python store object's `get(key)` and
 /// `get_range(key, offset, length)` (keys `<tenant>/<block-id>/<file>`): the Rust
 /// reader plans every read, the control plane's one S3 client performs it.
-struct PySource {
-    store: Py<PyAny>,
-    prefix: String,
+pub(crate) struct PySource {
+    pub(crate) store: Py<PyAny>,
+    pub(crate) prefix: String,
 }
 
 impl PySource {
@@ -613,6 +622,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BlockStore>()?;
     m.add_class::<RemoteBlocks>()?;
     m.add_function(wrap_pyfunction!(render_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(compaction::compact_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     Ok(())
 }

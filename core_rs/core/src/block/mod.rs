@@ -15,6 +15,7 @@
 
 mod bloom;
 mod chunk;
+mod compact;
 mod index;
 mod merge;
 mod meta;
@@ -30,10 +31,11 @@ use parquet::errors::ParquetError;
 
 pub use bloom::{traces_per_shard, Bloom};
 pub use chunk::{write_chunk, ChunkReader};
+pub use compact::{compact, CompactLimits, Compacted};
 pub use index::{RowGroupRange, TraceIndex};
-pub use merge::complete;
+pub use merge::{complete, MergeStats};
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
-pub use reader::{BlockReader, BlockSource, DirSource, ReadStats};
+pub use reader::{BlockBatches, BlockReader, BlockSource, DirSource, ReadStats};
 
 use crate::columnar::ColumnarError;
 use crate::schema::{default_dedicated_columns, DedicatedColumn};
@@ -103,6 +105,9 @@ pub enum BlockError {
     Columnar(#[from] ColumnarError),
     #[error("corrupt block: {0}")]
     Corrupt(String),
+    /// An error reading the block at `block`.
+    #[error("{block}: {source}")]
+    In { block: String, source: Box<BlockError> },
 }
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> BlockError {

@@ -387,6 +387,113 @@ impl BlockReader {
     }
 }
 
+impl BlockReader {
+    /// Every row of the block in order, `batch_rows` at a time, reading one row group at
+    /// a time (a remote source fetches each row group whole, in one request): what a
+    /// merge holds per block is one row group, never the block.
+    pub fn batches(&self, batch_rows: usize) -> Result<BlockBatches, BlockError> {
+        let file = self.data();
+        let meta = self.parquet_meta(&file)?;
+        Ok(BlockBatches {
+            source: self.source.clone(),
+            size: self.meta.size,
+            schema: meta.schema().clone(),
+            groups: meta.metadata().num_row_groups(),
+            meta,
+            next_group: 0,
+            batch_rows: batch_rows.max(1),
+            current: None,
+            bytes_read: Arc::default(),
+        })
+    }
+}
+
+/// The rows of a block in order; see [`BlockReader::batches`].
+pub struct BlockBatches {
+    source: Arc<dyn BlockSource>,
+    size: u64,
+    schema: SchemaRef,
+    meta: ArrowReaderMetadata,
+    groups: usize,
+    next_group: usize,
+    batch_rows: usize,
+    current: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+    bytes_read: Arc<AtomicU64>,
+}
+
+impl BlockBatches {
+    /// The schema of the batches (with the block's dedicated-column metadata).
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// A counter of the data bytes read so far (shared: it goes on counting).
+    pub fn bytes_read(&self) -> Arc<AtomicU64> {
+        self.bytes_read.clone()
+    }
+
+    /// Opens a reader over the next row group.
+    fn open_next(&mut self) -> Result<bool, BlockError> {
+        if self.next_group >= self.groups {
+            return Ok(false);
+        }
+        let g = self.next_group;
+        self.next_group += 1;
+        let file = CountingFile::new(self.source.clone(), self.size);
+        let rg = self.meta.metadata().row_group(g);
+        if self.source.remote() {
+            let (lo, hi) = rg
+                .columns()
+                .iter()
+                .map(|c| c.byte_range())
+                .fold((u64::MAX, 0), |(lo, hi), (start, len)| (lo.min(start), hi.max(start + len)));
+            if lo < hi {
+                file.fetch_ahead(&[(lo, (hi - lo) as usize)])
+                    .map_err(io_err(format!("reading {}", self.source.describe())))?;
+            }
+        } else {
+            let bytes: i64 = rg.columns().iter().map(|c| c.compressed_size()).sum();
+            self.bytes_read.fetch_add(bytes.max(0) as u64, Ordering::Relaxed);
+        }
+        self.bytes_read.fetch_add(file.stats().bytes, Ordering::Relaxed);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
+            .with_row_groups(vec![g])
+            .with_batch_size(self.batch_rows)
+            .build()?;
+        self.current = Some(reader);
+        Ok(true)
+    }
+}
+
+impl Iterator for BlockBatches {
+    type Item = Result<RecordBatch, BlockError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.as_mut() {
+                match r.next() {
+                    // Batches read back lack the schema's metadata: restore it.
+                    Some(b) => {
+                        return Some(
+                            b.and_then(|b| b.with_schema(self.schema.clone()))
+                                .map_err(BlockError::from),
+                        )
+                    }
+                    None => self.current = None,
+                }
+            }
+            match self.open_next() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.next_group = self.groups;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
 /// Rows of the selected row groups whose trace-id pages may hold `id`, from the
 /// page index (None when there is none: read the row groups whole).
 fn page_selection(

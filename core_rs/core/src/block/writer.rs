@@ -124,6 +124,11 @@ impl BlockWriter {
         Ok(())
     }
 
+    /// Data bytes and traces written so far.
+    pub(crate) fn written(&self) -> (u64, u64) {
+        (self.writer.bytes_written() as u64, self.trace_ids.len() as u64)
+    }
+
     /// Writes the data file, bloom shards, index and finally `meta.json`.
     pub(crate) fn finish(
         self,
