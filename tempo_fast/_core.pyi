@@ -117,6 +117,22 @@ class BlockStore:
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[TracePart | None, dict[str, int]]:
         """Spans of ``trace_id`` in complete blocks, and read stats
         {"blocks_checked", "blocks_read", "bytes_read", "reads", "errors"}."""
+    def open_failures(self) -> int:
+        """Blocks that could not be opened, summed over every poll."""
+
+def compact_blocks(
+    inputs: list[str | tuple[object, str]],
+    out_root: str,
+    tenant: str,
+    level: int,
+    config: dict[str, object],
+    max_block_bytes: int,
+    max_block_traces: int,
+) -> tuple[list[str], dict[str, int]]:
+    """Merge input blocks (a directory, or ``(store, "<tenant>/<block-id>")`` read through the
+    store) into new blocks of ``level`` under ``out_root/<block-id>/``, closing an output at
+    ``max_block_bytes`` data bytes or ``max_block_traces`` traces. Returns the outputs'
+    ``meta.json`` texts and {"spans_in", "spans_out", "traces_combined", "bytes_read"}."""
 
 def render_trace(parts: list[TracePart], fmt: str, inspected_bytes: int = 0) -> bytes | None:
     """Merge and de-duplicate parts into one trace. ``fmt``: "proto_v1" (tempopb.Trace),

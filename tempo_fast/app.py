@@ -196,6 +196,7 @@ class App:
             self._tasks.append(asyncio.create_task(self.flusher.run(period), name="block-flusher"))
         self._start_compactor(store)
         self.metrics.watch_core(self.ingester.stats, self.querier.blocklist)
+        self.metrics.watch_querier(self.querier.error_counts)
         self._tasks += [
             asyncio.create_task(self.querier.run_poller(), name="blocklist-poller"),
             asyncio.create_task(self.ingester.watch_flushes(), name="flush-watcher"),

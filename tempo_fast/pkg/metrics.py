@@ -163,6 +163,30 @@ class CoreStatsCollector(Collector):
         yield blocks
 
 
+class QuerierErrorsCollector(Collector):
+    """Unreadable blocks the querier skipped (``Querier.error_counts()``)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[Any]:
+        counts = self._counts()
+        poll = CounterMetricFamily(
+            "tempodb_blocklist_poll_errors",
+            "Blocks the block list could not open (corrupt or unreadable), summed over polls.",
+            labels=[],
+        )
+        poll.add_metric([], counts.get("poll", 0))
+        yield poll
+        lookup = CounterMetricFamily(
+            "tempo_querier_block_read_errors",
+            "Blocks a trace lookup skipped because reading them failed.",
+            labels=[],
+        )
+        lookup.add_metric([], counts.get("lookup", 0))
+        yield lookup
+
+
 class BackendStatsCollector(Collector):
     """The object store's counters (``BackendStats.snapshot()``) as ``tempodb_backend_*``."""
 
@@ -267,6 +291,10 @@ class Metrics:
     ) -> None:
         """Expose the Rust core's counters (read at scrape time)."""
         self.registry.register(CoreStatsCollector(ingester_stats, blocklist))
+
+    def watch_querier(self, error_counts: Callable[[], Mapping[str, int]]) -> None:
+        """Expose the querier's unreadable-block counts (read at scrape time)."""
+        self.registry.register(QuerierErrorsCollector(error_counts))
 
     def watch_backend(self, snapshot: Callable[[], Mapping[str, int]]) -> None:
         """Expose the object store's counters (read at scrape time)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ class BlockStoreCore(Protocol):
 
     def poll(self) -> dict[str, int]: ...
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[Any, dict[str, int]]: ...
+    def open_failures(self) -> int: ...
 
 
 class RemoteBlocksCore(Protocol):
@@ -100,6 +102,8 @@ class Querier:
         self._render = render
         self._poll_interval = poll_interval
         self._blocklist: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._lookup_errors = 0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -109,7 +113,7 @@ class Querier:
         Blocking (reads blocks): call it from a worker thread.
         """
         parts: list[Any] = []
-        inspected = 0
+        inspected = errors = 0
         for tenant in tenants:
             live = self._ingester.find_trace(tenant, trace_id)
             if live is not None:
@@ -118,11 +122,23 @@ class Querier:
             for source in sources:
                 stored, stats = source.find_trace(tenant, trace_id)
                 inspected += int(stats.get("bytes_read", 0))
+                errors += int(stats.get("errors", 0))
                 if stored is not None:
                     parts.append(stored)
+        if errors:
+            with self._lock:
+                self._lookup_errors += errors
         if not parts:
             return None
         return self._render(parts, fmt, inspected)
+
+    def error_counts(self) -> dict[str, int]:
+        """Unreadable blocks met so far: ``poll`` (blocks that could not be opened, summed
+        over polls) and ``lookup`` (blocks skipped by a lookup because a read failed)."""
+        remote = self._remote.open_failures if self._remote is not None else 0
+        with self._lock:
+            lookup = self._lookup_errors
+        return {"poll": self._blocks.open_failures() + remote, "lookup": lookup}
 
     def poll(self) -> Mapping[str, int]:
         """Re-read the block list now (blocking)."""

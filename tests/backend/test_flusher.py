@@ -4,6 +4,7 @@ index; a failing store keeps them staged and retried; a restart does not upload 
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -58,3 +59,20 @@ def test_a_failing_store_keeps_the_block_and_retries(
     assert BlockFlusher(store, staging, CollectorRegistry()).flush() == 0
     assert len(proxy.requests("PUT")) == puts
     store.close()
+
+
+def test_uploaded_blocks_leave_local_disk_after_complete_block_timeout(
+    block: Block, tmp_path: Path, s3_store
+) -> None:
+    staging = staging_with(block, tmp_path)
+    local = staging / block.tenant / block.block_id
+    flusher = BlockFlusher(s3_store, staging, CollectorRegistry(), keep_uploaded=0.3)
+    removed: list[bool] = []
+    flusher.on_removed(lambda: removed.append(True))
+    assert flusher.flush() == 1
+    assert local.is_dir(), "kept for complete_block_timeout"
+    time.sleep(0.4)
+    assert flusher.flush() == 0
+    assert not local.exists() and removed == [True]
+    assert s3_store.read_meta(block.tenant, block.block_id)["blockID"] == block.block_id
+    assert flusher.flush() == 0 and flusher.pending() == []

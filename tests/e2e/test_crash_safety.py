@@ -3,6 +3,8 @@ WAL tail keeps everything before the tear."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import orjson
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
@@ -13,10 +15,13 @@ from tests.server import TempoServer
 
 
 def request(
-    batch: int, n_traces: int = 20, spans_per_trace: int = 5, start_ns: int = 10
+    batch: int, n_traces: int = 20, spans_per_trace: int = 5, start_ns: int | None = None
 ) -> tuple[bytes, dict[str, set[str]]]:
     """``n_traces`` traces of ``spans_per_trace`` spans, ids from ``batch``; span ``s``
-    starts ``s`` ns after ``start_ns`` and lasts 10 ns."""
+    starts ``s`` ns after ``start_ns`` (a minute ago by default: within any retention) and
+    lasts 10 ns."""
+    if start_ns is None:
+        start_ns = time.time_ns() - 60 * 10**9
     req = ts.ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     kv = rs.resource.attributes.add()

@@ -170,6 +170,9 @@ class FakeBlockStore:
         stats = {"blocks_checked": 1, "blocks_read": 1, "bytes_read": 100, "reads": 1}
         return self.traces.get((tenant, trace_id)), stats
 
+    def open_failures(self) -> int:
+        return 0
+
 
 def fake_render(parts: list[Any], fmt: str, inspected_bytes: int = 0) -> bytes | None:
     """Renders parts as ``fmt|part,part|inspected`` so tests can see what was merged."""

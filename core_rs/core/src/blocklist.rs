@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -30,11 +31,16 @@ pub struct LookupStats {
 pub struct BlockStore {
     root: PathBuf,
     tenants: RwLock<HashMap<String, Vec<Arc<BlockReader>>>>,
+    open_failures: AtomicU64,
 }
 
 impl BlockStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        BlockStore { root: root.into(), tenants: RwLock::new(HashMap::new()) }
+        BlockStore {
+            root: root.into(),
+            tenants: RwLock::new(HashMap::new()),
+            open_failures: AtomicU64::new(0),
+        }
     }
 
     /// Re-reads the block list: opens new blocks (those with a `meta.json`),
@@ -65,22 +71,32 @@ impl BlockStore {
                 }
                 match BlockReader::open(&dir).and_then(|b| b.warm().map(|_| b)) {
                     Ok(b) => blocks.push(Arc::new(b)),
-                    Err(e) => log::log(
-                        Level::Error,
-                        "querier",
-                        &format!(
-                            "msg=\"skipping unreadable block\" tenant={} block={} err={}",
-                            log::quote(&name),
-                            log::quote(&dir.display().to_string()),
-                            log::quote(&e.to_string())
-                        ),
-                    ),
+                    Err(e) => self.failed_open(&name, &dir.display().to_string(), &e.to_string()),
                 }
             }
         }
         let counts = next.iter().map(|(t, b)| (t.clone(), b.len())).collect();
         *self.tenants.write() = next;
         Ok(counts)
+    }
+
+    /// Blocks that could not be opened, summed over every poll.
+    pub fn open_failures(&self) -> u64 {
+        self.open_failures.load(Ordering::Relaxed)
+    }
+
+    fn failed_open(&self, tenant: &str, block: &str, err: &str) {
+        self.open_failures.fetch_add(1, Ordering::Relaxed);
+        log::log(
+            Level::Error,
+            "querier",
+            &format!(
+                "msg=\"skipping unreadable block\" tenant={} block={} err={}",
+                log::quote(tenant),
+                log::quote(block),
+                log::quote(err)
+            ),
+        );
     }
 
     /// The rows of `trace_id` in every block of `tenant` (one batch per block

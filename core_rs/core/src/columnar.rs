@@ -877,9 +877,12 @@ pub fn rederive(batch: &RecordBatch) -> Result<RecordBatch, ColumnarError> {
     let durations = column(batch, schema::DURATION)?.as_primitive::<UInt64Type>();
     let kinds = column(batch, schema::KIND)?.as_primitive::<Int32Type>();
     let id = |i: usize| -> [u8; 8] { span_ids.value(i).try_into().unwrap_or([0; 8]) };
+    // A (span id, kind) seen again is a duplicate even if other fields differ (a resend
+    // with new timestamps): the first row of each is kept.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| (starts.value(i), id(i), kinds.value(i)));
+    order.sort_by_key(|&i| (id(i), kinds.value(i), i));
     order.dedup_by(|a, b| id(*a) == id(*b) && kinds.value(*a) == kinds.value(*b));
+    order.sort_by_key(|&i| (starts.value(i), id(i), kinds.value(i)));
     let take = UInt32Array::from_iter_values(order.iter().map(|&i| i as u32));
     let ids: Vec<[u8; 8]> = order.iter().map(|&i| id(i)).collect();
     let pids: Vec<Option<[u8; 8]>> = order
@@ -994,6 +997,19 @@ mod tests {
         let doubled =
             arrow_select::concat::concat_batches(&one.schema(), [&shuffled, &one]).unwrap();
         assert_eq!(rederive(&doubled).unwrap(), one);
+        // A resend with other timestamps is still a duplicate: the first copy stays.
+        let start_col = one.schema().index_of(schema::START).unwrap();
+        let later: UInt64Array = one
+            .column(start_col)
+            .as_primitive::<UInt64Type>()
+            .iter()
+            .map(|v| v.map(|v| v + 1_000_000))
+            .collect();
+        let mut cols = one.columns().to_vec();
+        cols[start_col] = Arc::new(later);
+        let resent = RecordBatch::try_new(one.schema(), cols).unwrap();
+        let both = arrow_select::concat::concat_batches(&one.schema(), [&one, &resent]).unwrap();
+        assert_eq!(rederive(&both).unwrap(), one);
     }
 
     #[test]

@@ -638,10 +638,20 @@ impl Ingester {
             if !b.might_contain(trace_id) {
                 continue;
             }
-            if let Some(batch) =
-                b.find_trace(trace_id).map_err(|e| IngesterError::Block(e.to_string()))?
-            {
-                out.push(batch);
+            // The block list serves these blocks too: one that cannot be read here (the
+            // compactor replaced it, or it broke) is skipped, not a failed query.
+            match b.find_trace(trace_id) {
+                Ok(Some(batch)) => out.push(batch),
+                Ok(None) => {}
+                Err(e) => log::log(
+                    Level::Warn,
+                    "ingester",
+                    &format!(
+                        "msg=\"skipping a completed block that cannot be read\" block={} err={}",
+                        log::quote(&b.location()),
+                        log::quote(&e.to_string())
+                    ),
+                ),
             }
         }
         Ok(out)
@@ -879,6 +889,9 @@ impl Ingester {
                 .map_err(|e| IngesterError::Block(format!("completing block {id}: {e}")))?;
             let reader =
                 BlockReader::open(&dir).map_err(|e| IngesterError::Block(e.to_string()))?;
+            // Open the data file now: the compactor may replace and delete the block
+            // while the ingester still serves it.
+            reader.warm().map_err(|e| IngesterError::Block(e.to_string()))?;
             t.complete.lock().push((Instant::now(), Arc::new(reader)));
             t.stats.blocks_cut.fetch_add(1, Ordering::Relaxed);
             self.stats.blocks_flushed.fetch_add(1, Ordering::Relaxed);

@@ -460,6 +460,11 @@ impl BlockStore {
         let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
         Ok((part(batches), lookup_stats(py, &stats)?))
     }
+
+    /// Blocks that could not be opened, summed over every poll.
+    fn open_failures(&self) -> u64 {
+        self.inner.open_failures()
+    }
 }
 
 fn lookup_stats<'py>(py: Python<'py>, stats: &LookupStats) -> PyResult<Bound<'py, PyDict>> {

@@ -51,7 +51,7 @@ pub fn compact(
     let mut schema = None;
     for block in inputs {
         let at = block.location();
-        let batches = block.batches(cfg.chunk_batch_rows).map_err(|e| located(&at, e))?;
+        let batches = block.batches(cfg.row_group_rows).map_err(|e| located(&at, e))?;
         let s = batches.schema();
         match &schema {
             None => schema = Some(s),

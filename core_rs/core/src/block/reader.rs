@@ -393,7 +393,14 @@ impl BlockReader {
     /// merge holds per block is one row group, never the block.
     pub fn batches(&self, batch_rows: usize) -> Result<BlockBatches, BlockError> {
         let file = self.data();
-        let meta = self.parquet_meta(&file)?;
+        // Whole row groups are read: the page index is not needed (nor held in memory).
+        let meta = match self.parquet.lock().as_ref() {
+            Some(m) => m.clone(),
+            None => ArrowReaderMetadata::load(
+                &file,
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip),
+            )?,
+        };
         Ok(BlockBatches {
             source: self.source.clone(),
             size: self.meta.size,
