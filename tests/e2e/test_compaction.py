@@ -82,9 +82,11 @@ def test_compaction_while_querying(tmp_path: Path) -> None:
         try:
             # compacted into one block of a higher level; the inputs deleted after 2s
             assert wait_for(
-                lambda: [m for m in metas(blocks) if m["compactionLevel"] >= 1]
-                and len(list(blocks.glob("*/meta.compacted.json"))) == 0
-                and len(metas(blocks)) == 1,
+                lambda: (
+                    [m for m in metas(blocks) if m["compactionLevel"] >= 1]
+                    and len(list(blocks.glob("*/meta.compacted.json"))) == 0
+                    and len(metas(blocks)) == 1
+                ),
                 timeout=60,
             )
             time.sleep(1.5)  # a few more lookups against the compacted block alone
