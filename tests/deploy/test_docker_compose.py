@@ -194,6 +194,7 @@ def test_tempo_yaml_is_the_helm_values_storage(
     assert config.distributor.otlp_grpc.endpoint.startswith("0.0.0.0:")
     assert config.distributor.otlp_http is not None
     assert config.distributor.otlp_http.endpoint.startswith("0.0.0.0:")
+    assert config.compactor.block_retention == 336 * 3600
     assert config.ignored == (), "every key in tempo.yaml is one tempo-fast implements"
 
 
