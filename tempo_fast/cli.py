@@ -17,6 +17,7 @@ from tempo_fast.pkg.metrics import API_VERSION
 
 USAGE = """\
 Usage: tempo-fast [flags]
+       tempo-fast blocks list|show|lookup|export [flags] [arguments]
 
 A Grafana-Tempo-compatible tracing backend. Without -config.file it runs the embedded
 default: local disk under ./data, HTTP API on :3200, OTLP gRPC on localhost:4317 and
@@ -29,7 +30,12 @@ Flags:
   -log.level string         debug, info, warn or error (overrides server.log_level).
   -version                  Print the version and exit.
   -h, -help                 Print this help and exit.
+
+Operator commands (`tempo-fast blocks -help` for details) read the configured backend
+without a running server: list blocks, show a block's meta, look a trace id up, export a
+block to plain Parquet.
 """
+SUBCOMMANDS = ("blocks",)
 BOOL_FLAGS = {"config.expand-env", "version", "help", "h"}
 VALUE_FLAGS = {"config.file", "target", "log.level"}
 
@@ -67,8 +73,13 @@ def build_config(flags: Flags) -> Config:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command; returns the process exit code."""
     stdout, stderr = out or sys.stdout, sys.stderr
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from tempo_fast import operator
+
+        return operator.main(argv, stdout, stderr)
     try:
-        flags = parse_args(sys.argv[1:] if argv is None else argv)
+        flags = parse_args(argv)
     except UsageError as e:
         print(f"tempo-fast: {e}\nRun 'tempo-fast -help' for usage.", file=stderr)
         return 2
