@@ -4,6 +4,8 @@ Every call that touches spans takes or returns whole request bodies or opaque
 handles; the GIL is released while Rust works.
 """
 
+from collections.abc import Callable
+
 __version__: str
 
 class DecodeError(ValueError):
@@ -133,6 +135,30 @@ def compact_blocks(
     store) into new blocks of ``level`` under ``out_root/<block-id>/``, closing an output at
     ``max_block_bytes`` data bytes or ``max_block_traces`` traces. Returns the outputs'
     ``meta.json`` texts and {"spans_in", "spans_out", "traces_combined", "bytes_read"}."""
+
+class RemoteBlocks:
+    """Blocks opened from an object store (the control plane's ``ObjectStore``)."""
+
+    def __init__(self) -> None: ...
+    def open(self, tenant: str, block_id: str, store: object, warm: bool = True) -> None:
+        """Read the block's meta, bloom filter and index through ``store.get`` /
+        ``get_range`` / ``get_ranges`` (and its Parquet footer when ``warm``)."""
+    def contains(self, tenant: str, block_id: str) -> bool: ...
+    def retain(self, tenant: str, keep: set[str]) -> None: ...
+    def counts(self) -> dict[str, int]: ...
+    def find_trace(self, tenant: str, trace_id: bytes) -> tuple[TracePart | None, dict[str, int]]:
+        """As :meth:`BlockStore.find_trace`."""
+
+def export_block(
+    tenant: str,
+    block_id: str,
+    store: object,
+    path: str,
+    progress: Callable[[int, int, int], object] | None = None,
+) -> dict[str, int]:
+    """Write the block's spans to ``path`` as plain Parquet (hex ids, enum names, UTC
+    timestamps, ``MAP<string, string>`` attributes), one row group at a time;
+    ``progress(done, total, rows)`` after each. Returns {"rows", "row_groups", "bytes"}."""
 
 def render_trace(parts: list[TracePart], fmt: str, inspected_bytes: int = 0) -> bytes | None:
     """Merge and de-duplicate parts into one trace. ``fmt``: "proto_v1" (tempopb.Trace),

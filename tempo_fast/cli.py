@@ -12,10 +12,12 @@ from typing import TextIO
 from tempo_fast import __version__, app
 from tempo_fast.config import Config, ConfigError, check_target, default_yaml, load, load_file
 from tempo_fast.pkg import log
+from tempo_fast.pkg.flags import Flags, UsageError, parse_flags
 from tempo_fast.pkg.metrics import API_VERSION
 
 USAGE = """\
 Usage: tempo-fast [flags]
+       tempo-fast blocks list|show|lookup|export [flags] [arguments]
 
 A Grafana-Tempo-compatible tracing backend. Without -config.file it runs the embedded
 default: local disk under ./data, HTTP API on :3200, OTLP gRPC on localhost:4317 and
@@ -28,46 +30,19 @@ Flags:
   -log.level string         debug, info, warn or error (overrides server.log_level).
   -version                  Print the version and exit.
   -h, -help                 Print this help and exit.
+
+Operator commands (`tempo-fast blocks -help` for details) read the configured backend
+without a running server: list blocks, show a block's meta, look a trace id up, export a
+block to plain Parquet.
 """
+SUBCOMMANDS = ("blocks",)
 BOOL_FLAGS = {"config.expand-env", "version", "help", "h"}
 VALUE_FLAGS = {"config.file", "target", "log.level"}
-_TRUE = {"true", "1", "t", "yes"}
-_FALSE = {"false", "0", "f", "no"}
 
 
-class UsageError(Exception):
-    """A bad command line (exit code 2)."""
-
-
-def parse_args(argv: Sequence[str]) -> dict[str, str | bool]:
+def parse_args(argv: Sequence[str]) -> Flags:
     """Go ``flag``-style parsing: ``-name``, ``--name``, ``-name=value``, ``-name value``."""
-    flags: dict[str, str | bool] = {}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--":
-            break
-        if not arg.startswith("-") or arg in ("-", "---"):
-            raise UsageError(f"unexpected argument {arg!r}")
-        name, has_value, value = arg.lstrip("-").partition("=")
-        if name in BOOL_FLAGS:
-            if not has_value:
-                flags[name] = True
-            elif value.lower() in _TRUE | _FALSE:
-                flags[name] = value.lower() in _TRUE
-            else:
-                raise UsageError(f"invalid boolean value {value!r} for flag -{name}")
-        elif name in VALUE_FLAGS:
-            if not has_value:
-                if not args:
-                    raise UsageError(f"flag needs an argument: -{name}")
-                value = args.pop(0)
-            flags[name] = value
-        else:
-            raise UsageError(f"flag provided but not defined: -{name}")
-    if args:
-        raise UsageError(f"unexpected argument {args[0]!r}")
-    return flags
+    return parse_flags(argv, BOOL_FLAGS, VALUE_FLAGS)[0]
 
 
 def version_line() -> str:
@@ -77,7 +52,7 @@ def version_line() -> str:
     )
 
 
-def build_config(flags: dict[str, str | bool]) -> Config:
+def build_config(flags: Flags) -> Config:
     """The configuration the flags ask for (file or embedded default, then overrides)."""
     path = flags.get("config.file")
     expand = bool(flags.get("config.expand-env", False))
@@ -98,8 +73,13 @@ def build_config(flags: dict[str, str | bool]) -> Config:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command; returns the process exit code."""
     stdout, stderr = out or sys.stdout, sys.stderr
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        from tempo_fast import operator
+
+        return operator.main(argv, stdout, stderr)
     try:
-        flags = parse_args(sys.argv[1:] if argv is None else argv)
+        flags = parse_args(argv)
     except UsageError as e:
         print(f"tempo-fast: {e}\nRun 'tempo-fast -help' for usage.", file=stderr)
         return 2

@@ -155,19 +155,19 @@ pub fn render_trace(
 // ------------------------------------------------------------------ column views
 
 /// The child columns of one `List<Attr>` column.
-struct Attrs<'a> {
-    offsets: &'a [i32],
-    key: &'a StringArray,
-    typ: &'a UInt8Array,
-    s: &'a StringArray,
-    i: &'a Int64Array,
-    d: &'a Float64Array,
-    b: &'a BooleanArray,
-    raw: &'a BinaryArray,
+pub(crate) struct Attrs<'a> {
+    pub(crate) offsets: &'a [i32],
+    pub(crate) key: &'a StringArray,
+    pub(crate) typ: &'a UInt8Array,
+    pub(crate) s: &'a StringArray,
+    pub(crate) i: &'a Int64Array,
+    pub(crate) d: &'a Float64Array,
+    pub(crate) b: &'a BooleanArray,
+    pub(crate) raw: &'a BinaryArray,
 }
 
 impl<'a> Attrs<'a> {
-    fn new(list: &'a ListArray, path: &str) -> Result<Self, RenderError> {
+    pub(crate) fn new(list: &'a ListArray, path: &str) -> Result<Self, RenderError> {
         let s = downcast::<StructArray>(list.values().as_ref(), path, "Struct")?;
         Ok(Attrs {
             offsets: list.value_offsets(),
@@ -183,17 +183,17 @@ impl<'a> Attrs<'a> {
 
     /// Entries of row `r` of the list column.
     #[inline]
-    fn range(&self, r: usize) -> Range<usize> {
+    pub(crate) fn range(&self, r: usize) -> Range<usize> {
         self.offsets[r] as usize..self.offsets[r + 1] as usize
     }
 
     #[inline]
-    fn key(&self, j: usize) -> &'a str {
+    pub(crate) fn key(&self, j: usize) -> &'a str {
         self.key.value(j)
     }
 
     #[inline]
-    fn val(&self, j: usize) -> Result<AnyValue<'a>, RenderError> {
+    pub(crate) fn val(&self, j: usize) -> Result<AnyValue<'a>, RenderError> {
         self.try_val(j).ok_or_else(|| RenderError::BadAttrType {
             key: self.key(j).to_string(),
             tag: self.typ.value(j),
@@ -216,20 +216,20 @@ impl<'a> Attrs<'a> {
     }
 }
 
-enum DedCol<'a> {
+pub(crate) enum DedCol<'a> {
     Str(&'a StringArray),
     Int(&'a Int64Array),
 }
 
 /// One dedicated column of a batch: the attribute name and its values.
-struct Ded<'a> {
-    name: String,
-    col: DedCol<'a>,
+pub(crate) struct Ded<'a> {
+    pub(crate) name: String,
+    pub(crate) col: DedCol<'a>,
 }
 
 impl<'a> Ded<'a> {
     #[inline]
-    fn get(&self, r: usize) -> Option<AnyValue<'a>> {
+    pub(crate) fn get(&self, r: usize) -> Option<AnyValue<'a>> {
         match self.col {
             DedCol::Str(a) => a.is_valid(r).then(|| AnyValue::Str(a.value(r))),
             DedCol::Int(a) => a.is_valid(r).then(|| AnyValue::Int(a.value(r))),
@@ -237,22 +237,22 @@ impl<'a> Ded<'a> {
     }
 }
 
-struct Events<'a> {
-    offsets: &'a [i32],
-    time: &'a UInt64Array,
-    name: &'a StringArray,
-    attrs: Attrs<'a>,
-    dropped: &'a UInt32Array,
+pub(crate) struct Events<'a> {
+    pub(crate) offsets: &'a [i32],
+    pub(crate) time: &'a UInt64Array,
+    pub(crate) name: &'a StringArray,
+    pub(crate) attrs: Attrs<'a>,
+    pub(crate) dropped: &'a UInt32Array,
 }
 
-struct Links<'a> {
-    offsets: &'a [i32],
-    trace_id: &'a BinaryArray,
-    span_id: &'a BinaryArray,
-    trace_state: &'a StringArray,
-    attrs: Attrs<'a>,
-    dropped: &'a UInt32Array,
-    flags: &'a UInt32Array,
+pub(crate) struct Links<'a> {
+    pub(crate) offsets: &'a [i32],
+    pub(crate) trace_id: &'a BinaryArray,
+    pub(crate) span_id: &'a BinaryArray,
+    pub(crate) trace_state: &'a StringArray,
+    pub(crate) attrs: Attrs<'a>,
+    pub(crate) dropped: &'a UInt32Array,
+    pub(crate) flags: &'a UInt32Array,
 }
 
 #[inline]
@@ -261,36 +261,36 @@ fn list_range(offsets: &[i32], r: usize) -> Range<usize> {
 }
 
 /// Typed views of all columns of one batch.
-struct View<'a> {
-    rows: usize,
-    trace_id: &'a FixedSizeBinaryArray,
-    span_id: &'a FixedSizeBinaryArray,
-    parent: &'a FixedSizeBinaryArray,
-    trace_state: &'a StringArray,
-    name: &'a StringArray,
-    kind: &'a Int32Array,
-    start: &'a UInt64Array,
-    duration: &'a UInt64Array,
-    status_code: &'a Int32Array,
-    status_message: &'a StringArray,
-    flags: &'a UInt32Array,
-    dropped_attrs: &'a UInt32Array,
-    dropped_events: &'a UInt32Array,
-    dropped_links: &'a UInt32Array,
-    attrs: Attrs<'a>,
-    span_ded: Vec<Ded<'a>>,
-    events: Events<'a>,
-    links: Links<'a>,
-    service: &'a StringArray,
-    res_attrs: Attrs<'a>,
-    res_ded: Vec<Ded<'a>>,
-    res_dropped: &'a UInt32Array,
-    res_schema_url: &'a StringArray,
-    scope_name: &'a StringArray,
-    scope_version: &'a StringArray,
-    scope_attrs: Attrs<'a>,
-    scope_dropped: &'a UInt32Array,
-    scope_schema_url: &'a StringArray,
+pub(crate) struct View<'a> {
+    pub(crate) rows: usize,
+    pub(crate) trace_id: &'a FixedSizeBinaryArray,
+    pub(crate) span_id: &'a FixedSizeBinaryArray,
+    pub(crate) parent: &'a FixedSizeBinaryArray,
+    pub(crate) trace_state: &'a StringArray,
+    pub(crate) name: &'a StringArray,
+    pub(crate) kind: &'a Int32Array,
+    pub(crate) start: &'a UInt64Array,
+    pub(crate) duration: &'a UInt64Array,
+    pub(crate) status_code: &'a Int32Array,
+    pub(crate) status_message: &'a StringArray,
+    pub(crate) flags: &'a UInt32Array,
+    pub(crate) dropped_attrs: &'a UInt32Array,
+    pub(crate) dropped_events: &'a UInt32Array,
+    pub(crate) dropped_links: &'a UInt32Array,
+    pub(crate) attrs: Attrs<'a>,
+    pub(crate) span_ded: Vec<Ded<'a>>,
+    pub(crate) events: Events<'a>,
+    pub(crate) links: Links<'a>,
+    pub(crate) service: &'a StringArray,
+    pub(crate) res_attrs: Attrs<'a>,
+    pub(crate) res_ded: Vec<Ded<'a>>,
+    pub(crate) res_dropped: &'a UInt32Array,
+    pub(crate) res_schema_url: &'a StringArray,
+    pub(crate) scope_name: &'a StringArray,
+    pub(crate) scope_version: &'a StringArray,
+    pub(crate) scope_attrs: Attrs<'a>,
+    pub(crate) scope_dropped: &'a UInt32Array,
+    pub(crate) scope_schema_url: &'a StringArray,
 }
 
 fn downcast<'a, T: Array + 'static>(
@@ -365,7 +365,7 @@ fn dedicated<'a>(
 }
 
 impl<'a> View<'a> {
-    fn new(b: &'a RecordBatch) -> Result<Self, RenderError> {
+    pub(crate) fn new(b: &'a RecordBatch) -> Result<Self, RenderError> {
         use schema::*;
         let ded = dedicated_from_schema(b.schema_ref());
         let (spans, resources) = ded.iter().fold((0, 0), |(s, r), d| match d.scope {
@@ -444,24 +444,24 @@ impl<'a> View<'a> {
     }
 
     #[inline]
-    fn span_id(&self, r: usize) -> [u8; 8] {
+    pub(crate) fn span_id(&self, r: usize) -> [u8; 8] {
         self.span_id.value(r).try_into().unwrap_or_default()
     }
 
     #[inline]
-    fn end(&self, r: usize) -> u64 {
+    pub(crate) fn end(&self, r: usize) -> u64 {
         self.start.value(r).saturating_add(self.duration.value(r))
     }
 
     #[inline]
-    fn service(&self, r: usize) -> Option<&'a str> {
+    pub(crate) fn service(&self, r: usize) -> Option<&'a str> {
         self.service.is_valid(r).then(|| self.service.value(r))
     }
 }
 
 /// A string cell that is non-null and non-empty.
 #[inline]
-fn opt_str(a: &StringArray, r: usize) -> Option<&str> {
+pub(crate) fn opt_str(a: &StringArray, r: usize) -> Option<&str> {
     if a.is_null(r) {
         return None;
     }
@@ -1006,7 +1006,7 @@ static ESCAPE: [u8; 256] = {
 };
 
 /// A JSON string literal.
-fn js_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn js_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
     out.reserve(b.len() + 2);
@@ -1072,7 +1072,7 @@ fn js_i64_quoted(out: &mut Vec<u8>, v: i64) {
 
 /// Bytes as a standard, padded base64 JSON string.
 #[inline]
-fn js_b64(out: &mut Vec<u8>, data: &[u8]) {
+pub(crate) fn js_b64(out: &mut Vec<u8>, data: &[u8]) {
     let n = data.len().div_ceil(3) * 4;
     out.push(b'"');
     let at = out.len();
@@ -1086,7 +1086,7 @@ fn js_b64(out: &mut Vec<u8>, data: &[u8]) {
 
 /// A double as JSON: a number that parses back to the same value, or the proto3
 /// JSON strings for non-finite values.
-fn js_f64(out: &mut Vec<u8>, d: f64) {
+pub(crate) fn js_f64(out: &mut Vec<u8>, d: f64) {
     if d.is_nan() {
         out.extend_from_slice(b"\"NaN\"");
     } else if d.is_infinite() {
@@ -1267,7 +1267,7 @@ fn js_enum(out: &mut Vec<u8>, o: &mut Obj, key: &str, v: i32, names: &[&str]) {
     }
 }
 
-const SPAN_KINDS: &[&str] = &[
+pub(crate) const SPAN_KINDS: &[&str] = &[
     "SPAN_KIND_UNSPECIFIED",
     "SPAN_KIND_INTERNAL",
     "SPAN_KIND_SERVER",
@@ -1276,7 +1276,8 @@ const SPAN_KINDS: &[&str] = &[
     "SPAN_KIND_CONSUMER",
 ];
 
-const STATUS_CODES: &[&str] = &["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
+pub(crate) const STATUS_CODES: &[&str] =
+    &["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
 
 /// The `[ResourceSpans...]` array.
 fn js_trace(

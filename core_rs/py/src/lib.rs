@@ -16,7 +16,9 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use tempo_core::block::{traces_per_shard, BlockConfig, BlockReader, BlockSource};
+use tempo_core::block::{
+    export_block_to as block_export_to, traces_per_shard, BlockConfig, BlockReader, BlockSource,
+};
 use tempo_core::blocklist::{BlockStore as CoreBlockStore, LookupStats, SourceBlocks};
 use tempo_core::ingester::{
     Encoding, Ingester as CoreIngester, IngesterConfig, PushError, PushOutcome,
@@ -543,11 +545,26 @@ impl RemoteBlocks {
         RemoteBlocks { inner: Arc::default() }
     }
 
-    /// Opens `tenant`'s block `block_id` from `store` (meta, bloom and index are read now).
-    fn open(&self, py: Python<'_>, tenant: &str, block_id: &str, store: Py<PyAny>) -> PyResult<()> {
+    /// Opens `tenant`'s block `block_id` from `store` (meta, bloom and index are read now;
+    /// the Parquet footer too when `warm`, else by the first lookup that needs it).
+    #[pyo3(signature = (tenant, block_id, store, warm=true))]
+    fn open(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        block_id: &str,
+        store: Py<PyAny>,
+        warm: bool,
+    ) -> PyResult<()> {
         let source = Arc::new(PySource { store, prefix: format!("{tenant}/{block_id}") });
         let block = py
-            .detach(|| BlockReader::open_source(source).and_then(|b| b.warm().map(|_| b)))
+            .detach(|| {
+                let b = BlockReader::open_source(source)?;
+                if warm {
+                    b.warm()?;
+                }
+                Ok::<_, tempo_core::block::BlockError>(b)
+            })
             .map_err(runtime)?;
         self.inner.insert(tenant, block_id, Arc::new(block));
         Ok(())
@@ -581,6 +598,44 @@ impl RemoteBlocks {
         let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
         Ok((part(batches), lookup_stats(py, &stats)?))
     }
+}
+
+/// Writes `tenant`'s block `block_id` from `store` to `path` as plain Parquet (one row
+/// per span, see `tempo_core::block::export_block`), a row group at a time. `progress`
+/// is called as `progress(done, total, rows)` after each row group; an exception it
+/// raises (KeyboardInterrupt too) stops the export and is raised here.
+#[pyfunction]
+#[pyo3(signature = (tenant, block_id, store, path, progress=None))]
+fn export_block<'py>(
+    py: Python<'py>,
+    tenant: &str,
+    block_id: &str,
+    store: Py<PyAny>,
+    path: PathBuf,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let source = Arc::new(PySource { store, prefix: format!("{tenant}/{block_id}") });
+    let mut failed: Option<PyErr> = None;
+    let result = py.detach(|| {
+        let block = BlockReader::open_source(source)?;
+        block_export_to(&block, &path, |done, total, rows| {
+            let Some(cb) = &progress else { return Ok(()) };
+            Python::attach(|py| cb.call1(py, (done, total, rows)).map(|_| ())).map_err(|e| {
+                let msg = e.to_string();
+                failed = Some(e);
+                tempo_core::block::BlockError::Corrupt(format!("progress callback: {msg}"))
+            })
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let stats = result.map_err(runtime)?;
+    let d = PyDict::new(py);
+    d.set_item("rows", stats.rows)?;
+    d.set_item("row_groups", stats.row_groups)?;
+    d.set_item("bytes", stats.bytes)?;
+    Ok(d)
 }
 
 /// Merges and de-duplicates trace parts and renders them as one trace.
@@ -628,6 +683,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RemoteBlocks>()?;
     m.add_function(wrap_pyfunction!(render_trace, m)?)?;
     m.add_function(wrap_pyfunction!(compaction::compact_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(export_block, m)?)?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     Ok(())
 }

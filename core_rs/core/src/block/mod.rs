@@ -16,6 +16,7 @@
 mod bloom;
 mod chunk;
 mod compact;
+mod export;
 mod index;
 mod merge;
 mod meta;
@@ -32,6 +33,7 @@ use parquet::errors::ParquetError;
 pub use bloom::{traces_per_shard, Bloom};
 pub use chunk::{write_chunk, ChunkReader};
 pub use compact::{compact, CompactLimits, Compacted};
+pub use export::{export_block, export_block_to, export_schema, ExportStats};
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::{complete, MergeStats};
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
@@ -150,11 +152,11 @@ mod tests {
     use crate::testdata;
 
     /// The span ids of every trace.
-    type Expected = BTreeMap<TraceId, BTreeSet<[u8; 8]>>;
+    pub(super) type Expected = BTreeMap<TraceId, BTreeSet<[u8; 8]>>;
 
     /// Spans of generated requests, split into `parts` chunks so that some traces
     /// land in several chunks (and some spans twice).
-    fn chunked(parts: usize, seed: u64) -> (Vec<Vec<TraceSpans>>, Expected) {
+    pub(super) fn chunked(parts: usize, seed: u64) -> (Vec<Vec<TraceSpans>>, Expected) {
         let (body, _) = testdata::request(seed, 3000);
         let req: Arc<Request> = Arc::new(scan(Arc::from(body)).unwrap());
         let mut expected: BTreeMap<TraceId, BTreeSet<[u8; 8]>> = BTreeMap::new();
@@ -238,17 +240,29 @@ mod tests {
         assert!(max_bytes > 0);
     }
 
+    /// A block of generated spans (seed `seed`) completed from one head chunk: the
+    /// block's directory `<tmp>/b`, the chunk `<tmp>/c.arrow`, its meta and spans.
+    pub(super) fn one_chunk_block(
+        tmp: &Path,
+        cfg: &BlockConfig,
+        seed: u64,
+    ) -> (std::path::PathBuf, std::path::PathBuf, BlockMeta, Expected) {
+        let (mut chunks, expected) = chunked(1, seed);
+        let path = tmp.join("c.arrow");
+        chunks[0].sort_unstable_by_key(|t| t.trace_id);
+        write_chunk(&path, &chunks[0], cfg).unwrap();
+        let chunk = ChunkReader::open(&path).unwrap();
+        let dir = tmp.join("b");
+        let meta = complete(&[&chunk], &dir, "t", "b", cfg).unwrap();
+        (dir, path, meta, expected)
+    }
+
     #[test]
     fn corrupt_blocks_are_errors_not_panics() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = BlockConfig::default();
-        let (mut chunks, expected) = chunked(1, 3);
-        let path = tmp.path().join("c.arrow");
-        chunks[0].sort_unstable_by_key(|t| t.trace_id);
-        write_chunk(&path, &chunks[0], &cfg).unwrap();
+        let (dir, path, _, expected) = one_chunk_block(tmp.path(), &cfg, 3);
         let chunk = ChunkReader::open(&path).unwrap();
-        let dir = tmp.path().join("b");
-        complete(&[&chunk], &dir, "t", "b", &cfg).unwrap();
         let tid = expected.keys().next().unwrap();
         // Truncated data file: opening works (meta is separate), the lookup errors.
         let data = dir.join(DATA_FILE);

@@ -349,6 +349,40 @@ impl BlockReader {
         Ok(m)
     }
 
+    /// Row groups in the data file (reads the Parquet footer if not yet loaded).
+    pub fn row_groups(&self) -> Result<usize, BlockError> {
+        Ok(self.parquet_meta(&self.data())?.metadata().num_row_groups())
+    }
+
+    /// Every row of row group `g`, in batches of at most `batch_rows`, carrying the
+    /// block's schema metadata. The row group is fetched with one ranged read and held
+    /// until the iterator is dropped: memory is bounded by one row group.
+    pub fn read_row_group(
+        &self,
+        g: usize,
+        batch_rows: usize,
+    ) -> Result<impl Iterator<Item = Result<RecordBatch, BlockError>>, BlockError> {
+        let file = self.data();
+        let meta = self.parquet_meta(&file)?;
+        if g >= meta.metadata().num_row_groups() {
+            return Err(BlockError::Corrupt(format!(
+                "{}: no row group {g}",
+                self.source.describe()
+            )));
+        }
+        if let Some(range) = row_group_range(&meta, g) {
+            file.fetch_ahead(&[range])
+                .map_err(io_err(format!("reading {}", self.source.describe())))?;
+        }
+        let schema = meta.schema().clone();
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+            .with_row_groups(vec![g])
+            .with_batch_size(batch_rows)
+            .build()?;
+        // Batches read back lack the schema's metadata (the dedicated columns): restore it.
+        Ok(reader.map(move |b| Ok(b?.with_schema(schema.clone())?)))
+    }
+
     /// The rows of `id`, reading only the pages that may hold it, and what that read.
     pub fn find_trace_with_stats(
         &self,
@@ -363,21 +397,8 @@ impl BlockReader {
         if self.source.remote() {
             // One request per candidate row group (fetched concurrently) instead of one
             // per page and column.
-            let md = meta.metadata();
-            let ranges: Vec<(u64, usize)> = groups
-                .iter()
-                .filter_map(|&g| {
-                    let rg = md.row_group(g);
-                    let (lo, hi) = rg
-                        .columns()
-                        .iter()
-                        .map(|c| c.byte_range())
-                        .fold((u64::MAX, 0), |(lo, hi), (start, len)| {
-                            (lo.min(start), hi.max(start + len))
-                        });
-                    (lo < hi).then(|| (lo, (hi - lo) as usize))
-                })
-                .collect();
+            let ranges: Vec<(u64, usize)> =
+                groups.iter().filter_map(|&g| row_group_range(&meta, g)).collect();
             file.fetch_ahead(&ranges)
                 .map_err(io_err(format!("reading {}", self.source.describe())))?;
         }
@@ -447,20 +468,14 @@ impl BlockBatches {
         let g = self.next_group;
         self.next_group += 1;
         let file = CountingFile::new(self.source.clone(), self.size);
-        let rg = self.meta.metadata().row_group(g);
+        let range = row_group_range(&self.meta, g);
         if self.source.remote() {
-            let (lo, hi) = rg
-                .columns()
-                .iter()
-                .map(|c| c.byte_range())
-                .fold((u64::MAX, 0), |(lo, hi), (start, len)| (lo.min(start), hi.max(start + len)));
-            if lo < hi {
-                file.fetch_ahead(&[(lo, (hi - lo) as usize)])
+            if let Some(range) = range {
+                file.fetch_ahead(&[range])
                     .map_err(io_err(format!("reading {}", self.source.describe())))?;
             }
         } else {
-            let bytes: i64 = rg.columns().iter().map(|c| c.compressed_size()).sum();
-            self.bytes_read.fetch_add(bytes.max(0) as u64, Ordering::Relaxed);
+            self.bytes_read.fetch_add(range.map_or(0, |r| r.1 as u64), Ordering::Relaxed);
         }
         self.bytes_read.fetch_add(file.stats().bytes, Ordering::Relaxed);
         let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
@@ -499,6 +514,18 @@ impl Iterator for BlockBatches {
             }
         }
     }
+}
+
+/// The byte range of row group `g`'s column chunks in the data file (None if empty).
+fn row_group_range(meta: &ArrowReaderMetadata, g: usize) -> Option<(u64, usize)> {
+    let (lo, hi) = meta
+        .metadata()
+        .row_group(g)
+        .columns()
+        .iter()
+        .map(|c| c.byte_range())
+        .fold((u64::MAX, 0), |(lo, hi), (start, len)| (lo.min(start), hi.max(start + len)));
+    (lo < hi).then(|| (lo, (hi - lo) as usize))
 }
 
 /// Rows of the selected row groups whose trace-id pages may hold `id`, from the
