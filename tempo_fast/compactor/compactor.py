@@ -173,12 +173,22 @@ class _CompactorMetrics:
         ),
     )
 
+    blocks: Counter
+    objects: Counter
+    bytes: Counter
+    combined: Counter
+    spans_dropped: Counter
+    errors: Counter
+    marked: Counter
+    deleted: Counter
+    cleaned: Counter
+    retention_errors: Counter
+    unreadable: Gauge
+    outstanding: Gauge
+
     def __init__(self, registry: CollectorRegistry | None) -> None:
         for attr, kind, name, doc, labels in self._SPECS:
             setattr(self, attr, kind(name, doc, list(labels), registry=registry))
-
-    def __getattr__(self, name: str) -> Any:  # for type checkers: set in __init__
-        raise AttributeError(name)
 
 
 class Compactor:
