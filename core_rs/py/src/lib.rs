@@ -444,11 +444,7 @@ impl BlockStore {
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let counts = py.detach(|| inner.poll()).map_err(runtime)?;
-        let d = PyDict::new(py);
-        for (tenant, n) in counts {
-            d.set_item(tenant, n)?;
-        }
-        Ok(d)
+        counts_dict(py, counts)
     }
 
     fn find_trace<'py>(
@@ -467,6 +463,15 @@ impl BlockStore {
     fn open_failures(&self) -> u64 {
         self.inner.open_failures()
     }
+}
+
+/// `{tenant: blocks}`.
+fn counts_dict(py: Python<'_>, counts: Vec<(String, usize)>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (tenant, n) in counts {
+        d.set_item(tenant, n)?;
+    }
+    Ok(d)
 }
 
 fn lookup_stats<'py>(py: Python<'py>, stats: &LookupStats) -> PyResult<Bound<'py, PyDict>> {
@@ -580,11 +585,7 @@ impl RemoteBlocks {
     }
 
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        for (tenant, n) in self.inner.counts() {
-            d.set_item(tenant, n)?;
-        }
-        Ok(d)
+        counts_dict(py, self.inner.counts())
     }
 
     fn find_trace<'py>(
