@@ -8,7 +8,7 @@ tenant's ``compaction`` overrides):
 2. **Retention**: a block whose end is older than ``block_retention`` is marked compacted; a
    compacted block is deleted ``compacted_block_retention`` after it was marked; a block with
    no meta at all (a crashed upload or compaction) is deleted once nothing has been written to
-   it for ``compacted_block_retention``.
+   it for ``compacted_block_retention`` (5 minutes at least).
 3. **Compaction**: jobs from the time-window selector run one by one (at most
    ``max_time_per_tenant`` per tenant): the Rust core merges the inputs row group by row group
    into new blocks (spans that arrived twice are kept once), the outputs are uploaded
@@ -44,6 +44,8 @@ _log = get_logger("compactor")
 
 # Cycles an input block that made a job fail is left out of compaction.
 QUARANTINE_CYCLES = 10
+# Seconds without a write before a block with no meta counts as a crashed upload (at least).
+INCOMPLETE_GRACE_MIN = 300.0
 
 
 class CompactFn(Protocol):
@@ -315,8 +317,10 @@ class Compactor:
                     self._m.deleted.inc()
                     stats.deleted += 1
                     changed = True
+        # never less than a few minutes: a block being written must not look abandoned
+        abandoned = now - max(grace, INCOMPLETE_GRACE_MIN)
         for block_id, modified in found.incomplete.items():
-            if modified < now - grace and self._try(
+            if modified < abandoned and self._try(
                 "deleting an incomplete block",
                 tenant,
                 block_id,
