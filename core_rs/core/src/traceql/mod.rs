@@ -15,6 +15,9 @@ pub mod lexer;
 mod parser;
 mod validate;
 
+#[cfg(test)]
+mod corpus_tests;
+
 pub use ast::*;
 pub use validate::compile_regex;
 

@@ -23,6 +23,14 @@ pub fn parse(src: &str) -> Res<Query> {
     Ok(q)
 }
 
+/// Parses without reporting validation errors (tests of the printer use ill-typed trees).
+#[cfg(test)]
+pub(crate) fn parse_unvalidated(src: &str) -> Res<Query> {
+    let toks = lex(src)?;
+    let mut p = Parser { src, toks, i: 0, check: Checker::default() };
+    p.query()
+}
+
 /// How a literal number was written, which decides where Tempo's grammar accepts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Lit {
