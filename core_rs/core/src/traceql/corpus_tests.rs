@@ -527,7 +527,12 @@ fn traceql_metrics_queries_are_flagged() {
         let looks_metrics = ["rate()", "_over_time(", "compare("].iter().any(|m| q.contains(m));
         assert_eq!(ast.is_metrics(), looks_metrics, "{q:?}");
     }
-    assert!(METRICS_QUERY_ON_SEARCH.contains("metrics"));
+    assert_eq!(parse_for_search("{} | rate()").unwrap_err(), METRICS_QUERY_ON_SEARCH);
+    assert!(parse_for_search("{} | count() > 1").is_ok());
+    assert_eq!(
+        parse_for_search("{ .a = }").unwrap_err(),
+        "invalid TraceQL query: parse error at line 1, col 8: syntax error: unexpected CLOSE_BRACE"
+    );
 }
 
 // ---------------------------------------------------------------------------- tree shapes

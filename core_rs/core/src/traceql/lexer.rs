@@ -121,11 +121,6 @@ const KEYWORDS: &[(&str, Kw, &str)] = &[
     ("with", Kw::With, "WITH"),
 ];
 
-/// True when `s` lexes as a keyword rather than an identifier.
-pub fn is_keyword(s: &str) -> bool {
-    KEYWORDS.iter().any(|(k, _, _)| *k == s)
-}
-
 /// Scope of a `scope:` intrinsic prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColonScope {
