@@ -521,6 +521,36 @@ fn traceql_error_messages() {
 }
 
 #[test]
+fn traceql_deep_nesting_is_refused_not_a_stack_overflow() {
+    let ok = 40;
+    let q = format!("{{ {}.a{} = 1 }}", "(".repeat(ok), ")".repeat(ok));
+    assert!(parse(&q).is_ok());
+    let q = format!("{}{{ .a }}{}", "(".repeat(ok), ")".repeat(ok));
+    assert!(parse(&q).is_ok());
+    for n in [parser::MAX_NESTING + 1, 100_000] {
+        let q = format!("{{ {}.a{} = 1 }}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&q).unwrap_err().message.contains("nested"));
+        let q = format!("{{ {}1 = 1 }}", "-".repeat(n));
+        assert!(parse(&q).unwrap_err().message.contains("nested"));
+        let q = format!("{{ .a{} = 1 }}", " ^ 2".repeat(n));
+        assert!(parse(&q).unwrap_err().message.contains("nested"));
+        let q = format!("{}{{ .a }}{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&q).unwrap_err().message.contains("nested"));
+    }
+    // Long left-associative chains parse in a loop; their length is capped because the tree
+    // they build is as deep as they are long.
+    let max = parser::MAX_OPERATORS;
+    let refused = |q: &str| matches!(parse(q), Err(e) if e.message.contains("operators"));
+    assert!(refused(&format!("{{ .a{} }}", " + .b".repeat(max + 1))));
+    let q = format!("{{ .a{} = 1 }}", " + .b".repeat(max - 1));
+    let ast = parse(&q).unwrap();
+    assert!(parse(&ast.to_string()).unwrap() == ast);
+    assert!(refused(&vec!["{ .a }"; max + 2].join(" && ")));
+    let ast = parse(&vec!["{ .a }"; max + 1].join(" && ")).unwrap();
+    assert!(parse(&ast.to_string()).unwrap() == ast);
+}
+
+#[test]
 fn traceql_metrics_queries_are_flagged() {
     for q in VALID {
         let ast = parse(q).unwrap();

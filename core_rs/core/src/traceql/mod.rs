@@ -12,7 +12,7 @@
 pub mod ast;
 mod display;
 pub mod lexer;
-mod parser;
+pub(crate) mod parser;
 mod validate;
 
 #[cfg(test)]

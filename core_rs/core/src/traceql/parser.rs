@@ -15,7 +15,7 @@ type Res<T> = Result<T, ParseError>;
 
 pub fn parse(src: &str) -> Res<Query> {
     let toks = lex(src)?;
-    let mut p = Parser { src, toks, i: 0, check: Checker::default() };
+    let mut p = Parser { src, toks, i: 0, depth: 0, operators: 0, check: Checker::default() };
     let q = p.query()?;
     if let Some(e) = p.check.first_error.take() {
         return Err(e);
@@ -27,7 +27,7 @@ pub fn parse(src: &str) -> Res<Query> {
 #[cfg(test)]
 pub(crate) fn parse_unvalidated(src: &str) -> Res<Query> {
     let toks = lex(src)?;
-    let mut p = Parser { src, toks, i: 0, check: Checker::default() };
+    let mut p = Parser { src, toks, i: 0, depth: 0, operators: 0, check: Checker::default() };
     p.query()
 }
 
@@ -91,10 +91,21 @@ pub(crate) fn is_pure(e: &SpansetExpr) -> bool {
     }
 }
 
+/// How deeply expressions may nest (parentheses, unary operators, right-associative `^`
+/// chains) before the query is refused rather than risking the stack.
+pub const MAX_NESTING: usize = 100;
+
+/// How many binary operators a query may hold: left-associative chains are parsed in a loop
+/// but still build trees as deep as they are long, which printing, validating and dropping
+/// walk recursively.
+pub const MAX_OPERATORS: usize = 2_000;
+
 struct Parser<'a> {
     src: &'a str,
     toks: Vec<Token>,
     i: usize,
+    depth: usize,
+    operators: usize,
     check: Checker,
 }
 
@@ -398,13 +409,39 @@ impl<'a> Parser<'a> {
 
     // ------------------------------------------------------------------ top-level operators
 
+    fn nest(&mut self) -> Res<()> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            let msg = format!("syntax error: expression nested more than {MAX_NESTING} deep");
+            return Err(ParseError::syntax(self.src, self.pos(), msg));
+        }
+        Ok(())
+    }
+
+    fn count_operator(&mut self) -> Res<()> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            let msg = format!("syntax error: more than {MAX_OPERATORS} operators");
+            return Err(ParseError::syntax(self.src, self.pos(), msg));
+        }
+        Ok(())
+    }
+
     fn top_expr(&mut self, min_prec: u8) -> Res<Term> {
+        self.nest()?;
+        let t = self.top_expr_inner(min_prec);
+        self.depth -= 1;
+        t
+    }
+
+    fn top_expr_inner(&mut self, min_prec: u8) -> Res<Term> {
         let mut lhs = self.top_primary()?;
         while let Some((op, prec, right)) = top_op(self.peek()) {
             if prec < min_prec {
                 break;
             }
             let op_ti = self.i;
+            self.count_operator()?;
             self.advance();
             let rhs = self.top_expr(if right { prec } else { prec + 1 })?;
             lhs = self.combine(op, op_ti, lhs, rhs)?;
@@ -793,12 +830,20 @@ impl<'a> Parser<'a> {
     }
 
     fn field_expr(&mut self, min_prec: u8) -> Res<FieldExpr> {
+        self.nest()?;
+        let e = self.field_expr_inner(min_prec);
+        self.depth -= 1;
+        e
+    }
+
+    fn field_expr_inner(&mut self, min_prec: u8) -> Res<FieldExpr> {
         let mut lhs = self.field_primary()?;
         while let Some(op) = field_op(self.peek()) {
             let prec = op.precedence();
             if prec < min_prec {
                 break;
             }
+            self.count_operator()?;
             let op_pos = self.advance().pos;
             if matches!(op, BinOp::Eq | BinOp::Neq) && *self.peek() == Tok::Kw(Kw::Nil) {
                 self.advance();
