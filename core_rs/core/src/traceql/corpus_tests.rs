@@ -871,6 +871,19 @@ mod props {
             prop_assert_eq!(parsed, q, "{}", printed);
         }
 
+        /// Arbitrary text never panics the lexer or parser.
+        #[test]
+        fn traceql_arbitrary_text(q in prop_oneof![
+            any::<String>(),
+            "[{}()|&!=<>~+*/%^,.:\"`\\ a-z0-9µé_-]{0,40}",
+        ]) {
+            if let Ok(ast) = parse(&q) {
+                let printed = ast.to_string();
+                let again = parse(&printed);
+                prop_assert_eq!(again, Ok(ast), "{:?} -> {}", q, printed);
+            }
+        }
+
         /// Arbitrary token soup never panics, and whatever parses round-trips.
         #[test]
         fn traceql_token_soup(toks in proptest::collection::vec(proptest::sample::select(vec![
