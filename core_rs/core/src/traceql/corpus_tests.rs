@@ -253,6 +253,8 @@ const VALID: &[&str] = &[
     r##"({} | rate() > 5)"##,
     r##"({} | rate()) + ({} | rate()) > 5 | bottomk(2)"##,
     r##"{} | rate() with(sample=true)"##,
+    r##"{} | rate() by (.a, .b, .c, .d, .e)"##,
+    r##"{} | quantile_over_time(duration, 0, 1) by (.a, .b, .c, .d)"##,
     r##"({ .a }) | count() > 1"##,
     r##"{ .a } | ({ .b })"##,
 ];
@@ -419,6 +421,7 @@ const VALIDATION_ERRORS: &[(&str, usize)] = &[
     (r##"{ .a } > { .b } && { span:duration = "x" }"##, 36),
     (r##"{ span:status = error && span:kind = 1 }"##, 36),
     (r##"{} | select(.a) | max(span:name) > 1"##, 19),
+    (r##"{} | quantile_over_time(duration, .5, 1.5)"##, 6),
 ];
 
 /// Queries that parse but that Tempo reports as "not yet supported".
@@ -452,6 +455,8 @@ const UNSUPPORTED: &[(&str, usize)] = &[
     (r##"count() + 1 > 2"##, 13),
     (r##"sum(duration) / count() > 10ms"##, 25),
     (r##"{} | select(parent.x)"##, 13),
+    (r##"{} | rate() by (.a, .b, .c, .d, .e, .f)"##, 6),
+    (r##"{} | histogram_over_time(duration) by (.a, .b, .c, .d, .e)"##, 6),
 ];
 
 fn canonical(q: &str) -> String {

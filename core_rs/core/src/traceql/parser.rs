@@ -737,6 +737,7 @@ impl<'a> Parser<'a> {
                 }
             }
         };
+        self.check.metrics(self.src, t.pos, &stage);
         Ok(stage)
     }
 

@@ -134,6 +134,9 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
+/// Tempo's `maxGroupBys`: the most `by` fields a metrics function takes.
+pub const MAX_GROUP_BYS: usize = 5;
+
 #[derive(Default)]
 pub(crate) struct Checker {
     pub first_error: Option<ParseError>,
@@ -246,6 +249,32 @@ impl Checker {
         if !matches!(f.rhs, ScalarExpr::Static(_)) {
             let msg = "scalar filter rhs of type (%v) not yet supported".to_string();
             self.fail(ErrorKind::Unsupported, src, pos, msg);
+        }
+    }
+
+    /// Tempo's `MetricsAggregate.validate`: quantiles within [0, 1] and at most
+    /// [`MAX_GROUP_BYS`] `by` fields (one fewer for the histogram and quantile functions, which
+    /// keep a label for the bucket).
+    pub fn metrics(&mut self, src: &str, pos: usize, m: &MetricsFirstStage) {
+        use MetricsFirstStage as M;
+        let (by, bucketed) = match m {
+            M::Rate { by } | M::CountOverTime { by } => (by, false),
+            M::MinOverTime { by, .. }
+            | M::MaxOverTime { by, .. }
+            | M::AvgOverTime { by, .. }
+            | M::SumOverTime { by, .. } => (by, false),
+            M::HistogramOverTime { by, .. } | M::QuantileOverTime { by, .. } => (by, true),
+            M::Compare { .. } => return,
+        };
+        if by.len() > MAX_GROUP_BYS || (bucketed && by.len() >= MAX_GROUP_BYS) {
+            let msg = format!("metrics group by {} values not yet supported", by.len());
+            return self.fail(ErrorKind::Unsupported, src, pos, msg);
+        }
+        if let M::QuantileOverTime { quantiles, .. } = m {
+            if let Some(q) = quantiles.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                let msg = format!("quantile must be between 0 and 1: {q}");
+                self.fail(ErrorKind::Invalid, src, pos, msg);
+            }
         }
     }
 
