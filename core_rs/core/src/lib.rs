@@ -8,6 +8,7 @@
 //! - [`render`]: turns a trace's rows into OTLP protobuf and Tempo's JSON.
 //! - [`wal`]: the crash-safe append-only write-ahead log.
 //! - [`live`]: live traces grouped by trace id.
+//! - [`traceql`]: the TraceQL lexer, parser, validator and canonical printer.
 //! - [`ingester`]: per-tenant instances tying WAL, live traces, head chunks and block cuts.
 //!
 //! No Python here: the pyo3 layer lives in `core_rs/py`.
@@ -26,4 +27,5 @@ pub mod render;
 pub mod schema;
 #[doc(hidden)]
 pub mod testdata;
+pub mod traceql;
 pub mod wal;
