@@ -134,11 +134,17 @@ impl Default for Strs<'_> {
 impl<'a> Strs<'a> {
     /// `b` as UTF-8 (maybe an equal string from elsewhere in the input), or an error
     /// naming the field `what`.
-    #[inline]
+    #[inline(always)]
     fn get(&mut self, b: &'a [u8], what: &str) -> Result<&'a str, Fail> {
-        if let Some(s) = ascii(b) {
-            return Ok(s);
+        match ascii(b) {
+            Some(s) => Ok(s),
+            None => self.get_other(b, what),
         }
+    }
+
+    /// [`Strs::get`] past the ASCII check.
+    #[inline(never)]
+    fn get_other(&mut self, b: &'a [u8], what: &str) -> Result<&'a str, Fail> {
         if b.len() > 16 {
             return utf8(b, what);
         }
@@ -157,7 +163,7 @@ impl<'a> Strs<'a> {
 
 /// `b` as a `&str` if it is ASCII (most keys and values), checked inline: up to 32
 /// bytes with two or four overlapping word loads.
-#[inline]
+#[inline(always)]
 fn ascii(b: &[u8]) -> Option<&str> {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let n = b.len();

@@ -369,7 +369,7 @@ impl<'a, const C: bool> Cursor<'a, C> {
     /// A TBinaryProtocol `Tag` laid out as every writer lays it out (key, vType, the one value
     /// field its type names, stop), else None with nothing consumed: [`tag_fields`]
     /// then reads it field by field, to the same result or an error.
-    #[inline]
+    #[inline(always)]
     fn usual_tag(&mut self) -> Option<Tag<'a>> {
         let buf = self.buf;
         let be32 = |h: &[u8], i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);

@@ -262,9 +262,46 @@ fn same(a: &str, b: &str) -> bool {
     words(a) == words(b)
 }
 
+/// A bit per print (one of 64, as [`AttrMap`] marks the keys it holds).
+#[inline]
+const fn print_bit(print: u64) -> u64 {
+    1 << (print.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+}
+
+/// Every key [`special`] finds.
+const SPECIALS: [Key; 13] = [
+    SPAN_KIND,
+    ERROR,
+    STATUS_CODE,
+    STATUS_DESCRIPTION,
+    HTTP_STATUS_CODE_V0,
+    HTTP_STATUS_CODE,
+    HTTP_STATUS_MESSAGE,
+    TRACE_STATE,
+    EVENT,
+    HOSTNAME,
+    JAEGER_VERSION,
+    HOST_NAME,
+    EXPORTER_VERSION,
+];
+
+/// The [`print_bit`]s of the special keys: most other keys miss them all.
+const SPECIAL_BITS: u64 = {
+    let all = SPECIALS;
+    let (mut bits, mut i) = (0, 0);
+    while i < all.len() {
+        bits |= print_bit(all[i].print);
+        i += 1;
+    }
+    bits
+};
+
 /// The special key that `name` (with print `print`) is, if any.
 #[inline]
 fn special(name: &str, print: u64) -> Option<Key> {
+    if SPECIAL_BITS & print_bit(print) == 0 {
+        return None;
+    }
     let candidates: &[Key] = match name.len() {
         5 => &[ERROR, EVENT],
         8 => &[HOSTNAME],
@@ -293,7 +330,7 @@ struct AttrMap<'a> {
     index: HashMap<&'a str, usize>,
     /// [`Key::bit`]s of the special keys present.
     specials: u32,
-    /// A bit per key present (and maybe per key removed): [`AttrMap::seen_bit`].
+    /// A bit per key present (and maybe per key removed): [`print_bit`].
     seen: u64,
 }
 
@@ -303,13 +340,6 @@ impl<'a> AttrMap<'a> {
         self.prints.clear();
         self.specials = 0;
         self.seen = 0;
-    }
-
-    /// One of 64 bits for a key's print: a key whose bit is clear in `seen` is absent,
-    /// so most puts skip the scan for an earlier entry.
-    #[inline]
-    fn seen_bit(print: u64) -> u64 {
-        1 << (print.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
     }
 
     /// Puts `tags` (but those at `skip`) in order, as `Map.Put*` does.
@@ -343,7 +373,7 @@ impl<'a> AttrMap<'a> {
                         None
                     }
                 }
-            } else if self.seen & Self::seen_bit(print) == 0 {
+            } else if self.seen & print_bit(print) == 0 {
                 None
             } else {
                 self.position(key, print)
@@ -352,7 +382,7 @@ impl<'a> AttrMap<'a> {
                 Some(j) => self.entries[j].val = t.val,
                 None => {
                     self.specials |= bit;
-                    self.seen |= Self::seen_bit(print);
+                    self.seen |= print_bit(print);
                     self.entries.push(Tag { key, val: t.val });
                     self.prints.push(print);
                 }
@@ -392,7 +422,7 @@ impl<'a> AttrMap<'a> {
     /// Appends a key known to be absent.
     fn put_new(&mut self, k: Key, val: Val<'a>) {
         self.specials |= k.bit;
-        self.seen |= Self::seen_bit(k.print);
+        self.seen |= print_bit(k.print);
         self.prints.push(k.print);
         self.entries.push(Tag { key: k.name, val });
     }
@@ -412,7 +442,7 @@ fn field_len(len: usize) -> usize {
 const JAEGER_PREFIX: &str = "Jaeger-";
 
 /// Writes a `KeyValue` as field `field`, its lengths computed up front.
-#[inline]
+#[inline(always)]
 fn put_kv(out: &mut Vec<u8>, field: u32, t: &Tag<'_>) {
     // The usual cases: a short string, int or bool, every length a one-byte varint.
     let (key, klen) = (t.key.as_bytes(), t.key.len());
@@ -923,22 +953,7 @@ mod tests {
 
     #[test]
     fn special_keys_are_found_and_fingerprints_agree() {
-        let all = [
-            SPAN_KIND,
-            ERROR,
-            STATUS_CODE,
-            STATUS_DESCRIPTION,
-            HTTP_STATUS_CODE_V0,
-            HTTP_STATUS_CODE,
-            HTTP_STATUS_MESSAGE,
-            TRACE_STATE,
-            EVENT,
-            HOSTNAME,
-            JAEGER_VERSION,
-            HOST_NAME,
-            EXPORTER_VERSION,
-        ];
-        for k in all {
+        for k in SPECIALS {
             assert_eq!(k.print, fingerprint(k.name), "{}", k.name);
             assert_eq!(special(k.name, k.print).map(|s| s.name), Some(k.name));
         }
@@ -982,7 +997,7 @@ mod put_kv_tests {
 
     #[test]
     fn key_values_are_written_as_before() {
-        let long = "x".repeat(300);
+        let long: String = (0..300).map(|i| (b'a' + (i % 26) as u8) as char).collect();
         for field in [1, 3, 9, 15, 16, 200] {
             for klen in
                 [0, 1, 60, 61, 98, 99, 100, 101, 119, 120, 121, 122, 123, 124, 125, 127, 128]
