@@ -56,6 +56,8 @@ macro_rules! fail {
 mod fixtures;
 mod proto;
 #[cfg(test)]
+mod realistic;
+#[cfg(test)]
 mod tests;
 mod thrift;
 mod translate;
@@ -132,9 +134,18 @@ impl Default for Strs<'_> {
 impl<'a> Strs<'a> {
     /// `b` as UTF-8 (maybe an equal string from elsewhere in the input), or an error
     /// naming the field `what`.
-    #[inline]
+    #[inline(always)]
     fn get(&mut self, b: &'a [u8], what: &str) -> Result<&'a str, Fail> {
-        if b.is_empty() || b.len() > 16 {
+        match ascii(b) {
+            Some(s) => Ok(s),
+            None => self.get_other(b, what),
+        }
+    }
+
+    /// [`Strs::get`] past the ASCII check.
+    #[inline(never)]
+    fn get_other(&mut self, b: &'a [u8], what: &str) -> Result<&'a str, Fail> {
+        if b.len() > 16 {
             return utf8(b, what);
         }
         // Up to 16 bytes, the first and last 8 are the whole string.
@@ -148,6 +159,30 @@ impl<'a> Strs<'a> {
         *slot = s;
         Ok(s)
     }
+}
+
+/// `b` as a `&str` if it is ASCII (most keys and values), checked inline: up to 32
+/// bytes with two or four overlapping word loads.
+#[inline(always)]
+fn ascii(b: &[u8]) -> Option<&str> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let n = b.len();
+    let high = if n <= 16 {
+        let (x, y) = translate::words(b);
+        x | y
+    } else if n <= 32 {
+        let (x, y) = translate::words(&b[..16]);
+        let (z, w) = translate::words(&b[n - 16..]);
+        x | y | z | w
+    } else {
+        return None; // simdutf8 is quick enough at this length
+    };
+    if high & HIGH != 0 {
+        return None;
+    }
+    // SAFETY: every byte of `b` is below 0x80 (the loads above cover all of them), and
+    // ASCII is valid UTF-8.
+    Some(unsafe { std::str::from_utf8_unchecked(b) })
 }
 
 /// `b` as UTF-8, or an error naming the field `what`.

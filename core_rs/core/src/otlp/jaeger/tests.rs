@@ -1102,22 +1102,37 @@ mod speed_probe {
     }
 
     fn per_span(label: &str, spans: usize, input: &[u8], f: impl Fn(&[u8]) -> Vec<u8>) {
-        let out = f(input);
-        assert_eq!(normalized(&out)[0].scopes[0].spans.len(), spans);
-        let rounds = std::env::var("JAEGER_SPEED_ROUNDS").ok().and_then(|r| r.parse().ok());
-        let rounds: usize = rounds.unwrap_or(300);
-        let (t, cpu) = (std::time::Instant::now(), cpu_ns());
-        for _ in 0..rounds {
-            std::hint::black_box(f(std::hint::black_box(input)));
+        per_span_batches(label, &[(input.to_vec(), spans)], f);
+    }
+
+    /// Translates every batch in turn, `JAEGER_SPEED_ROUNDS` (300) times over.
+    fn per_span_batches(label: &str, batches: &[(Vec<u8>, usize)], f: impl Fn(&[u8]) -> Vec<u8>) {
+        let spans: usize = batches.iter().map(|b| b.1).sum();
+        let input: usize = batches.iter().map(|b| b.0.len()).sum();
+        let mut output = 0;
+        for (b, n) in batches {
+            let out = f(b);
+            assert_eq!(normalized(&out)[0].scopes[0].spans.len(), *n);
+            output += out.len();
         }
-        let per = |ns: f64| ns / (rounds * spans) as f64;
+        let rounds = std::env::var("JAEGER_SPEED_ROUNDS").ok().and_then(|r| r.parse().ok());
+        let rounds: usize = rounds.unwrap_or(300) * 1000 / spans.max(1);
+        let (t, cpu) = (std::time::Instant::now(), cpu_ns());
+        for _ in 0..rounds.max(1) {
+            for (b, _) in batches {
+                std::hint::black_box(f(std::hint::black_box(b)));
+            }
+        }
+        let per = |ns: f64| ns / (rounds.max(1) * spans) as f64;
         let wall = per(t.elapsed().as_nanos() as f64);
         let cpu = cpu.zip(cpu_ns()).map(|(a, b)| per((b - a) as f64));
         println!(
-            "{label}: {:.0} ns/span of CPU time ({wall:.0} wall; {} input, {} output bytes/span)",
+            "{label}: {:.0} ns/span of CPU time ({wall:.0} wall; {} input, {} output bytes/span, \
+             {} batches)",
             cpu.unwrap_or(wall),
-            input.len() / spans,
-            out.len() / spans
+            input / spans,
+            output / spans,
+            batches.len()
         );
     }
 
@@ -1129,6 +1144,16 @@ mod speed_probe {
         per_span("agent compact", n, &compact, |b| jaeger_agent_to_otlp(b, true).unwrap());
         let proto = post_spans(n);
         per_span("proto", n, &proto, |b| jaeger_proto_to_otlp(b).unwrap());
+        // The reference load generator's spans as bench/test_receivers.py sends them:
+        // a batch per service of each 1000-span request, and 1000 spans per process.
+        let realistic = super::super::realistic::realistic_batches(1, 1000, 1000);
+        per_span_batches("thrift http ~50/batch", &realistic, |b| {
+            jaeger_thrift_batch_to_otlp(b).unwrap()
+        });
+        let realistic = super::super::realistic::realistic_batches(1, 20_000, 1000);
+        per_span_batches("thrift http 1000/batch", &realistic, |b| {
+            jaeger_thrift_batch_to_otlp(b).unwrap()
+        });
     }
 }
 
@@ -1173,5 +1198,60 @@ fn many_scopes_and_processes_group_in_first_seen_order() {
         let want: Vec<String> = (0..20).map(|k| format!("scope{}", (r + 3 * k) % 20)).collect();
         assert_eq!(scopes, want);
         assert!(res.scopes.iter().all(|sc| sc.spans.len() == 2), "found again by the index");
+    }
+}
+
+/// Digests of the exact output (or error) for many inputs, to prove a change keeps every
+/// byte: `JAEGER_SNAPSHOT=file [JAEGER_CASES=cases.txt] cargo test --release -p tempo_core
+/// jaeger_snapshot -- --ignored` writes `file` when absent, else compares with it.
+#[test]
+#[ignore]
+fn jaeger_snapshot() {
+    use std::hash::{Hash, Hasher};
+    let path = std::env::var("JAEGER_SNAPSHOT").expect("JAEGER_SNAPSHOT");
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, f) in [
+        ("agent-compact", AGENT_COMPACT),
+        ("agent-binary", AGENT_BINARY),
+        ("agent-binary", AGENT_BINARY_OLD),
+        ("thrift-batch", BATCH_BINARY),
+        ("proto", POST_SPANS),
+    ] {
+        inputs.push((name.into(), hex(f)));
+    }
+    for seed in 1..20 {
+        for per in [1, 7, 50, 1000] {
+            for (b, _) in super::realistic::realistic_batches(seed, 300, per) {
+                inputs.push(("thrift-batch".into(), b));
+            }
+        }
+    }
+    if let Ok(cases) = std::env::var("JAEGER_CASES") {
+        for line in std::fs::read_to_string(cases).unwrap().lines() {
+            let mut parts = line.split(' ');
+            let mode = parts.next().unwrap().to_string();
+            inputs.push((mode, hex(parts.next().unwrap_or(""))));
+        }
+    }
+    let mut lines = String::new();
+    for (i, (mode, input)) in inputs.iter().enumerate() {
+        let got = match mode.as_str() {
+            "agent-compact" => jaeger_agent_to_otlp(input, true),
+            "agent-binary" => jaeger_agent_to_otlp(input, false),
+            "thrift-batch" => jaeger_thrift_batch_to_otlp(input),
+            _ => jaeger_proto_to_otlp(input),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        got.hash(&mut h);
+        let len = got.as_ref().map_or(0, |o| o.len());
+        lines.push_str(&format!("{i} {mode} {len} {:016x}\n", h.finish()));
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(want) => {
+            let bad: Vec<_> = want.lines().zip(lines.lines()).filter(|(a, b)| a != b).collect();
+            assert!(bad.is_empty() && want.lines().count() == lines.lines().count(), "{bad:?}");
+            println!("{} outputs identical", inputs.len());
+        }
+        Err(_) => std::fs::write(&path, lines).unwrap(),
     }
 }

@@ -365,8 +365,77 @@ impl<'a, const C: bool> Cursor<'a, C> {
     }
 }
 
+impl<'a, const C: bool> Cursor<'a, C> {
+    /// A TBinaryProtocol `Tag` laid out as every writer lays it out (key, vType, the one value
+    /// field its type names, stop), else None with nothing consumed: [`tag_fields`]
+    /// then reads it field by field, to the same result or an error.
+    #[inline(always)]
+    fn usual_tag(&mut self) -> Option<Tag<'a>> {
+        let buf = self.buf;
+        let be32 = |h: &[u8], i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let mut p = self.pos;
+        let h = buf.get(p..p + 7)?;
+        if h[..3] != [T_STRING, 0, 1] {
+            return None;
+        }
+        p += 7;
+        let key = buf.get(p..p.checked_add(be32(h, 3) as usize)?)?;
+        p += key.len();
+        // vType, then the value field's header.
+        let h = buf.get(p..p + 10)?;
+        if h[..3] != [T_I32, 0, 2] {
+            return None;
+        }
+        p += 10;
+        let val = match (be32(h, 3), [h[7], h[8], h[9]]) {
+            (0, [T_STRING, 0, 3]) | (4, [T_STRING, 0, 7]) => {
+                let l = buf.get(p..p + 4)?;
+                let v = buf.get(p + 4..(p + 4).checked_add(be32(l, 0) as usize)?)?;
+                p += 4 + v.len();
+                if h[6] == 4 {
+                    Val::Bytes(v)
+                } else {
+                    Val::Str(self.strs.get(v, "vStr").ok()?)
+                }
+            }
+            (2, [T_BOOL, 0, 5]) => {
+                p += 1;
+                Val::Bool(*buf.get(p - 1)? == 1)
+            }
+            (1, [T_DOUBLE, 0, 4]) | (3, [T_I64, 0, 6]) => {
+                let v = buf.get(p..p + 8)?;
+                p += 8;
+                let v = u64::from_be_bytes([v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
+                if h[6] == 1 {
+                    Val::Double(f64::from_bits(v))
+                } else {
+                    Val::Int(v as i64)
+                }
+            }
+            _ => return None,
+        };
+        if *buf.get(p)? != 0 {
+            return None;
+        }
+        let key = self.strs.get(key, "key").ok()?;
+        self.pos = p + 1;
+        Some(Tag { key, val })
+    }
+}
+
 /// One `Tag`.
+#[inline]
 fn tag<'a, const C: bool>(c: &mut Cursor<'a, C>) -> Res<Tag<'a>> {
+    if !C {
+        if let Some(t) = c.usual_tag() {
+            return Ok(t);
+        }
+    }
+    tag_fields(c)
+}
+
+/// One `Tag`, field by field.
+fn tag_fields<'a, const C: bool>(c: &mut Cursor<'a, C>) -> Res<Tag<'a>> {
     let (mut key, mut vtype) = (None, None);
     let (mut vstr, mut vdouble, mut vbool, mut vlong, mut vbin) = (&[][..], 0.0, false, 0, &[][..]);
     let mut last = 0;
@@ -612,4 +681,79 @@ pub(super) fn agent_message<'a, const C: bool>(buf: &'a [u8], tr: &mut Translato
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Binary tags of every type and layout, whole and damaged: the fast path reads
+    /// what [`tag_fields`] reads, or leaves the tag to it.
+    #[test]
+    fn usual_tags_read_as_field_by_field() {
+        let mut tags: Vec<Vec<u8>> = Vec::new();
+        let field = |out: &mut Vec<u8>, ty: u8, id: i16| {
+            out.push(ty);
+            out.extend_from_slice(&id.to_be_bytes());
+        };
+        let values: [(u8, i16, Vec<u8>); 7] = [
+            (T_STRING, 3, [&5i32.to_be_bytes()[..], b"h\xc3\xa9llo"].concat()),
+            (T_STRING, 3, [&2i32.to_be_bytes()[..], b"\xff\xfe"].concat()),
+            (T_DOUBLE, 4, 1.5f64.to_bits().to_be_bytes().to_vec()),
+            (T_BOOL, 5, vec![1]),
+            (T_BOOL, 5, vec![2]),
+            (T_I64, 6, (-3i64).to_be_bytes().to_vec()),
+            (T_STRING, 7, [&3i32.to_be_bytes()[..], b"\x00\x80\xff"].concat()),
+        ];
+        for key in [&b"span.kind"[..], b"", b"k\xe9y", b"a-key-longer-than-thirty-two-bytes!"] {
+            for vtype in [0i32, 1, 2, 3, 4, 5, -1] {
+                for (ty, id, v) in &values {
+                    let mut t = Vec::new();
+                    field(&mut t, T_STRING, 1);
+                    t.extend_from_slice(&(key.len() as i32).to_be_bytes());
+                    t.extend_from_slice(key);
+                    field(&mut t, T_I32, 2);
+                    t.extend_from_slice(&vtype.to_be_bytes());
+                    field(&mut t, *ty, *id);
+                    t.extend_from_slice(v);
+                    t.push(0);
+                    tags.push(t);
+                }
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let whole = tags.clone();
+        for t in &whole {
+            for n in 0..t.len() {
+                tags.push(t[..n].to_vec());
+                for _ in 0..4 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let mut m = t.clone();
+                    m[n] = (seed >> 32) as u8;
+                    tags.push(m);
+                }
+            }
+        }
+        let mut fast = 0;
+        for t in &tags {
+            let mut a = Cursor::<false>::new(t);
+            let mut b = Cursor::<false>::new(t);
+            let usual = a.usual_tag();
+            fast += usual.is_some() as usize;
+            let got = match usual {
+                Some(tag) => Ok(tag),
+                None => {
+                    assert_eq!(a.pos, 0);
+                    tag_fields(&mut a)
+                }
+            };
+            let want = tag_fields(&mut b);
+            let show = |r: Res<Tag<'_>>| format!("{:?}", r.map_err(String::from));
+            assert_eq!(show(got), show(want), "{t:?}");
+            assert_eq!(a.pos, b.pos, "{t:?}");
+        }
+        assert!(fast > 100, "{fast}");
+    }
 }

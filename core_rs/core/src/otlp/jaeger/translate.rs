@@ -262,9 +262,46 @@ fn same(a: &str, b: &str) -> bool {
     words(a) == words(b)
 }
 
+/// A bit per print (one of 64, as [`AttrMap`] marks the keys it holds).
+#[inline]
+const fn print_bit(print: u64) -> u64 {
+    1 << (print.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+}
+
+/// Every key [`special`] finds.
+const SPECIALS: [Key; 13] = [
+    SPAN_KIND,
+    ERROR,
+    STATUS_CODE,
+    STATUS_DESCRIPTION,
+    HTTP_STATUS_CODE_V0,
+    HTTP_STATUS_CODE,
+    HTTP_STATUS_MESSAGE,
+    TRACE_STATE,
+    EVENT,
+    HOSTNAME,
+    JAEGER_VERSION,
+    HOST_NAME,
+    EXPORTER_VERSION,
+];
+
+/// The [`print_bit`]s of the special keys: most other keys miss them all.
+const SPECIAL_BITS: u64 = {
+    let all = SPECIALS;
+    let (mut bits, mut i) = (0, 0);
+    while i < all.len() {
+        bits |= print_bit(all[i].print);
+        i += 1;
+    }
+    bits
+};
+
 /// The special key that `name` (with print `print`) is, if any.
 #[inline]
 fn special(name: &str, print: u64) -> Option<Key> {
+    if SPECIAL_BITS & print_bit(print) == 0 {
+        return None;
+    }
     let candidates: &[Key] = match name.len() {
         5 => &[ERROR, EVENT],
         8 => &[HOSTNAME],
@@ -293,6 +330,8 @@ struct AttrMap<'a> {
     index: HashMap<&'a str, usize>,
     /// [`Key::bit`]s of the special keys present.
     specials: u32,
+    /// A bit per key present (and maybe per key removed): [`print_bit`].
+    seen: u64,
 }
 
 impl<'a> AttrMap<'a> {
@@ -300,6 +339,7 @@ impl<'a> AttrMap<'a> {
         self.entries.clear();
         self.prints.clear();
         self.specials = 0;
+        self.seen = 0;
     }
 
     /// Puts `tags` (but those at `skip`) in order, as `Map.Put*` does.
@@ -333,6 +373,8 @@ impl<'a> AttrMap<'a> {
                         None
                     }
                 }
+            } else if self.seen & print_bit(print) == 0 {
+                None
             } else {
                 self.position(key, print)
             };
@@ -340,6 +382,7 @@ impl<'a> AttrMap<'a> {
                 Some(j) => self.entries[j].val = t.val,
                 None => {
                     self.specials |= bit;
+                    self.seen |= print_bit(print);
                     self.entries.push(Tag { key, val: t.val });
                     self.prints.push(print);
                 }
@@ -379,6 +422,7 @@ impl<'a> AttrMap<'a> {
     /// Appends a key known to be absent.
     fn put_new(&mut self, k: Key, val: Val<'a>) {
         self.specials |= k.bit;
+        self.seen |= print_bit(k.print);
         self.prints.push(k.print);
         self.entries.push(Tag { key: k.name, val });
     }
@@ -398,8 +442,42 @@ fn field_len(len: usize) -> usize {
 const JAEGER_PREFIX: &str = "Jaeger-";
 
 /// Writes a `KeyValue` as field `field`, its lengths computed up front.
-#[inline]
+#[inline(always)]
 fn put_kv(out: &mut Vec<u8>, field: u32, t: &Tag<'_>) {
+    // The usual cases: a short string, int or bool, every length a one-byte varint.
+    let (key, klen) = (t.key.as_bytes(), t.key.len());
+    if field < 16 && klen < 128 {
+        let tag = (field << 3) as u8 | LEN;
+        match t.val {
+            Val::Str(s) if 6 + klen + s.len() < 128 => {
+                let v = s.as_bytes();
+                out.reserve(8 + klen + v.len());
+                let any_len = 2 + v.len();
+                out.extend_from_slice(&[tag, (4 + klen + any_len) as u8, 0x0a, klen as u8]);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&[0x12, any_len as u8, 0x0a, v.len() as u8]);
+                out.extend_from_slice(v);
+                return;
+            }
+            Val::Int(i) if klen < 100 => {
+                let any_len = 1 + varint_len(i as u64);
+                out.reserve(16 + klen + any_len);
+                out.extend_from_slice(&[tag, (4 + klen + any_len) as u8, 0x0a, klen as u8]);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&[0x12, any_len as u8, 0x18]);
+                put_varint(out, i as u64);
+                return;
+            }
+            Val::Bool(b) if klen < 120 => {
+                out.reserve(10 + klen);
+                out.extend_from_slice(&[tag, (6 + klen) as u8, 0x0a, klen as u8]);
+                out.extend_from_slice(key);
+                out.extend_from_slice(&[0x12, 2, 0x10, b as u8]);
+                return;
+            }
+            _ => {}
+        }
+    }
     let any_len = match t.val {
         Val::Str(s) => field_len(s.len()),
         Val::Bool(_) => 2,
@@ -483,8 +561,6 @@ pub(super) struct Translator<'a> {
     /// The protobuf path's rules: scope and `w3c.tracestate` tags are consumed, an
     /// `OTLPResourceNoServiceName` process has no attributes.
     pub proto: bool,
-    /// One encoded span.
-    span_buf: Vec<u8>,
     /// Bytes to reserve for the first scope's spans (about the input's size).
     size_hint: usize,
 }
@@ -558,7 +634,7 @@ impl<'a> Translator<'a> {
 
     /// Translates one span (head plus [`Self::lists`]) into group `g`.
     pub fn span(&mut self, g: usize, head: &SpanHead<'a>) {
-        let Translator { groups, attrs, event_attrs, lists, proto, span_buf, size_hint, .. } = self;
+        let Translator { groups, attrs, event_attrs, lists, proto, size_hint, .. } = self;
         let Some(group) = groups.get_mut(g) else { return };
         group.any_span = true;
 
@@ -625,12 +701,22 @@ impl<'a> Translator<'a> {
         group.last_scope = si;
         let Some(scope) = group.scopes.get_mut(si) else { return };
 
-        // The span goes to a scratch buffer first: put_message would move a body of
-        // 128 bytes or more to fit its length prefix.
-        let s = span_buf;
-        s.clear();
-        put_bytes_field(s, 1, &trace_id(head.trace_hi, head.trace_lo));
-        put_bytes_field(s, 2, &head.span_id.to_be_bytes());
+        // The span goes straight into the scope's buffer behind a two-byte length
+        // (spans of 128 bytes to 16 KiB; others move to fit theirs).
+        let s = &mut scope.spans;
+        if s.capacity() == 0 {
+            s.reserve(std::mem::take(size_hint));
+        }
+        let mut ids = [0u8; 31];
+        ids[0] = 0x12;
+        ids[3] = 0x0a;
+        ids[4] = 16;
+        ids[5..21].copy_from_slice(&trace_id(head.trace_hi, head.trace_lo));
+        ids[21] = 0x12;
+        ids[22] = 8;
+        ids[23..31].copy_from_slice(&head.span_id.to_be_bytes());
+        s.extend_from_slice(&ids);
+        let start = s.len() - 28;
         if !trace_state.is_empty() {
             put_bytes_field(s, 3, trace_state.as_bytes());
         }
@@ -690,10 +776,15 @@ impl<'a> Translator<'a> {
         if head.flags & 1 != 0 {
             put_fixed32_field(s, 16, 1);
         }
-        if scope.spans.capacity() == 0 {
-            scope.spans.reserve(std::mem::take(size_hint));
+        let len = s.len() - start;
+        if (128..1 << 14).contains(&len) {
+            s[start - 2] = len as u8 | 0x80;
+            s[start - 1] = (len >> 7) as u8;
+        } else {
+            let mut prefix = Vec::with_capacity(5);
+            put_varint(&mut prefix, len as u64);
+            s.splice(start - 2..start, prefix);
         }
-        put_bytes_field(&mut scope.spans, 2, s);
     }
 
     /// The `ExportTraceServiceRequest`: a `ResourceSpans` per group (the protobuf
@@ -862,22 +953,7 @@ mod tests {
 
     #[test]
     fn special_keys_are_found_and_fingerprints_agree() {
-        let all = [
-            SPAN_KIND,
-            ERROR,
-            STATUS_CODE,
-            STATUS_DESCRIPTION,
-            HTTP_STATUS_CODE_V0,
-            HTTP_STATUS_CODE,
-            HTTP_STATUS_MESSAGE,
-            TRACE_STATE,
-            EVENT,
-            HOSTNAME,
-            JAEGER_VERSION,
-            HOST_NAME,
-            EXPORTER_VERSION,
-        ];
-        for k in all {
+        for k in SPECIALS {
             assert_eq!(k.print, fingerprint(k.name), "{}", k.name);
             assert_eq!(special(k.name, k.print).map(|s| s.name), Some(k.name));
         }
@@ -894,6 +970,56 @@ mod tests {
             [("abcde", "abcdf"), ("xbcde", "abcde"), ("ab", "ac"), ("abcdefgh1", "abcdefgh2")]
         {
             assert!(!same(a, b) && same(a, a), "{a} {b}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod put_kv_tests {
+    use super::*;
+
+    /// The `KeyValue` writer before its one-byte-length fast paths.
+    fn put_kv_reference(out: &mut Vec<u8>, field: u32, t: &Tag<'_>) {
+        put_message(out, field, |kv| {
+            put_bytes_field(kv, 1, t.key.as_bytes());
+            put_message(kv, 2, |a| match t.val {
+                Val::Str(s) => put_bytes_field(a, 1, s.as_bytes()),
+                Val::Bool(b) => put_varint_field(a, 2, b as u64),
+                Val::Int(i) => put_varint_field(a, 3, i as u64),
+                Val::Double(d) => put_fixed64_field(a, 4, d.to_bits()),
+                Val::Bytes(b) => put_bytes_field(a, 7, b),
+                Val::JaegerVersion(v) => {
+                    put_bytes_field(a, 1, format!("{JAEGER_PREFIX}{v}").as_bytes())
+                }
+            });
+        });
+    }
+
+    #[test]
+    fn key_values_are_written_as_before() {
+        let long: String = (0..300).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+        for field in [1, 3, 9, 15, 16, 200] {
+            for klen in
+                [0, 1, 60, 61, 98, 99, 100, 101, 119, 120, 121, 122, 123, 124, 125, 127, 128]
+            {
+                for vlen in [0, 1, 58, 59, 60, 61, 62, 120, 121, 122, 123, 124, 125, 126, 127, 300]
+                {
+                    let (key, value) = (&long[..klen], &long[..vlen]);
+                    let ints = [0, 1, 127, 128, -1, i64::MAX, i64::MIN];
+                    let vals = [Val::Str(value), Val::Bool(true), Val::Bool(false)]
+                        .into_iter()
+                        .chain(ints.map(Val::Int))
+                        .chain([Val::Double(0.5), Val::Bytes(value.as_bytes())])
+                        .chain([Val::JaegerVersion(value)]);
+                    for val in vals {
+                        let t = Tag { key, val };
+                        let (mut got, mut want) = (vec![7], vec![7]);
+                        put_kv(&mut got, field, &t);
+                        put_kv_reference(&mut want, field, &t);
+                        assert_eq!(got, want, "{field} {klen} {vlen} {val:?}");
+                    }
+                }
+            }
         }
     }
 }
