@@ -119,9 +119,9 @@ def _jaeger_span(s, scope_name: str, ttypes):
 def to_jaeger(bodies: list[bytes], per_process: int = 0) -> list[bytes]:
     """OTLP requests as Jaeger thrift binary ``Batch`` bodies, the fields mapped as the
     collector maps them back. ``per_process`` 0: one batch per resource of each request (the
-    loadgen's requests mix 20 services, so ~50 spans each); else every span of a process
-    gathered across the requests and sent ``per_process`` at a time, as a busy service's
-    client flushes its buffer."""
+    loadgen's requests mix 20 services, so ~50 spans each); else every span of a process (a
+    service's pod) gathered across the requests and sent ``per_process`` at a time, as a
+    busy service's client flushes its buffer."""
     from opentelemetry.exporter.jaeger.thrift.gen.jaeger import ttypes
 
     groups: list[tuple[object, list]] = []
@@ -137,7 +137,9 @@ def to_jaeger(bodies: list[bytes], per_process: int = 0) -> list[bytes]:
             if not per_process:
                 groups.append((ttypes.Process(serviceName=service, tags=process_tags), spans))
                 continue
-            key = (service, tuple(sorted((k, str(v.value)) for k, v in res.items())))
+            # a process is a pod (the loadgen draws host.name per batch: the pod keeps the
+            # node of its first batch, as a real pod does)
+            key = (service, res["k8s.pod.name"].value.string_value)
             if key not in by_process:
                 by_process[key] = (ttypes.Process(serviceName=service, tags=process_tags), [])
             by_process[key][1].extend(spans)
