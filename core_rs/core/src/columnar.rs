@@ -922,25 +922,29 @@ pub fn rederive(batch: &RecordBatch) -> Result<RecordBatch, ColumnarError> {
     Ok(RecordBatch::try_new(schema_ref, cols)?)
 }
 
+/// The spans of `reqs` grouped into traces, in no particular order (for tests).
+#[cfg(test)]
+pub(crate) fn traces_of(reqs: &[Arc<Request>]) -> Vec<TraceSpans> {
+    let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
+    for req in reqs {
+        for (i, s) in req.spans.iter().enumerate() {
+            by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
+        }
+    }
+    by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::otlp::scan;
     use crate::testdata;
 
-    fn traces_of(req: &Arc<Request>) -> Vec<TraceSpans> {
-        let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
-        for (i, s) in req.spans.iter().enumerate() {
-            by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
-        }
-        by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect()
-    }
-
     #[test]
     fn builds_sorted_rows_with_structure() {
         let (body, n) = testdata::request(11, 500);
         let req = Arc::new(scan(Arc::from(body)).unwrap());
-        let traces = traces_of(&req);
+        let traces = traces_of(std::slice::from_ref(&req));
         let ded = schema::default_dedicated_columns();
         let batch = build_batch(&traces, &ded).unwrap();
         assert_eq!(batch.num_rows(), n);
@@ -968,8 +972,8 @@ mod tests {
     fn duplicates_are_dropped_and_rederive_matches() {
         let (body, _) = testdata::request(5, 100);
         let req = Arc::new(scan(Arc::from(body)).unwrap());
-        let once = traces_of(&req);
-        let mut twice = traces_of(&req);
+        let once = traces_of(std::slice::from_ref(&req));
+        let mut twice = traces_of(std::slice::from_ref(&req));
         for t in &mut twice {
             let copy = t.spans.clone();
             t.spans.extend(copy);

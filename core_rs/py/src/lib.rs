@@ -453,10 +453,8 @@ impl BlockStore {
         tenant: &str,
         trace_id: &[u8],
     ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
-        let id = self::trace_id(trace_id)?;
         let inner = &self.inner;
-        let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
-        Ok((part(batches), lookup_stats(py, &stats)?))
+        find_part(py, trace_id, |id| inner.find_trace(tenant, id))
     }
 
     /// Blocks that could not be opened, summed over every poll.
@@ -472,6 +470,17 @@ fn counts_dict(py: Python<'_>, counts: Vec<(String, usize)>) -> PyResult<Bound<'
         d.set_item(tenant, n)?;
     }
     Ok(d)
+}
+
+/// A lookup of `trace_id` by `find` with the GIL released, as `(part, stats)`.
+fn find_part<'py>(
+    py: Python<'py>,
+    trace_id: &[u8],
+    find: impl FnOnce(&[u8; 16]) -> (Vec<RecordBatch>, LookupStats) + Send,
+) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
+    let id = self::trace_id(trace_id)?;
+    let (batches, stats) = py.detach(|| find(&id));
+    Ok((part(batches), lookup_stats(py, &stats)?))
 }
 
 fn lookup_stats<'py>(py: Python<'py>, stats: &LookupStats) -> PyResult<Bound<'py, PyDict>> {
@@ -594,10 +603,8 @@ impl RemoteBlocks {
         tenant: &str,
         trace_id: &[u8],
     ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
-        let id = self::trace_id(trace_id)?;
         let inner = &self.inner;
-        let (batches, stats) = py.detach(|| inner.find_trace(tenant, &id));
-        Ok((part(batches), lookup_stats(py, &stats)?))
+        find_part(py, trace_id, |id| inner.find_trace(tenant, id))
     }
 }
 

@@ -113,30 +113,21 @@ fn located(at: &str, e: BlockError) -> BlockError {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::collections::{BTreeMap, BTreeSet};
 
     use arrow_array::cast::AsArray;
 
     use super::*;
     use crate::block::{complete, write_chunk, ChunkReader};
-    use crate::columnar::TraceSpans;
-    use crate::model::{SpanHandle, TraceId};
+    use crate::model::TraceId;
     use crate::otlp::scan;
     use crate::testdata;
 
     /// A complete block of the spans of `requests` (OTLP bodies) in `root/blocks/<id>`.
     fn block(root: &Path, requests: &[Vec<u8>], cfg: &BlockConfig) -> Arc<BlockReader> {
-        let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
-        for body in requests {
-            let req = Arc::new(scan(Arc::from(body.clone())).unwrap());
-            for (i, s) in req.spans.iter().enumerate() {
-                by.entry(s.trace_id)
-                    .or_default()
-                    .push(SpanHandle { req: req.clone(), idx: i as u32 });
-            }
-        }
-        let mut traces: Vec<TraceSpans> =
-            by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect();
+        let reqs: Vec<Arc<_>> =
+            requests.iter().map(|b| Arc::new(scan(Arc::from(b.as_slice())).unwrap())).collect();
+        let mut traces = crate::columnar::traces_of(&reqs);
         traces.sort_unstable_by_key(|t| t.trace_id);
         let id = new_block_id();
         std::fs::create_dir_all(root.join("chunks")).unwrap();

@@ -291,13 +291,11 @@ mod settings_probe {
     //! reference-shaped data. `PROBE="0,10000,500;3,20000,1000"` picks settings
     //! (compression: 0 LZ4, -1 Snappy, n zstd level n; row-group rows; page rows),
     //! `PROBE_LOOKUPS=n` the number of lookups timed.
-    use std::collections::HashMap;
     use std::sync::Arc;
     use std::time::Instant;
 
     use super::*;
-    use crate::columnar::TraceSpans;
-    use crate::model::{SpanHandle, TraceId};
+    use crate::model::{Request, TraceId};
     use crate::otlp::scan;
     use crate::testdata;
 
@@ -305,20 +303,11 @@ mod settings_probe {
     #[ignore]
     fn probe() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
-        let mut spans = 0;
-        for seed in 0..100 {
-            let (body, _) = testdata::request(seed, 1000);
-            let req = Arc::new(scan(Arc::from(body)).unwrap());
-            spans += req.spans.len();
-            for (i, s) in req.spans.iter().enumerate() {
-                by.entry(s.trace_id)
-                    .or_default()
-                    .push(SpanHandle { req: req.clone(), idx: i as u32 });
-            }
-        }
-        let mut traces: Vec<TraceSpans> =
-            by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect();
+        let reqs: Vec<Arc<Request>> = (0..100)
+            .map(|seed| Arc::new(scan(Arc::from(testdata::request(seed, 1000).0)).unwrap()))
+            .collect();
+        let mut traces = crate::columnar::traces_of(&reqs);
+        let spans: usize = traces.iter().map(|t| t.spans.len()).sum();
         let base = BlockConfig::default();
         let chunk = tmp.path().join("c.arrow");
         let t = Instant::now();

@@ -362,25 +362,14 @@ impl BlockReader {
         g: usize,
         batch_rows: usize,
     ) -> Result<impl Iterator<Item = Result<RecordBatch, BlockError>>, BlockError> {
-        let file = self.data();
-        let meta = self.parquet_meta(&file)?;
+        let meta = self.parquet_meta(&self.data())?;
         if g >= meta.metadata().num_row_groups() {
             return Err(BlockError::Corrupt(format!(
                 "{}: no row group {g}",
                 self.source.describe()
             )));
         }
-        if let Some(range) = row_group_range(&meta, g) {
-            file.fetch_ahead(&[range])
-                .map_err(io_err(format!("reading {}", self.source.describe())))?;
-        }
-        let schema = meta.schema().clone();
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
-            .with_row_groups(vec![g])
-            .with_batch_size(batch_rows)
-            .build()?;
-        // Batches read back lack the schema's metadata (the dedicated columns): restore it.
-        Ok(reader.map(move |b| Ok(b?.with_schema(schema.clone())?)))
+        row_group_batches(&self.source, self.meta.size, &meta, g, batch_rows)
     }
 
     /// The rows of `id`, reading only the pages that may hold it, and what that read.
@@ -425,7 +414,6 @@ impl BlockReader {
         Ok(BlockBatches {
             source: self.source.clone(),
             size: self.meta.size,
-            schema: meta.schema().clone(),
             groups: meta.metadata().num_row_groups(),
             meta,
             next_group: 0,
@@ -440,19 +428,18 @@ impl BlockReader {
 pub struct BlockBatches {
     source: Arc<dyn BlockSource>,
     size: u64,
-    schema: SchemaRef,
     meta: ArrowReaderMetadata,
     groups: usize,
     next_group: usize,
     batch_rows: usize,
-    current: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+    current: Option<RowGroupBatches>,
     bytes_read: Arc<AtomicU64>,
 }
 
 impl BlockBatches {
     /// The schema of the batches (with the block's dedicated-column metadata).
     pub fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.meta.schema().clone()
     }
 
     /// A counter of the data bytes read so far (shared: it goes on counting).
@@ -467,17 +454,10 @@ impl BlockBatches {
         }
         let g = self.next_group;
         self.next_group += 1;
-        let file = CountingFile::new(self.source.clone(), self.size);
-        if let Some(range) = row_group_range(&self.meta, g) {
-            file.fetch_ahead(&[range])
-                .map_err(io_err(format!("reading {}", self.source.describe())))?;
-        }
-        self.bytes_read.fetch_add(file.stats().bytes, Ordering::Relaxed);
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.meta.clone())
-            .with_row_groups(vec![g])
-            .with_batch_size(self.batch_rows)
-            .build()?;
-        self.current = Some(reader);
+        let bytes = row_group_range(&self.meta, g).map_or(0, |r| r.1 as u64);
+        self.current =
+            Some(row_group_batches(&self.source, self.size, &self.meta, g, self.batch_rows)?);
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
         Ok(true)
     }
 }
@@ -489,13 +469,7 @@ impl Iterator for BlockBatches {
         loop {
             if let Some(r) = self.current.as_mut() {
                 match r.next() {
-                    // Batches read back lack the schema's metadata: restore it.
-                    Some(b) => {
-                        return Some(
-                            b.and_then(|b| b.with_schema(self.schema.clone()))
-                                .map_err(BlockError::from),
-                        )
-                    }
+                    Some(b) => return Some(b),
                     None => self.current = None,
                 }
             }
@@ -509,6 +483,29 @@ impl Iterator for BlockBatches {
             }
         }
     }
+}
+
+type RowGroupBatches = Box<dyn Iterator<Item = Result<RecordBatch, BlockError>> + Send>;
+
+/// The rows of row group `g`, `batch_rows` at a time, the row group fetched in one read;
+/// the batches carry the block's schema metadata (Parquet leaves it out of them).
+fn row_group_batches(
+    source: &Arc<dyn BlockSource>,
+    size: u64,
+    meta: &ArrowReaderMetadata,
+    g: usize,
+    batch_rows: usize,
+) -> Result<RowGroupBatches, BlockError> {
+    let file = CountingFile::new(source.clone(), size);
+    if let Some(range) = row_group_range(meta, g) {
+        file.fetch_ahead(&[range]).map_err(io_err(format!("reading {}", source.describe())))?;
+    }
+    let schema = meta.schema().clone();
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+        .with_row_groups(vec![g])
+        .with_batch_size(batch_rows)
+        .build()?;
+    Ok(Box::new(reader.map(move |b| Ok(b?.with_schema(schema.clone())?))))
 }
 
 /// The byte range of row group `g`'s column chunks in the data file (None if empty).
