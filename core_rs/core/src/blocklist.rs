@@ -80,6 +80,11 @@ impl BlockStore {
         Ok(counts)
     }
 
+    /// The blocks of `tenant` as of the last poll.
+    pub fn blocks(&self, tenant: &str) -> Vec<Arc<BlockReader>> {
+        self.tenants.read().get(tenant).cloned().unwrap_or_default()
+    }
+
     /// Blocks that could not be opened, summed over every poll.
     pub fn open_failures(&self) -> u64 {
         self.open_failures.load(Ordering::Relaxed)
@@ -179,14 +184,13 @@ impl SourceBlocks {
         self.tenants.read().iter().map(|(t, b)| (t.clone(), b.len())).collect()
     }
 
+    /// The blocks of `tenant`.
+    pub fn blocks(&self, tenant: &str) -> Vec<Arc<BlockReader>> {
+        self.tenants.read().get(tenant).map(|b| b.values().cloned().collect()).unwrap_or_default()
+    }
+
     /// As [`BlockStore::find_trace`].
     pub fn find_trace(&self, tenant: &str, trace_id: &TraceId) -> (Vec<RecordBatch>, LookupStats) {
-        let blocks: Vec<Arc<BlockReader>> = self
-            .tenants
-            .read()
-            .get(tenant)
-            .map(|b| b.values().cloned().collect())
-            .unwrap_or_default();
-        find_in(&blocks, trace_id)
+        find_in(&self.blocks(tenant), trace_id)
     }
 }

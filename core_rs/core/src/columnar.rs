@@ -922,16 +922,23 @@ pub fn rederive(batch: &RecordBatch) -> Result<RecordBatch, ColumnarError> {
     Ok(RecordBatch::try_new(schema_ref, cols)?)
 }
 
-/// The spans of `reqs` grouped into traces, in no particular order (for tests).
-#[cfg(test)]
-pub(crate) fn traces_of(reqs: &[Arc<Request>]) -> Vec<TraceSpans> {
+/// The spans of `reqs` grouped into traces, sorted by trace id.
+pub fn group_traces(reqs: &[Arc<Request>]) -> Vec<TraceSpans> {
     let mut by: HashMap<TraceId, Vec<SpanHandle>> = HashMap::new();
     for req in reqs {
         for (i, s) in req.spans.iter().enumerate() {
             by.entry(s.trace_id).or_default().push(SpanHandle { req: req.clone(), idx: i as u32 });
         }
     }
-    by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect()
+    let mut out: Vec<TraceSpans> =
+        by.into_iter().map(|(trace_id, spans)| TraceSpans::new(trace_id, spans)).collect();
+    out.sort_unstable_by_key(|t| t.trace_id);
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn traces_of(reqs: &[Arc<Request>]) -> Vec<TraceSpans> {
+    group_traces(reqs)
 }
 
 #[cfg(test)]

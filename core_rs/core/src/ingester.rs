@@ -37,6 +37,8 @@ use crate::live::{LiveTraces, RequestTraces};
 use crate::log::{self, Level};
 use crate::model::{Rejected, Request, TraceId};
 use crate::otlp::{self, DecodeError, Truncated};
+use crate::schema;
+use crate::search;
 use crate::wal::{FsyncMode, ReplayReport, Wal, WalOptions};
 
 /// WAL record kind: the payload is an OTLP `ExportTraceServiceRequest`.
@@ -653,6 +655,48 @@ impl Ingester {
                     ),
                 ),
             }
+        }
+        Ok(out)
+    }
+
+    /// Everything the ingester holds for `tenant`, as search sources: live traces (and
+    /// those being cut) as one batch, head chunks, recently completed blocks.
+    pub fn search_sources(&self, tenant: &str) -> Result<Vec<search::Source>, IngesterError> {
+        let Some(t) = self.tenants.read().get(tenant).cloned() else {
+            return Ok(Vec::new());
+        };
+        let dedicated = self.cfg.block.dedicated_columns.clone();
+        let mut out = Vec::new();
+        let mut traces = t.live.lock().snapshot();
+        for cut in t.cutting.lock().iter() {
+            traces.extend(cut.iter().map(|c| TraceSpans::new(c.trace_id, c.spans.clone())));
+        }
+        if !traces.is_empty() {
+            // A trace both live and being cut is one trace: merge its references.
+            traces.sort_by_key(|t| t.trace_id);
+            let mut merged: Vec<TraceSpans> = Vec::with_capacity(traces.len());
+            for tr in traces {
+                match merged.last_mut() {
+                    Some(last) if last.trace_id == tr.trace_id => last.spans.extend(tr.spans),
+                    _ => merged.push(tr),
+                }
+            }
+            out.push(search::Source::Batch(self.build(&merged)?, dedicated.clone()));
+        }
+        {
+            let heads = t.heads.lock();
+            for c in heads
+                .current
+                .iter()
+                .flat_map(|h| h.chunks.iter())
+                .chain(heads.completing.iter().flat_map(|h| h.chunks.iter()))
+            {
+                let d = schema::dedicated_from_schema(&c.schema());
+                out.push(search::Source::Chunk(c.clone(), d));
+            }
+        }
+        for (_, b) in t.complete.lock().iter() {
+            out.push(search::Source::Block(b.clone()));
         }
         Ok(out)
     }

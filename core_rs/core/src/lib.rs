@@ -9,6 +9,7 @@
 //! - [`wal`]: the crash-safe append-only write-ahead log.
 //! - [`live`]: live traces grouped by trace id.
 //! - [`traceql`]: the TraceQL lexer, parser, validator and canonical printer.
+//! - [`search`]: TraceQL search over blocks, head chunks and live traces.
 //! - [`ingester`]: per-tenant instances tying WAL, live traces, head chunks and block cuts.
 //!
 //! No Python here: the pyo3 layer lives in `core_rs/py`.
@@ -25,6 +26,7 @@ pub mod otlp;
 pub mod pb;
 pub mod render;
 pub mod schema;
+pub mod search;
 #[doc(hidden)]
 pub mod testdata;
 pub mod traceql;

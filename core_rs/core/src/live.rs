@@ -162,6 +162,17 @@ impl LiveTraces {
         (out, counts)
     }
 
+    /// The span references of every live trace, sorted by trace id (the traces stay live).
+    pub fn snapshot(&self) -> Vec<TraceSpans> {
+        let mut out: Vec<TraceSpans> = self
+            .traces
+            .iter()
+            .map(|(id, t)| TraceSpans::new(*id, t.spans.clone()))
+            .collect();
+        out.sort_unstable_by_key(|t| t.trace_id);
+        out
+    }
+
     /// Removes and returns every live trace.
     pub fn cut_all(&mut self) -> Vec<TraceSpans> {
         let ids: Vec<TraceId> = self.traces.keys().copied().collect();

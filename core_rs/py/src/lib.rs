@@ -5,6 +5,7 @@
 //! `tempo_fast/_core.pyi`.
 
 mod compaction;
+mod search;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -385,6 +386,19 @@ impl Ingester {
         Ok(part(batches))
     }
 
+    /// Searches everything the ingester holds for `tenant` (live traces, head chunks,
+    /// recently completed blocks): `(json bytes of the matched traces, figures)`.
+    fn search(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        query: PyRef<'_, search::SearchQuery>,
+    ) -> PyResult<search::SearchOut> {
+        let inner = &self.inner;
+        let sources = py.detach(|| inner.search_sources(tenant)).map_err(runtime)?;
+        search::run(py, &query, sources)
+    }
+
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let inner = &self.inner;
         py.detach(|| inner.flush()).map_err(runtime)
@@ -455,6 +469,23 @@ impl BlockStore {
     ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
         let inner = &self.inner;
         find_part(py, trace_id, |id| inner.find_trace(tenant, id))
+    }
+
+    /// `(block id, size, start unix ns, end unix ns)` of every block of `tenant`.
+    fn list_blocks(&self, tenant: &str) -> Vec<(String, u64, u64, u64)> {
+        search::block_list(&self.inner.blocks(tenant))
+    }
+
+    /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
+    fn search(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        query: PyRef<'_, search::SearchQuery>,
+        block_ids: Vec<String>,
+    ) -> PyResult<search::SearchOut> {
+        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+        search::run(py, &query, sources)
     }
 
     /// Blocks that could not be opened, summed over every poll.
@@ -597,6 +628,24 @@ impl RemoteBlocks {
         counts_dict(py, self.inner.counts())
     }
 
+    /// `(block id, size, start unix ns, end unix ns)` of every block of `tenant`.
+    fn list_blocks(&self, tenant: &str) -> Vec<(String, u64, u64, u64)> {
+        search::block_list(&self.inner.blocks(tenant))
+    }
+
+    /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
+    fn search(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        query: PyRef<'_, search::SearchQuery>,
+        block_ids: Vec<String>,
+    ) -> PyResult<search::SearchOut> {
+        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+        search::run(py, &query, sources)
+    }
+
+
     fn find_trace<'py>(
         &self,
         py: Python<'py>,
@@ -689,6 +738,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ingester>()?;
     m.add_class::<BlockStore>()?;
     m.add_class::<RemoteBlocks>()?;
+    m.add_class::<search::SearchQuery>()?;
+    m.add_function(wrap_pyfunction!(search::search_otlp, m)?)?;
     m.add_function(wrap_pyfunction!(render_trace, m)?)?;
     m.add_function(wrap_pyfunction!(compaction::compact_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(export_block, m)?)?;

@@ -239,7 +239,7 @@ fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
     lo
 }
 
-pub(crate) fn concat(
+pub fn concat(
     schema: &SchemaRef,
     parts: Vec<RecordBatch>,
 ) -> Result<Option<RecordBatch>, BlockError> {
@@ -398,6 +398,83 @@ impl BlockReader {
 }
 
 impl BlockReader {
+    /// Row groups in the data file and the dedicated columns (loads the footer).
+    pub fn dedicated_columns(&self) -> &[crate::schema::DedicatedColumn] {
+        &self.meta.dedicated_columns
+    }
+
+    /// Row count and `[min trace start, max trace end]` of row group `g`, from the
+    /// column statistics (None for the range when the writer left them out).
+    pub fn row_group_summary(&self, g: usize) -> Result<(usize, Option<(u64, u64)>), BlockError> {
+        let meta = self.parquet_meta(&self.data())?;
+        let md = meta.metadata();
+        let rg = md.row_group(g);
+        let stat = |name: &str, max: bool| -> Option<u64> {
+            let i = meta.schema().index_of(name).ok()?;
+            let leaf = md.file_metadata().schema_descr().columns().iter().position(|c| {
+                c.path().parts().first().map(String::as_str) == Some(meta.schema().field(i).name())
+            })?;
+            match rg.column(leaf).statistics()? {
+                parquet::file::statistics::Statistics::Int64(s) => {
+                    (if max { s.max_opt() } else { s.min_opt() }).map(|v| *v as u64)
+                }
+                _ => None,
+            }
+        };
+        let range = match (stat(crate::schema::TRACE_START, false), stat(crate::schema::TRACE_END, true)) {
+            (Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => None,
+        };
+        Ok((rg.num_rows() as usize, range))
+    }
+
+    /// Row group `g` as one batch holding only `columns` (top-level names; unknown names
+    /// are ignored). Only those columns' chunks are fetched, in one call to the source.
+    /// Returns the batch and the bytes read.
+    pub fn read_columns(&self, g: usize, columns: &[String]) -> Result<(RecordBatch, u64), BlockError> {
+        let file = self.data();
+        let meta = self.parquet_meta(&file)?;
+        let md = meta.metadata();
+        if g >= md.num_row_groups() {
+            return Err(BlockError::Corrupt(format!("{}: no row group {g}", self.source.describe())));
+        }
+        let schema = meta.schema();
+        let roots: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+        let descr = md.file_metadata().schema_descr();
+        let rg = md.row_group(g);
+        let mut ranges: Vec<(u64, usize)> = (0..rg.num_columns())
+            .filter(|&leaf| roots.contains(&descr.get_column_root_idx(leaf)))
+            .map(|leaf| {
+                let (start, len) = rg.column(leaf).byte_range();
+                (start, len as usize)
+            })
+            .collect();
+        ranges.sort_unstable();
+        // Adjacent chunks are fetched as one range.
+        let mut merged: Vec<(u64, usize)> = Vec::with_capacity(ranges.len());
+        for (start, len) in ranges {
+            match merged.last_mut() {
+                Some((s, l)) if *s + *l as u64 == start => *l += len,
+                _ => merged.push((start, len)),
+            }
+        }
+        file.fetch_ahead(&merged).map_err(io_err(format!("reading {}", self.source.describe())))?;
+        let mask = parquet::arrow::ProjectionMask::roots(descr, roots.iter().copied());
+        let projected = Arc::new(schema.project(&roots)?);
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file.clone(), meta.clone())
+            .with_row_groups(vec![g])
+            .with_projection(mask)
+            .with_batch_size(rg.num_rows().max(1) as usize)
+            .build()?;
+        let mut parts = Vec::new();
+        for b in reader {
+            parts.push(b?.with_schema(projected.clone())?);
+        }
+        let batch = concat(&projected, parts)?
+            .unwrap_or_else(|| RecordBatch::new_empty(projected.clone()));
+        Ok((batch, file.stats().bytes))
+    }
+
     /// Every row of the block in order, `batch_rows` at a time, reading one row group at
     /// a time (a remote source fetches each row group whole, in one request): what a
     /// merge holds per block is one row group, never the block.

@@ -1,0 +1,317 @@
+//! A compiled search: the parsed query, its regexes, the filters and value expressions the
+//! batch pass precomputes, the columns to read and the fields returned with each span.
+
+use std::collections::BTreeSet;
+
+use super::eval::{visit, Regexes};
+use crate::schema::{self, DedicatedColumn, DedicatedScope};
+use crate::traceql::{
+    self, Attribute, AttributeScope, BinOp, Field, FieldExpr, Intrinsic, Pipeline, QueryBody,
+    ScalarExpr, SpansetExpr, Stage, Static,
+};
+
+/// Search parameters beside the query.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Traces to return at most (0: no limit).
+    pub limit: usize,
+    /// Spans returned per spanset (`spss`).
+    pub spans_per_spanset: usize,
+    /// Only traces overlapping `[start, end]` (unix ns; 0 = open).
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions { limit: 20, spans_per_spanset: 3, start_ns: 0, end_ns: 0 }
+    }
+}
+
+/// A field returned with each matched span.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutField {
+    Attribute(Attribute),
+    Intrinsic(Intrinsic),
+}
+
+pub struct SearchPlan {
+    pub pipeline: Pipeline,
+    pub regexes: Regexes,
+    pub options: SearchOptions,
+    /// Spanset filters (`{ … }` bodies), in the order they appear.
+    pub filters: Vec<*const FieldExpr>,
+    /// Expressions of `by()` and aggregates, evaluated per row.
+    pub value_exprs: Vec<*const FieldExpr>,
+    /// Fields returned with each span (besides id, start and duration).
+    pub out_fields: Vec<OutField>,
+    /// Whether span names are returned (the query reads `name`).
+    pub with_name: bool,
+    /// The pipeline is a single spanset filter: a trace matches iff one of its rows does.
+    pub single_filter: Option<*const FieldExpr>,
+    /// Column names the scan reads, with dedicated columns named by attribute (resolved
+    /// per block by [`SearchPlan::columns_for`]).
+    columns: BTreeSet<&'static str>,
+    attrs: Vec<Attribute>,
+}
+
+// SAFETY: the raw pointers point into `pipeline`, owned (boxed nodes) by the plan and never
+// mutated after compilation; they are only used as identities and read-only references.
+unsafe impl Send for SearchPlan {}
+unsafe impl Sync for SearchPlan {}
+
+/// Columns every search reads: trace and span identity, times, trace metadata and what
+/// `serviceStats` counts.
+const ALWAYS: &[&str] = &[
+    schema::TRACE_ID,
+    schema::SPAN_ID,
+    schema::START,
+    schema::DURATION,
+    schema::STATUS_CODE,
+    schema::RESOURCE_SERVICE_NAME,
+    schema::TRACE_ROOT_SERVICE,
+    schema::TRACE_ROOT_NAME,
+    schema::TRACE_START,
+    schema::TRACE_END,
+];
+
+impl SearchPlan {
+    /// Compiles `q` for `/api/search`; the error is the HTTP 400 body.
+    pub fn compile(q: &str, options: SearchOptions) -> Result<SearchPlan, String> {
+        let query = traceql::parse_for_search(q)?;
+        let pipeline = match query.body {
+            QueryBody::Pipeline(p) => p,
+            QueryBody::ScalarFilter(_) => {
+                return Err(format!(
+                    "{}comparing two pipelines is not supported",
+                    traceql::INVALID_QUERY_PREFIX
+                ))
+            }
+            QueryBody::Metrics(_) => return Err(traceql::METRICS_QUERY_ON_SEARCH.to_string()),
+        };
+        Ok(SearchPlan::from_pipeline(pipeline, options))
+    }
+
+    pub fn from_pipeline(pipeline: Pipeline, options: SearchOptions) -> SearchPlan {
+        let mut plan = SearchPlan {
+            pipeline,
+            regexes: Regexes::new(),
+            options,
+            filters: Vec::new(),
+            value_exprs: Vec::new(),
+            out_fields: Vec::new(),
+            with_name: false,
+            single_filter: None,
+            columns: ALWAYS.iter().copied().collect(),
+            attrs: Vec::new(),
+        };
+        let p: *const Pipeline = &plan.pipeline;
+        // SAFETY: `p` points at `plan.pipeline`, which is not moved or mutated while the
+        // walk below reads it (the walk only touches other fields of `plan`).
+        plan.walk_pipeline(unsafe { &*p });
+        if let [Stage::Spanset(SpansetExpr::Filter(f))] = plan.pipeline.stages.as_slice() {
+            plan.single_filter = Some(f as *const FieldExpr);
+        }
+        plan
+    }
+
+    fn walk_pipeline(&mut self, p: &Pipeline) {
+        for stage in &p.stages {
+            match stage {
+                Stage::Spanset(e) => self.walk_spanset(e),
+                Stage::ScalarFilter(f) => {
+                    self.walk_scalar(&f.lhs);
+                    self.walk_scalar(&f.rhs);
+                }
+                Stage::By(e) => {
+                    self.value_exprs.push(e);
+                    self.walk_fields(e);
+                }
+                Stage::Coalesce => {}
+                Stage::Select(fields) => {
+                    for f in fields {
+                        match f {
+                            Field::Attribute(a) => self.use_attribute(a),
+                            Field::Intrinsic(i) => self.use_intrinsic(*i),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn walk_spanset(&mut self, e: &SpansetExpr) {
+        match e {
+            SpansetExpr::Filter(f) => {
+                self.filters.push(f);
+                self.walk_fields(f);
+            }
+            SpansetExpr::Op { op, lhs, rhs } => {
+                if !matches!(op, traceql::SpansetOp::And | traceql::SpansetOp::Union) {
+                    self.columns.insert(schema::PARENT_INDEX);
+                }
+                self.walk_spanset(lhs);
+                self.walk_spanset(rhs);
+            }
+            SpansetExpr::Pipeline(p) => self.walk_pipeline(p),
+        }
+    }
+
+    fn walk_scalar(&mut self, e: &ScalarExpr) {
+        match e {
+            ScalarExpr::Aggregate(a) => {
+                if let Some(x) = a.expr.as_deref() {
+                    self.value_exprs.push(x);
+                    self.walk_fields(x);
+                }
+            }
+            ScalarExpr::Op { lhs, rhs, .. } => {
+                self.walk_scalar(lhs);
+                self.walk_scalar(rhs);
+            }
+            ScalarExpr::Pipeline { pipeline, aggregate } => {
+                self.walk_pipeline(pipeline);
+                if let Some(x) = aggregate.expr.as_deref() {
+                    self.value_exprs.push(x);
+                    self.walk_fields(x);
+                }
+            }
+            ScalarExpr::Static(_) => {}
+        }
+    }
+
+    fn walk_fields(&mut self, e: &FieldExpr) {
+        let mut attrs = Vec::new();
+        let mut intrinsics = Vec::new();
+        let mut patterns = Vec::new();
+        visit(e, &mut |x| match x {
+            FieldExpr::Attribute(a) => attrs.push(a.clone()),
+            FieldExpr::Intrinsic(i) => intrinsics.push(*i),
+            FieldExpr::Binary { op: BinOp::Re | BinOp::NotRe, rhs, .. } => {
+                if let FieldExpr::Static(Static::String(p)) = rhs.as_ref() {
+                    patterns.push(p.clone());
+                }
+            }
+            _ => {}
+        });
+        for a in &attrs {
+            self.use_attribute(a);
+        }
+        for i in intrinsics {
+            self.use_intrinsic(i);
+        }
+        for p in patterns {
+            if let Ok(re) = traceql::compile_regex(&p) {
+                self.regexes.insert(p, re);
+            }
+        }
+    }
+
+    fn use_attribute(&mut self, a: &Attribute) {
+        match a.scope {
+            AttributeScope::Span => {
+                self.columns.insert(schema::ATTRS);
+            }
+            AttributeScope::Resource => {
+                self.columns.insert(schema::RESOURCE_ATTRS);
+            }
+            AttributeScope::None => {
+                self.columns.insert(schema::ATTRS);
+                self.columns.insert(schema::RESOURCE_ATTRS);
+            }
+            AttributeScope::Event => {
+                self.columns.insert(schema::EVENTS);
+            }
+            AttributeScope::Link => {
+                self.columns.insert(schema::LINKS);
+            }
+            AttributeScope::Instrumentation => {
+                self.columns.insert(schema::SCOPE_ATTRS);
+            }
+        }
+        if !self.attrs.contains(a) {
+            self.attrs.push(a.clone());
+        }
+        let f = OutField::Attribute(a.clone());
+        if !matches!(a.scope, AttributeScope::Event | AttributeScope::Link)
+            && !self.out_fields.contains(&f)
+        {
+            self.out_fields.push(f);
+        }
+    }
+
+    fn use_intrinsic(&mut self, i: Intrinsic) {
+        use Intrinsic::*;
+        let cols: &[&'static str] = match i {
+            Name => &[schema::NAME],
+            StatusMessage => &[schema::STATUS_MESSAGE],
+            Kind => &[schema::KIND],
+            ChildCount | Parent | NestedSetParent => &[schema::PARENT_INDEX],
+            ParentId => &[schema::PARENT_SPAN_ID],
+            NestedSetLeft => &[schema::NESTED_SET_LEFT],
+            NestedSetRight => &[schema::NESTED_SET_RIGHT],
+            EventName | EventTimeSinceStart => &[schema::EVENTS],
+            LinkTraceId | LinkSpanId => &[schema::LINKS],
+            InstrumentationName => &[schema::SCOPE_NAME],
+            InstrumentationVersion => &[schema::SCOPE_VERSION],
+            _ => &[],
+        };
+        self.columns.extend(cols.iter().copied());
+        if i == Name {
+            self.with_name = true;
+        }
+        let hidden = matches!(
+            i,
+            Name | Duration
+                | TraceDuration
+                | TraceRootService
+                | TraceRootSpan
+                | TraceId
+                | SpanId
+                | EventName
+                | EventTimeSinceStart
+                | LinkTraceId
+                | LinkSpanId
+        );
+        let f = OutField::Intrinsic(i);
+        if !hidden && !self.out_fields.contains(&f) {
+            self.out_fields.push(f);
+        }
+    }
+
+    /// Names of the columns to read from a block with `dedicated` columns.
+    pub fn columns_for(&self, dedicated: &[DedicatedColumn]) -> Vec<String> {
+        let mut out: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
+        let (mut si, mut ri) = (0, 0);
+        for d in dedicated {
+            let i = match d.scope {
+                DedicatedScope::Span => &mut si,
+                DedicatedScope::Resource => &mut ri,
+            };
+            let used = self.attrs.iter().any(|a| {
+                a.name == d.name
+                    && matches!(
+                        (a.scope, d.scope),
+                        (AttributeScope::Span | AttributeScope::None, DedicatedScope::Span)
+                            | (AttributeScope::Resource | AttributeScope::None, DedicatedScope::Resource)
+                    )
+            });
+            if used {
+                out.push(schema::dedicated_column_name(d.scope, *i));
+            }
+            *i += 1;
+        }
+        out
+    }
+
+    /// The key a returned span attribute carries (Tempo's `Attribute.Name`).
+    pub fn out_key(f: &OutField) -> String {
+        match f {
+            OutField::Attribute(a) => a.name.clone(),
+            OutField::Intrinsic(i) => {
+                let s = i.as_str();
+                s.rsplit(':').next().unwrap_or(s).to_string()
+            }
+        }
+    }
+}

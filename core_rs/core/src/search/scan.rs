@@ -1,0 +1,125 @@
+//! One search job over its sources: complete blocks (a row group at a time, only the
+//! columns the plan reads, row groups outside the time range skipped from statistics),
+//! head chunks and in-memory batches.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+
+use super::{search_batch, Found, SearchPlan};
+use crate::block::{BlockError, BlockReader, ChunkReader};
+use crate::log::{self, Level};
+use crate::schema::DedicatedColumn;
+
+/// Where a job's rows come from.
+#[derive(Clone)]
+pub enum Source {
+    Block(Arc<BlockReader>),
+    Chunk(Arc<ChunkReader>, Vec<DedicatedColumn>),
+    Batch(RecordBatch, Vec<DedicatedColumn>),
+}
+
+/// What a job inspected (Tempo's `SearchMetrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobStats {
+    pub inspected_spans: u64,
+    pub inspected_traces: u64,
+    pub inspected_bytes: u64,
+    pub blocks: u64,
+    pub block_bytes: u64,
+    /// Sources skipped because they could not be read.
+    pub errors: u64,
+}
+
+/// Runs `plan` over `sources` in order, stopping once `found` holds the plan's limit.
+/// A source that cannot be read is logged, counted and skipped.
+pub fn search_sources(plan: &SearchPlan, sources: &[Source], found: &mut Found) -> JobStats {
+    let mut stats = JobStats::default();
+    let limit = plan.options.limit;
+    for source in sources {
+        if limit > 0 && found.len() >= limit {
+            break;
+        }
+        let r = match source {
+            Source::Block(b) => {
+                stats.blocks += 1;
+                stats.block_bytes += b.meta().size;
+                scan_block(plan, b, found, &mut stats)
+            }
+            Source::Chunk(c, dedicated) => scan_chunk(plan, c, dedicated, found, &mut stats),
+            Source::Batch(b, dedicated) => {
+                add(&mut stats, search_batch(plan, b, dedicated, found));
+                stats.inspected_bytes += b.get_array_memory_size() as u64;
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            stats.errors += 1;
+            let at = match source {
+                Source::Block(b) => b.location(),
+                Source::Chunk(c, _) => c.path().display().to_string(),
+                Source::Batch(..) => "live traces".to_string(),
+            };
+            log::log(
+                Level::Warn,
+                "querier",
+                &format!(
+                    "msg=\"search skipped a source that cannot be read\" source={} err={}",
+                    log::quote(&at),
+                    log::quote(&e.to_string())
+                ),
+            );
+        }
+    }
+    stats
+}
+
+fn add(stats: &mut JobStats, b: super::BatchStats) {
+    stats.inspected_spans += b.spans;
+    stats.inspected_traces += b.traces;
+}
+
+fn scan_block(
+    plan: &SearchPlan,
+    block: &BlockReader,
+    found: &mut Found,
+    stats: &mut JobStats,
+) -> Result<(), BlockError> {
+    let columns = plan.columns_for(block.dedicated_columns());
+    let o = &plan.options;
+    for g in 0..block.row_groups()? {
+        if o.limit > 0 && found.len() >= o.limit {
+            break;
+        }
+        let (_, range) = block.row_group_summary(g)?;
+        if let Some((lo, hi)) = range {
+            if (o.end_ns != 0 && lo > o.end_ns) || (o.start_ns != 0 && hi < o.start_ns) {
+                continue;
+            }
+        }
+        let (batch, bytes) = block.read_columns(g, &columns)?;
+        stats.inspected_bytes += bytes;
+        add(stats, search_batch(plan, &batch, block.dedicated_columns(), found));
+    }
+    Ok(())
+}
+
+fn scan_chunk(
+    plan: &SearchPlan,
+    chunk: &ChunkReader,
+    dedicated: &[DedicatedColumn],
+    found: &mut Found,
+    stats: &mut JobStats,
+) -> Result<(), BlockError> {
+    let schema = chunk.schema();
+    let mut parts = Vec::new();
+    for b in chunk.batches()? {
+        parts.push(b?);
+    }
+    // A trace may straddle the chunk's batches: search the chunk as one batch.
+    if let Some(batch) = crate::block::concat_batches(&schema, parts)? {
+        stats.inspected_bytes += chunk.size();
+        add(stats, search_batch(plan, &batch, dedicated, found));
+    }
+    Ok(())
+}
