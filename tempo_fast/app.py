@@ -34,6 +34,7 @@ from tempo_fast.distributor.otlp_grpc import otlp_grpc_receiver
 from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
+from tempo_fast.frontend.search import SearchFrontend, SearchLimits
 from tempo_fast.ingester import IngesterService, core_config
 from tempo_fast.ingester.flusher import BlockFlusher
 from tempo_fast.overrides import Overrides
@@ -83,6 +84,7 @@ class Core:
     render_trace: Callable[[list[Any], str, int], bytes | None]
     remote_blocks: Callable[[], Any] | None = None
     compact_blocks: CompactFn | None = None
+    search_query: Callable[..., Any] | None = None
 
     @classmethod
     def rust(cls) -> Core:
@@ -99,6 +101,7 @@ class Core:
             _core.render_trace,
             _core.RemoteBlocks,
             _core.compact_blocks,
+            _core.SearchQuery,
         )
 
 
@@ -263,10 +266,19 @@ class App:
         for runner in self._runners.values():
             await runner.cleanup()
         self._runners.clear()
+        if self._api is not None and self._api.search is not None:
+            self._api.search.close()
         _log.info("tempo-fast stopped")
 
     async def _serve_api(self) -> int:
         cfg = self.config
+        search = None
+        if self._core.search_query is not None:
+            search = SearchFrontend(
+                lambda: self.querier,
+                SearchLimits.from_config(cfg.query_frontend),
+                self._core.search_query,
+            )
         self._api = HttpApi(
             None,
             self.metrics,
@@ -275,6 +287,7 @@ class App:
             multitenancy=cfg.multitenancy_enabled,
             multi_tenant_queries=cfg.query_frontend.multi_tenant_queries_enabled,
             request_timeout=cfg.server.http_server_write_timeout,
+            search=search,
         )
         host, port = cfg.server.http_listen_address, cfg.server.http_listen_port
         return await self._serve("http", self._api.app(), host, port, "the HTTP API")

@@ -305,9 +305,24 @@ class CompactorConfig:
     max_time_per_tenant: float = key("compactor.compaction.max_time_per_tenant", _positive_duration)
 
 
+_SEARCH = "query_frontend.search"
+
+
 @dataclass(frozen=True)
 class QueryFrontendConfig:
     multi_tenant_queries_enabled: bool = key("query_frontend.multi_tenant_queries_enabled", _bool)
+    max_query_expression_size_bytes: int = key(
+        "query_frontend.max_query_expression_size_bytes", parse_size
+    )
+    search_concurrent_jobs: int = key(f"{_SEARCH}.concurrent_jobs", _int)
+    search_target_bytes_per_job: int = key(f"{_SEARCH}.target_bytes_per_job", parse_size)
+    search_default_result_limit: int = key(f"{_SEARCH}.default_result_limit", _int)
+    search_max_result_limit: int = key(f"{_SEARCH}.max_result_limit", _int)
+    search_max_duration: float = key(f"{_SEARCH}.max_duration", parse_duration)
+    search_default_spans_per_span_set: int = key(f"{_SEARCH}.default_spans_per_span_set", _int)
+    search_max_spans_per_span_set: int = key(f"{_SEARCH}.max_spans_per_span_set", _int)
+    # The querier's worker pool: jobs run at most this many at a time.
+    max_concurrent_queries: int = key("querier.max_concurrent_queries", _int)
 
 
 @dataclass(frozen=True)

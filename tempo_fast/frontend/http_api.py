@@ -1,5 +1,5 @@
-"""Tempo's HTTP API on ``server.http_listen_port``: trace by id (v1, v2), echo, build info,
-readiness and metrics, all under ``http_api_prefix``."""
+"""Tempo's HTTP API on ``server.http_listen_port``: trace by id (v1, v2), search, tags and tag
+values, echo, build info, readiness and metrics, all under ``http_api_prefix``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from tempo_fast import __version__
+from tempo_fast.frontend.search import SearchError, SearchFrontend, parse_params
 from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg import traceid
 from tempo_fast.pkg.log import get_logger
@@ -60,8 +61,10 @@ class HttpApi:
         multitenancy: bool,
         multi_tenant_queries: bool,
         request_timeout: float,
+        search: SearchFrontend | None = None,
     ) -> None:
         self.querier = querier
+        self.search = search
         self._metrics = metrics
         self._readiness = readiness
         self._prefix = prefix
@@ -74,6 +77,7 @@ class HttpApi:
         app = web.Application(middlewares=[self._instrument])
         self._add(app, "/api/traces/{trace_id}", "api_traces_traceid", self.trace_v1)
         self._add(app, "/api/v2/traces/{trace_id}", "api_v2_traces_traceid", self.trace_v2)
+        self._add(app, "/api/search", "api_search", self.search_traces)
         self._add(app, "/api/echo", "api_echo", self.echo)
         self._add(app, "/api/status/buildinfo", "api_status_buildinfo", self.buildinfo)
         self._add(app, "/ready", "ready", self.ready)
@@ -148,6 +152,30 @@ class HttpApi:
             return self._answer(op, _text(404, "trace not found"))
         content_type = PROTOBUF if protobuf else "application/json"
         return self._answer(op, web.Response(body=body, content_type=content_type))
+
+    def _tenants(self, request: web.Request) -> list[str]:
+        try:
+            return tenants.resolve_query(
+                request.headers.get(tenants.HEADER),
+                self._multitenancy,
+                self._multi_tenant_queries,
+            )
+        except tenants.TenantError as e:
+            raise SearchError(401 if e.missing else 400, e.reason) from None
+
+    async def search_traces(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/search``: TraceQL (or legacy tag) search, Tempo's SearchResponse."""
+        op = "search"
+        if self.search is None or self.querier is None:
+            return self._answer(op, _text(503, f"not ready: {self._readiness.reason}"))
+        try:
+            ids = self._tenants(request)
+            params = parse_params(request.query, self.search.limits)
+            result = await self.search.search(ids, params)
+        except SearchError as e:
+            return self._answer(op, _text(e.status, e.reason))
+        body = orjson.dumps(result)
+        return self._answer(op, web.Response(body=body, content_type="application/json"))
 
     def _answer(self, op: str, response: web.Response) -> web.Response:
         self._metrics.queries.labels(op, str(response.status)).inc()

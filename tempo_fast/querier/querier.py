@@ -27,6 +27,19 @@ class TraceSource(Protocol):
     """Recent data: the ingester (in-process now, a gRPC client when split)."""
 
     def find_trace(self, tenant: str, trace_id: bytes) -> Any: ...
+    def search(self, tenant: str, query: Any) -> tuple[bytes, dict[str, int]]: ...
+    def complete_block_ids(self, tenant: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """A complete block a search job may read: which block list holds it and its extent."""
+
+    store: int
+    block_id: str
+    size: int
+    start_ns: int
+    end_ns: int
 
 
 class BlockStoreCore(Protocol):
@@ -35,6 +48,8 @@ class BlockStoreCore(Protocol):
     def poll(self) -> dict[str, int]: ...
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[Any, dict[str, int]]: ...
     def open_failures(self) -> int: ...
+    def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]: ...
+    def search(self, tenant: str, query: Any, block_ids: list[str]) -> Any: ...
 
 
 class RemoteBlocksCore(Protocol):
@@ -45,6 +60,8 @@ class RemoteBlocksCore(Protocol):
     def retain(self, tenant: str, keep: set[str]) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[Any, dict[str, int]]: ...
+    def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]: ...
+    def search(self, tenant: str, query: Any, block_ids: list[str]) -> Any: ...
 
 
 @dataclass
@@ -131,6 +148,35 @@ class Querier:
         if not parts:
             return None
         return self._render(parts, fmt, inspected)
+
+    def _stores(self) -> list[Any]:
+        return [self._blocks] + ([self._remote.blocks] if self._remote else [])
+
+    def search_recent(self, tenant: str, query: Any) -> tuple[bytes, dict[str, int]]:
+        """Search what the ingester holds for ``tenant`` (blocking)."""
+        return self._ingester.search(tenant, query)
+
+    def list_blocks(self, tenant: str) -> list[BlockRef]:
+        """Complete blocks of ``tenant`` a search reads, without those the ingester's own
+        search covers (a block is searched once)."""
+        served = set(self._ingester.complete_block_ids(tenant))
+        out = []
+        for i, store in enumerate(self._stores()):
+            for block_id, size, start_ns, end_ns in store.list_blocks(tenant):
+                if block_id not in served:
+                    out.append(BlockRef(i, block_id, size, start_ns, end_ns))
+        return out
+
+    def search_blocks(
+        self, tenant: str, query: Any, blocks: list[BlockRef]
+    ) -> tuple[bytes, dict[str, int]]:
+        """Search ``blocks`` (all from one block list) in order (blocking)."""
+        store = self._stores()[blocks[0].store] if blocks else self._blocks
+        body, stats = store.search(tenant, query, [b.block_id for b in blocks])
+        if stats.get("errors"):
+            with self._lock:
+                self._lookup_errors += int(stats["errors"])
+        return body, stats
 
     def error_counts(self) -> dict[str, int]:
         """Unreadable blocks met so far: ``poll`` (blocks that could not be opened, summed

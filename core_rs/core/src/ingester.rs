@@ -659,6 +659,15 @@ impl Ingester {
         Ok(out)
     }
 
+    /// Ids of `tenant`'s recently completed blocks this ingester still serves.
+    pub fn complete_block_ids(&self, tenant: &str) -> Vec<String> {
+        let Some(t) = self.tenants.read().get(tenant).cloned() else {
+            return Vec::new();
+        };
+        let ids = t.complete.lock().iter().map(|(_, b)| b.meta().block_id.clone()).collect();
+        ids
+    }
+
     /// Everything the ingester holds for `tenant`, as search sources: live traces (and
     /// those being cut) as one batch, head chunks, recently completed blocks.
     pub fn search_sources(&self, tenant: &str) -> Result<Vec<search::Source>, IngesterError> {

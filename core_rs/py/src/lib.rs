@@ -399,6 +399,11 @@ impl Ingester {
         search::run(py, &query, sources)
     }
 
+    /// Ids of `tenant`'s completed blocks the ingester still serves (its searches cover them).
+    fn complete_block_ids(&self, tenant: &str) -> Vec<String> {
+        self.inner.complete_block_ids(tenant)
+    }
+
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let inner = &self.inner;
         py.detach(|| inner.flush()).map_err(runtime)
