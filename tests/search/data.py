@@ -428,3 +428,44 @@ def queries(draw: st.DrawFn, spans: Sequence[dict[str, Any]]) -> Query:
     trace_ids = sorted({s["trace_id"].hex() for s in spans})
     head = draw(spanset_exprs(span_ids, trace_ids))
     return Query(head, tuple(draw(st.lists(stages(), max_size=2))))
+
+
+def _py_value(v: AnyValue) -> Any:
+    which = v.WhichOneof("value")
+    return getattr(v, which) if which else None
+
+
+def decode_requests(requests: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The span dicts carried by OTLP requests (the inverse of ``requests_of``)."""
+    spans = []
+    for raw in requests:
+        req = ExportTraceServiceRequest.FromString(raw)
+        for rs in req.resource_spans:
+            res = {kv.key: _py_value(kv.value) for kv in rs.resource.attributes}
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    spans.append(
+                        {
+                            "trace_id": s.trace_id,
+                            "span_id": s.span_id,
+                            "parent_span_id": s.parent_span_id,
+                            "name": s.name,
+                            "kind": s.kind,
+                            "status_code": s.status.code,
+                            "status_message": s.status.message,
+                            "start_ns": s.start_time_unix_nano,
+                            "end_ns": s.end_time_unix_nano,
+                            "attrs": {kv.key: _py_value(kv.value) for kv in s.attributes},
+                            "resource": res,
+                            "events": [
+                                {
+                                    "name": e.name,
+                                    "attrs": {kv.key: _py_value(kv.value) for kv in e.attributes},
+                                }
+                                for e in s.events
+                            ],
+                            "scope_name": ss.scope.name,
+                            "scope_version": ss.scope.version,
+                        }
+                    )
+    return spans

@@ -894,3 +894,36 @@ def trace_summary(spans: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "durationMs": (tr.end - tr.start) // 1_000_000,
         "serviceStats": stats,
     }
+
+
+def search_metadata(
+    q: Query | SpansetExpr, spans: Iterable[dict[str, Any]], spss: int = 3, limit: int = 0
+) -> list[dict[str, Any]]:
+    """Tempo's /api/search ``traces`` for the query (traces in no particular order)."""
+    out = []
+    for tspans in group_traces(spans).values():
+        sets = evaluate_trace(q, tspans)
+        if not sets:
+            continue
+        by_id = {s["span_id"]: s for s in tspans}
+        meta = trace_summary(tspans)
+        if meta["rootTraceName"] is None:
+            del meta["rootTraceName"]
+        meta["spanSets"] = [
+            {
+                "spans": [
+                    {
+                        "spanID": x.hex(),
+                        "startTimeUnixNano": str(by_id[x]["start_ns"]),
+                        "durationNanos": str(by_id[x]["end_ns"] - by_id[x]["start_ns"]),
+                    }
+                    for x in ss.span_ids[:spss]
+                ],
+                "matched": ss.matched,
+            }
+            for ss in sets
+        ]
+        out.append(meta)
+        if limit and len(out) >= limit:
+            break
+    return out

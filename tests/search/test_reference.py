@@ -21,7 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.search.data import field_exprs, filters, queries, requests_of, trace_sets
+from tests.search.data import (
+    decode_requests,
+    field_exprs,
+    filters,
+    queries,
+    requests_of,
+    trace_sets,
+)
 from tests.search.reference import (
     BOOL,
     DUR,
@@ -48,6 +55,7 @@ from tests.search.reference import (
     evaluate,
     render,
     render_duration,
+    search_metadata,
     trace_summary,
 )
 
@@ -382,3 +390,19 @@ def test_generated_queries_render_and_evaluate(data: st.DataObject) -> None:
     assert sum(
         len(ss.spans) for r in decoded for rs in r.resource_spans for ss in rs.scope_spans
     ) == len(spans)
+
+
+@SELF
+@given(st.data())
+def test_the_comparison_harness_on_a_reference_backed_engine(data: st.DataObject) -> None:
+    """The property tests' comparison, run against the reference itself over decoded requests."""
+    from tests.search import test_reference_vs_engine as vs
+
+    spans = data.draw(trace_sets())
+    requests = data.draw(requests_of(spans))
+    q = data.draw(queries(spans))
+    decoded = decode_requests(requests)
+    got = vs.engine_result(search_metadata(q, decoded, spss=1000))
+    assert got == vs.reference_result(q, spans)
+    for meta in search_metadata(Filter(), decoded, spss=2):
+        assert len(meta["spanSets"][0]["spans"]) <= 2
