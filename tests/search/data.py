@@ -114,18 +114,22 @@ def _id(draw: st.DrawFn, nbytes: int, exclude: Sequence[bytes] = ()) -> bytes:
 
 
 @st.composite
-def trace(draw: st.DrawFn, trace_id: bytes, res: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One trace of 1-12 spans: a random tree, maybe without a root, maybe with orphans."""
+def trace(
+    draw: st.DrawFn, trace_id: bytes, res: Sequence[dict[str, Any]], orphans: bool = True
+) -> list[dict[str, Any]]:
+    """One trace of 1-12 spans: a random tree, maybe without a root and with orphans (spans
+    whose parent is not in the trace) unless ``orphans`` is false."""
     n = draw(st.integers(1, 12))
     ids: list[bytes] = []
     for _ in range(n):
         ids.append(_id(draw, 8, ids))
-    has_root = draw(st.sampled_from((True, True, True, False)))
+    has_root = not orphans or draw(st.sampled_from((True, True, True, False)))
+    shapes = ("tree", "tree", "tree", "orphan") if orphans else ("tree",)
     spans = []
     for i in range(n):
         if i == 0 and has_root:
             parent = b""
-        elif i > 0 and draw(st.sampled_from(("tree", "tree", "tree", "orphan"))) == "tree":
+        elif i > 0 and draw(st.sampled_from(shapes)) == "tree":
             parent = ids[draw(st.integers(0, i - 1))]
         else:
             parent = _id(draw, 8, ids)
@@ -158,8 +162,8 @@ def trace(draw: st.DrawFn, trace_id: bytes, res: Sequence[dict[str, Any]]) -> li
 
 
 @st.composite
-def trace_sets(draw: st.DrawFn, max_traces: int = 5) -> list[dict[str, Any]]:
-    """The spans of 1..max_traces traces sharing a few resources."""
+def trace_sets(draw: st.DrawFn, max_traces: int = 5, orphans: bool = True) -> list[dict[str, Any]]:
+    """The spans of 1..max_traces traces sharing a few resources (see ``trace``)."""
     res = draw(resources())
     n = draw(st.integers(1, max_traces))
     trace_ids: list[bytes] = []
@@ -167,7 +171,7 @@ def trace_sets(draw: st.DrawFn, max_traces: int = 5) -> list[dict[str, Any]]:
         trace_ids.append(_id(draw, 16, trace_ids))
     spans: list[dict[str, Any]] = []
     for tid in trace_ids:
-        spans.extend(draw(trace(tid, res)))
+        spans.extend(draw(trace(tid, res, orphans)))
     return spans
 
 
@@ -343,7 +347,9 @@ def comparison(draw: st.DrawFn, span_ids: Sequence[str], trace_ids: Sequence[str
     if draw(st.booleans()):
         op, lit = draw(_str_cmp(STRINGS + SERVICES + ENVS + ("s1", "r1")))
         return BinOp(op, attr, lit)
-    return BinOp(draw(st.sampled_from(CMP_OPS)), attr, draw(MIXED_LITS))
+    lit = draw(MIXED_LITS)
+    ops = ("=", "!=") if lit.t == BOOL else CMP_OPS  # bools have no order: Tempo answers 400
+    return BinOp(draw(st.sampled_from(ops)), attr, lit)
 
 
 def field_exprs(span_ids: Sequence[str], trace_ids: Sequence[str]) -> st.SearchStrategy[Field]:

@@ -451,6 +451,58 @@ class Query:
     stages: tuple[Stage, ...] = ()
 
 
+_INTRINSIC_TYPES = {
+    "name": STR,
+    "status": STATUS,
+    "kind": KIND,
+    "duration": DUR,
+    "statusMessage": STR,
+    "rootName": STR,
+    "rootServiceName": STR,
+    "traceDuration": DUR,
+    "span:id": STR,
+    "trace:id": STR,
+    "event:name": STR,
+}
+ATTRIBUTE = "attribute"  # Tempo's TypeAttribute: known only per span
+_BOOLEAN_OPS = {"&&", "||", "=", "!=", "<", "<=", ">", ">=", "=~", "!~"}
+
+
+def implied_type(e: Field) -> str:
+    """The static type Tempo's validator sees (BinaryOperation.impliedType)."""
+    if isinstance(e, Lit):
+        return e.t
+    if isinstance(e, Attr):
+        return ATTRIBUTE
+    if isinstance(e, Intrinsic):
+        return _INTRINSIC_TYPES[e.name]
+    if isinstance(e, Not):
+        return implied_type(e.expr)
+    if e.op in _BOOLEAN_OPS:
+        return BOOL
+    t = implied_type(e.lhs)
+    return t if t != ATTRIBUTE else implied_type(e.rhs)
+
+
+def validate(e: Field) -> None:
+    """Tempo's static check of a field expression; raises ValueError as Tempo answers 400."""
+    if isinstance(e, Not):
+        validate(e.expr)
+        if implied_type(e.expr) not in (BOOL, ATTRIBUTE):
+            raise ValueError("! needs a boolean")
+    if not isinstance(e, BinOp) or _nil_test(e) is not None:
+        return
+    validate(e.lhs)
+    validate(e.rhs)
+    a, b = implied_type(e.lhs), implied_type(e.rhs)
+    if ATTRIBUTE in (a, b):
+        ok = all(t == ATTRIBUTE or e.op in _OPS_BY_TYPE[t] for t in (a, b))
+    else:
+        ok = _matching(a, b) and _valid(e.op, a, b)
+    if not ok:
+        raise ValueError(f"illegal operation for the given types: {e}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ reference's, as multisets: the order of spansets (e.g. from ``by()``) and of spa
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tempo_fast import _core
+from tests.search.compare import describe, engine_result, reference_result, spansets_of, trimmed
 from tests.search.data import queries, requests_of, trace_sets
-from tests.search.reference import evaluate, group_traces, render, trace_summary
+from tests.search.reference import group_traces, render, trace_summary
 
 pytestmark = pytest.mark.skipif(
     not hasattr(_core, "search_otlp"), reason="the engine binding search_otlp is not built yet"
@@ -29,57 +29,11 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-Result = dict[str, Counter[tuple[frozenset[str], int]]]
-
-
-def trimmed(trace_id: bytes) -> str:
-    """Tempo's traceID form: hex without leading zeros."""
-    return trace_id.hex().lstrip("0") or "0"
 
 
 def search(query: str, requests: Sequence[bytes], spss: int = 1000, limit: int = 0) -> list[Any]:
     """The engine's TraceSearchMetadata list."""
     return json.loads(_core.search_otlp(query, list(requests), spss, limit))
-
-
-def spansets_of(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    sets = meta.get("spanSets")
-    if sets is None:
-        sets = [meta["spanSet"]] if meta.get("spanSet") else []
-    return sets
-
-
-def engine_result(traces: list[dict[str, Any]]) -> Result:
-    out: Result = {}
-    for meta in traces:
-        c = out.setdefault(meta["traceID"], Counter())
-        for ss in spansets_of(meta):
-            ids = frozenset(sp["spanID"] for sp in ss.get("spans", []))
-            c[(ids, int(ss.get("matched", 0)))] += 1
-    return out
-
-
-def reference_result(q: Any, spans: Sequence[dict[str, Any]]) -> Result:
-    return {
-        trimmed(tid): Counter((frozenset(i.hex() for i in ss.span_ids), ss.matched) for ss in sets)
-        for tid, sets in evaluate(q, spans).items()
-    }
-
-
-def describe(spans: Sequence[dict[str, Any]]) -> str:
-    """A compact listing of the data, for failure messages."""
-    lines = []
-    for tid, tspans in group_traces(spans).items():
-        lines.append(f"trace {trimmed(tid)}")
-        for s in tspans:
-            lines.append(
-                f"  {s['span_id'].hex()} parent={s['parent_span_id'].hex() or '-'} "
-                f"{s['name']!r} svc={s['resource'].get('service.name')} kind={s['kind']} "
-                f"status={s['status_code']}/{s['status_message']!r} "
-                f"t={s['start_ns'] % 10**10}+{s['end_ns'] - s['start_ns']} attrs={s['attrs']} "
-                f"res={s['resource']} events={[e['name'] for e in s['events']]}"
-            )
-    return "\n".join(lines)
 
 
 @SETTINGS
