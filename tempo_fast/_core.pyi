@@ -97,6 +97,12 @@ class Ingester:
         """Replace every tenant's limits. Dict keys (missing ones keep Tempo's defaults,
         0 disables): ``rate_limit_bytes``, ``burst_size_bytes``, ``max_traces_per_user``,
         ``max_bytes_per_trace``, ``max_attribute_bytes``."""
+    def search(self, tenant: str, query: SearchQuery) -> tuple[bytes, dict[str, int]]:
+        """Search live traces, head chunks and completed blocks (as ``BlockStore.search``)."""
+    def search_tags(self, tenant: str, request: TagRequest) -> tuple[bytes, dict[str, int]]:
+        """Tag names or values from everything the ingester holds."""
+    def complete_block_ids(self, tenant: str) -> list[str]:
+        """Completed blocks the ingester still serves (its searches cover them)."""
     def find_trace(self, tenant: str, trace_id: bytes) -> TracePart | None:
         """Spans of ``trace_id`` (16 bytes) held by the ingester (live, head, unflushed)."""
     def flush(self) -> None:
@@ -121,6 +127,18 @@ class BlockStore:
         {"blocks_checked", "blocks_read", "bytes_read", "reads", "errors"}."""
     def open_failures(self) -> int:
         """Blocks that could not be opened, summed over every poll."""
+    def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]:
+        """``(block id, size, start unix ns, end unix ns)`` of every block of ``tenant``."""
+    def search(
+        self, tenant: str, query: SearchQuery, block_ids: list[str]
+    ) -> tuple[bytes, dict[str, int]]:
+        """Search blocks ``block_ids`` in order: (JSON list of Tempo TraceSearchMetadata,
+        {"inspected_spans", "inspected_traces", "inspected_bytes", "blocks", "block_bytes",
+        "errors"})."""
+    def search_tags(
+        self, tenant: str, request: TagRequest, block_ids: list[str]
+    ) -> tuple[bytes, dict[str, int]]:
+        """Tag names (JSON ``{scope: [names]}``) or values (JSON ``[{type, value}]``)."""
 
 def compact_blocks(
     inputs: list[str | tuple[object, str]],
@@ -148,6 +166,18 @@ class RemoteBlocks:
     def counts(self) -> dict[str, int]: ...
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[TracePart | None, dict[str, int]]:
         """As :meth:`BlockStore.find_trace`."""
+    def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]:
+        """``(block id, size, start unix ns, end unix ns)`` of every block of ``tenant``."""
+    def search(
+        self, tenant: str, query: SearchQuery, block_ids: list[str]
+    ) -> tuple[bytes, dict[str, int]]:
+        """Search blocks ``block_ids`` in order: (JSON list of Tempo TraceSearchMetadata,
+        {"inspected_spans", "inspected_traces", "inspected_bytes", "blocks", "block_bytes",
+        "errors"})."""
+    def search_tags(
+        self, tenant: str, request: TagRequest, block_ids: list[str]
+    ) -> tuple[bytes, dict[str, int]]:
+        """Tag names (JSON ``{scope: [names]}``) or values (JSON ``[{type, value}]``)."""
 
 def export_block(
     tenant: str,
@@ -167,3 +197,28 @@ def render_trace(parts: list[TracePart], fmt: str, inspected_bytes: int = 0) -> 
 
 def set_log_level(level: str) -> None:
     """The Rust side's log level: "debug" | "info" | "warn" | "error"."""
+
+class SearchQuery:
+    """A compiled TraceQL search; raises ValueError with Tempo's HTTP 400 body."""
+
+    canonical: str
+    def __init__(
+        self, q: str, limit: int = 20, spss: int = 3, start_ns: int = 0, end_ns: int = 0
+    ) -> None: ...
+
+class TagRequest:
+    """Tag names of ``scopes`` or the values of ``tag`` (a TraceQL identifier), over the spans
+    ``q`` matches (an unparsable ``q`` filters nothing)."""
+
+    def __init__(
+        self,
+        scopes: list[str] | None = None,
+        tag: str | None = None,
+        q: str | None = None,
+        start_ns: int = 0,
+        end_ns: int = 0,
+        max_bytes: int = 1 << 20,
+    ) -> None: ...
+
+def search_otlp(q: str, requests: list[bytes], spss: int = 3, limit: int = 0) -> bytes:
+    """Search OTLP request bodies in memory; JSON list of TraceSearchMetadata."""

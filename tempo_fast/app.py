@@ -35,6 +35,7 @@ from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.frontend.search import SearchFrontend, SearchLimits
+from tempo_fast.frontend.tags import TagsFrontend
 from tempo_fast.ingester import IngesterService, core_config
 from tempo_fast.ingester.flusher import BlockFlusher
 from tempo_fast.overrides import Overrides
@@ -85,6 +86,7 @@ class Core:
     remote_blocks: Callable[[], Any] | None = None
     compact_blocks: CompactFn | None = None
     search_query: Callable[..., Any] | None = None
+    tag_request: Callable[..., Any] | None = None
 
     @classmethod
     def rust(cls) -> Core:
@@ -102,6 +104,7 @@ class Core:
             _core.RemoteBlocks,
             _core.compact_blocks,
             _core.SearchQuery,
+            _core.TagRequest,
         )
 
 
@@ -272,13 +275,15 @@ class App:
 
     async def _serve_api(self) -> int:
         cfg = self.config
-        search = None
+        search = tags = None
         if self._core.search_query is not None:
             search = SearchFrontend(
                 lambda: self.querier,
                 SearchLimits.from_config(cfg.query_frontend),
                 self._core.search_query,
             )
+            if self._core.tag_request is not None:
+                tags = TagsFrontend(search, lambda: self.querier, self._core.tag_request)
         self._api = HttpApi(
             None,
             self.metrics,
@@ -288,6 +293,7 @@ class App:
             multi_tenant_queries=cfg.query_frontend.multi_tenant_queries_enabled,
             request_timeout=cfg.server.http_server_write_timeout,
             search=search,
+            tags=tags,
         )
         host, port = cfg.server.http_listen_address, cfg.server.http_listen_port
         return await self._serve("http", self._api.app(), host, port, "the HTTP API")

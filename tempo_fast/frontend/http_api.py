@@ -8,12 +8,14 @@ import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from aiohttp import web
 
 from tempo_fast import __version__
 from tempo_fast.frontend.search import SearchError, SearchFrontend, parse_params
+from tempo_fast.frontend.tags import TagsFrontend
 from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg import traceid
 from tempo_fast.pkg.log import get_logger
@@ -62,9 +64,11 @@ class HttpApi:
         multi_tenant_queries: bool,
         request_timeout: float,
         search: SearchFrontend | None = None,
+        tags: TagsFrontend | None = None,
     ) -> None:
         self.querier = querier
         self.search = search
+        self.tags = tags
         self._metrics = metrics
         self._readiness = readiness
         self._prefix = prefix
@@ -78,6 +82,10 @@ class HttpApi:
         self._add(app, "/api/traces/{trace_id}", "api_traces_traceid", self.trace_v1)
         self._add(app, "/api/v2/traces/{trace_id}", "api_v2_traces_traceid", self.trace_v2)
         self._add(app, "/api/search", "api_search", self.search_traces)
+        self._add(app, "/api/search/tags", "api_search_tags", self.tag_names_v1)
+        self._add(app, "/api/v2/search/tags", "api_v2_search_tags", self.tag_names_v2)
+        self._add(app, "/api/search/tag/{name}/values", "api_search_tag_values", self.values_v1)
+        self._add(app, "/api/v2/search/tag/{name}/values", "api_v2_tag_values", self.values_v2)
         self._add(app, "/api/echo", "api_echo", self.echo)
         self._add(app, "/api/status/buildinfo", "api_status_buildinfo", self.buildinfo)
         self._add(app, "/ready", "ready", self.ready)
@@ -176,6 +184,44 @@ class HttpApi:
             return self._answer(op, _text(e.status, e.reason))
         body = orjson.dumps(result)
         return self._answer(op, web.Response(body=body, content_type="application/json"))
+
+    async def _tags(
+        self, request: web.Request, op: str, call: Callable[..., Awaitable[Any]], *args: Any
+    ) -> web.Response:
+        if self.tags is None or self.querier is None:
+            return self._answer(op, _text(503, f"not ready: {self._readiness.reason}"))
+        try:
+            ids = self._tenants(request)
+            result = await call(ids, *args, request.query)
+        except SearchError as e:
+            return self._answer(op, _text(e.status, e.reason))
+        body = orjson.dumps(result)
+        return self._answer(op, web.Response(body=body, content_type="application/json"))
+
+    async def tag_names_v1(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/search/tags``: ``{"tagNames": [...]}``."""
+        return await self._tags(request, "search_tags", self._call("names_v1"))
+
+    async def tag_names_v2(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v2/search/tags``: names grouped by scope, intrinsics included."""
+        return await self._tags(request, "search_tags_v2", self._call("names_v2"))
+
+    async def values_v1(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/search/tag/{name}/values``: ``{"tagValues": ["a", ...]}``."""
+        name = request.match_info["name"]
+        return await self._tags(request, "search_tag_values", self._call("values_v1"), name)
+
+    async def values_v2(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/v2/search/tag/{tag}/values``: typed values, narrowed by ``q``."""
+        name = request.match_info["name"]
+        return await self._tags(request, "search_tag_values_v2", self._call("values_v2"), name)
+
+    def _call(self, method: str) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any) -> Any:
+            assert self.tags is not None
+            return await getattr(self.tags, method)(*args)
+
+        return call
 
     def _answer(self, op: str, response: web.Response) -> web.Response:
         self._metrics.queries.labels(op, str(response.status)).inc()

@@ -294,11 +294,11 @@ class SearchFrontend:
         self._querier = querier
         self.limits = limits
         self._compile = compile_query
-        self._pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="search")
+        self.pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="search")
         self.cache = JobCache()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def compile(self, params: SearchParams) -> Any:
         """The compiled query; a bad query is a 400 with Tempo's message."""
@@ -373,7 +373,7 @@ class SearchFrontend:
         qkey = (getattr(query, "canonical", params.q), params.limit, params.spss)
         qkey += (params.start, params.end)
         loop = asyncio.get_running_loop()
-        jobs = await loop.run_in_executor(self._pool, self.plan, querier, tenants, params)
+        jobs = await loop.run_in_executor(self.pool, self.plan, querier, tenants, params)
         merged.total_jobs = len(jobs)
         merged.total_blocks = sum(len(j.blocks or ()) for j in jobs)
         merged.total_block_bytes = sum(j.bytes for j in jobs)
@@ -385,7 +385,7 @@ class SearchFrontend:
             while queue or pending:
                 while queue and len(pending) < in_flight:
                     job = queue.pop(0)
-                    fut = loop.run_in_executor(self._pool, self._run, querier, job, query, qkey)
+                    fut = loop.run_in_executor(self.pool, self._run, querier, job, query, qkey)
                     pending.add(fut)
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for fut in done:

@@ -28,6 +28,7 @@ class TraceSource(Protocol):
 
     def find_trace(self, tenant: str, trace_id: bytes) -> Any: ...
     def search(self, tenant: str, query: Any) -> tuple[bytes, dict[str, int]]: ...
+    def search_tags(self, tenant: str, request: Any) -> tuple[bytes, dict[str, int]]: ...
     def complete_block_ids(self, tenant: str) -> list[str]: ...
 
 
@@ -50,6 +51,7 @@ class BlockStoreCore(Protocol):
     def open_failures(self) -> int: ...
     def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]: ...
     def search(self, tenant: str, query: Any, block_ids: list[str]) -> Any: ...
+    def search_tags(self, tenant: str, request: Any, block_ids: list[str]) -> Any: ...
 
 
 class RemoteBlocksCore(Protocol):
@@ -62,6 +64,7 @@ class RemoteBlocksCore(Protocol):
     def find_trace(self, tenant: str, trace_id: bytes) -> tuple[Any, dict[str, int]]: ...
     def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]: ...
     def search(self, tenant: str, query: Any, block_ids: list[str]) -> Any: ...
+    def search_tags(self, tenant: str, request: Any, block_ids: list[str]) -> Any: ...
 
 
 @dataclass
@@ -177,6 +180,17 @@ class Querier:
             with self._lock:
                 self._lookup_errors += int(stats["errors"])
         return body, stats
+
+    def search_tags_recent(self, tenant: str, request: Any) -> tuple[bytes, dict[str, int]]:
+        """Tag names or values from what the ingester holds (blocking)."""
+        return self._ingester.search_tags(tenant, request)
+
+    def search_tags_blocks(
+        self, tenant: str, request: Any, blocks: list[BlockRef]
+    ) -> tuple[bytes, dict[str, int]]:
+        """Tag names or values from ``blocks`` (all from one block list; blocking)."""
+        store = self._stores()[blocks[0].store] if blocks else self._blocks
+        return store.search_tags(tenant, request, [b.block_id for b in blocks])
 
     def error_counts(self) -> dict[str, int]:
         """Unreadable blocks met so far: ``poll`` (blocks that could not be opened, summed

@@ -282,3 +282,53 @@ def test_metrics_count_bad_queries(loaded: tuple[TempoServer, list[Span]]) -> No
         and 'status="400"' in x
     )
     assert float(line.split()[-1]) >= 1
+
+
+def get_json(server: TempoServer, path: str, **params: Any) -> Any:
+    status, _, body = server.get(path + ("?" + urllib.parse.urlencode(params) if params else ""))
+    assert status == 200, body
+    return json.loads(body)
+
+
+def test_tag_names_v1_and_v2(loaded: tuple[TempoServer, list[Span]]) -> None:
+    server, _ = loaded
+    v2 = get_json(server, "/api/v2/search/tags")
+    scopes = {s["name"]: set(s["tags"]) for s in v2["scopes"]}
+    assert {"service.name", "k8s.pod.name", "host.name"} <= scopes["resource"]
+    assert {"http.status_code", "http.method", "user.id", "retry"} <= scopes["span"]
+    assert {"exception.type"} <= scopes["event"]
+    assert {"duration", "name", "status", "kind", "rootServiceName"} <= scopes["intrinsic"]
+    only_span = get_json(server, "/api/v2/search/tags", scope="span")
+    assert [s["name"] for s in only_span["scopes"]] == ["span"]
+    v1 = get_json(server, "/api/search/tags")
+    assert {"service.name", "http.method"} <= set(v1["tagNames"])
+    status, _, body = server.get("/api/v2/search/tags?scope=bogus")
+    assert status == 400
+
+
+def test_tag_values_are_typed_and_filtered(loaded: tuple[TempoServer, list[Span]]) -> None:
+    server, spans = loaded
+    services = {s.service for s in spans}
+    got = get_json(server, "/api/v2/search/tag/resource.service.name/values")
+    assert {(v["type"], v["value"]) for v in got["tagValues"]} == {("string", s) for s in services}
+    codes = get_json(server, "/api/v2/search/tag/span.http.status_code/values")
+    want_codes = {str(s.attrs["http.status_code"]) for s in spans}
+    assert {(v["type"], v["value"]) for v in codes["tagValues"]} == {("int", c) for c in want_codes}
+    status = get_json(server, "/api/v2/search/tag/status/values")
+    assert {v["value"] for v in status["tagValues"]} == {"unset", "error"}
+    assert {v["type"] for v in status["tagValues"]} == {"keyword"}
+    # A partial query narrows the values and never errors.
+    q = '{ resource.service.name = "svc-cart" && span.db.system = "redis" && span.x= }'
+    got = get_json(server, "/api/v2/search/tag/span.http.method/values", q=q)
+    want = {
+        s.attrs["http.method"]
+        for s in spans
+        if s.service == "svc-cart" and s.attrs["db.system"] == "redis"
+    }
+    assert {v["value"] for v in got["tagValues"]} == want
+    pinned = get_json(server, "/api/v2/search/tag/resource.service.name/values", q=q)
+    assert pinned["tagValues"] == [{"type": "string", "value": "svc-cart"}]
+    v1 = get_json(server, "/api/search/tag/service.name/values")
+    assert set(v1["tagValues"]) == services
+    limited = get_json(server, "/api/v2/search/tag/resource.service.name/values", limit=3)
+    assert len(limited["tagValues"]) == 3

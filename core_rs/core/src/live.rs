@@ -164,11 +164,8 @@ impl LiveTraces {
 
     /// The span references of every live trace, sorted by trace id (the traces stay live).
     pub fn snapshot(&self) -> Vec<TraceSpans> {
-        let mut out: Vec<TraceSpans> = self
-            .traces
-            .iter()
-            .map(|(id, t)| TraceSpans::new(*id, t.spans.clone()))
-            .collect();
+        let mut out: Vec<TraceSpans> =
+            self.traces.iter().map(|(id, t)| TraceSpans::new(*id, t.spans.clone())).collect();
         out.sort_unstable_by_key(|t| t.trace_id);
         out
     }

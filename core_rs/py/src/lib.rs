@@ -399,6 +399,18 @@ impl Ingester {
         search::run(py, &query, sources)
     }
 
+    /// Tag names or values from everything the ingester holds for `tenant`.
+    fn search_tags(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        request: PyRef<'_, search::TagRequest>,
+    ) -> PyResult<search::SearchOut> {
+        let inner = &self.inner;
+        let sources = py.detach(|| inner.search_sources(tenant)).map_err(runtime)?;
+        search::run_tags(py, &request, sources)
+    }
+
     /// Ids of `tenant`'s completed blocks the ingester still serves (its searches cover them).
     fn complete_block_ids(&self, tenant: &str) -> Vec<String> {
         self.inner.complete_block_ids(tenant)
@@ -479,6 +491,18 @@ impl BlockStore {
     /// `(block id, size, start unix ns, end unix ns)` of every block of `tenant`.
     fn list_blocks(&self, tenant: &str) -> Vec<(String, u64, u64, u64)> {
         search::block_list(&self.inner.blocks(tenant))
+    }
+
+    /// Tag names or values from `tenant`'s blocks `block_ids`.
+    fn search_tags(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        request: PyRef<'_, search::TagRequest>,
+        block_ids: Vec<String>,
+    ) -> PyResult<search::SearchOut> {
+        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+        search::run_tags(py, &request, sources)
     }
 
     /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
@@ -638,6 +662,18 @@ impl RemoteBlocks {
         search::block_list(&self.inner.blocks(tenant))
     }
 
+    /// Tag names or values from `tenant`'s blocks `block_ids`.
+    fn search_tags(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        request: PyRef<'_, search::TagRequest>,
+        block_ids: Vec<String>,
+    ) -> PyResult<search::SearchOut> {
+        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+        search::run_tags(py, &request, sources)
+    }
+
     /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
     fn search(
         &self,
@@ -649,7 +685,6 @@ impl RemoteBlocks {
         let sources = search::pick(self.inner.blocks(tenant), &block_ids);
         search::run(py, &query, sources)
     }
-
 
     fn find_trace<'py>(
         &self,
@@ -744,6 +779,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BlockStore>()?;
     m.add_class::<RemoteBlocks>()?;
     m.add_class::<search::SearchQuery>()?;
+    m.add_class::<search::TagRequest>()?;
     m.add_function(wrap_pyfunction!(search::search_otlp, m)?)?;
     m.add_function(wrap_pyfunction!(render_trace, m)?)?;
     m.add_function(wrap_pyfunction!(compaction::compact_blocks, m)?)?;

@@ -11,7 +11,9 @@ use tempo_core::block::{parse_rfc3339, BlockReader};
 use tempo_core::columnar::{build_batch, group_traces};
 use tempo_core::otlp;
 use tempo_core::schema::default_dedicated_columns;
+use tempo_core::search::tags::{collect_tags, TagTarget, Tags};
 use tempo_core::search::{search_sources, Found, JobStats, SearchOptions, SearchPlan, Source};
+use tempo_core::traceql::{AttributeScope, Field, QueryBody, Stage};
 
 use crate::runtime;
 
@@ -120,4 +122,93 @@ pub fn search_otlp(
         })
         .map_err(PyValueError::new_err)?;
     Ok(PyBytes::new(py, &body).unbind())
+}
+
+/// A tag-autocomplete request: attribute names of some scopes, or the values of one tag
+/// (a TraceQL identifier: `resource.service.name`, `.foo`, `name`, `status`, …), over the
+/// spans `q` matches (a query that does not parse filters nothing, as Tempo's lenient
+/// autocomplete), up to `max_bytes` of answers.
+#[pyclass(frozen)]
+pub struct TagRequest {
+    target: TagTarget,
+    filter: Option<Arc<SearchPlan>>,
+    max_bytes: usize,
+}
+
+#[pymethods]
+impl TagRequest {
+    #[new]
+    #[pyo3(signature = (scopes=None, tag=None, q=None, start_ns=0, end_ns=0, max_bytes=1 << 20))]
+    fn new(
+        scopes: Option<Vec<String>>,
+        tag: Option<&str>,
+        q: Option<&str>,
+        start_ns: u64,
+        end_ns: u64,
+        max_bytes: usize,
+    ) -> PyResult<Self> {
+        let target = match (scopes, tag) {
+            (Some(scopes), None) => TagTarget::Names(
+                scopes
+                    .iter()
+                    .map(|s| match s.as_str() {
+                        "span" => Ok(AttributeScope::Span),
+                        "resource" => Ok(AttributeScope::Resource),
+                        "event" => Ok(AttributeScope::Event),
+                        "link" => Ok(AttributeScope::Link),
+                        "instrumentation" => Ok(AttributeScope::Instrumentation),
+                        other => Err(PyValueError::new_err(format!("unknown scope {other:?}"))),
+                    })
+                    .collect::<PyResult<_>>()?,
+            ),
+            (None, Some(tag)) => match parse_field(tag) {
+                Some(Field::Attribute(a)) => TagTarget::AttributeValues(a),
+                Some(Field::Intrinsic(i)) => TagTarget::IntrinsicValues(i),
+                None => return Err(PyValueError::new_err(format!("invalid tag {tag:?}"))),
+            },
+            _ => return Err(PyValueError::new_err("give either scopes or tag")),
+        };
+        let options = SearchOptions { limit: 0, spans_per_spanset: 0, start_ns, end_ns };
+        let q = q.unwrap_or("{}");
+        let plan = SearchPlan::compile(q, options.clone())
+            .or_else(|_| SearchPlan::compile("{}", options))
+            .map_err(PyValueError::new_err)?;
+        Ok(TagRequest { target, filter: Some(Arc::new(plan)), max_bytes })
+    }
+}
+
+/// A TraceQL identifier as a field (`{} | select(<tag>)` parsed).
+fn parse_field(tag: &str) -> Option<Field> {
+    let q = tempo_core::traceql::parse(&format!("{{}} | select({tag})")).ok()?;
+    let QueryBody::Pipeline(p) = q.body else { return None };
+    match p.stages.last()? {
+        Stage::Select(fields) if fields.len() == 1 => fields.first().cloned(),
+        _ => None,
+    }
+}
+
+pub fn run_tags(py: Python<'_>, req: &TagRequest, sources: Vec<Source>) -> PyResult<SearchOut> {
+    let filter = req.filter.clone();
+    let target = req.target.clone();
+    let max_bytes = req.max_bytes;
+    let (tags, errors) = py.detach(|| {
+        let mut tags = Tags::default();
+        let errors = collect_tags(&sources, &target, filter.as_deref(), max_bytes, &mut tags);
+        (tags, errors)
+    });
+    let body = match &req.target {
+        TagTarget::Names(_) => serde_json::to_vec(&tags.names),
+        _ => serde_json::to_vec(
+            &tags
+                .values
+                .iter()
+                .map(|(t, v)| serde_json::json!({"type": t, "value": v}))
+                .collect::<Vec<_>>(),
+        ),
+    }
+    .map_err(runtime)?;
+    let d = PyDict::new(py);
+    d.set_item("inspected_bytes", tags.inspected_bytes)?;
+    d.set_item("errors", errors)?;
+    Ok((PyBytes::new(py, &body).unbind(), d.unbind()))
 }

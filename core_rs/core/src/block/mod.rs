@@ -37,7 +37,9 @@ pub use export::{export_block, export_block_to, export_schema, ExportStats};
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::{complete, MergeStats};
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
-pub use reader::{concat as concat_batches, BlockBatches, BlockReader, BlockSource, DirSource, ReadStats};
+pub use reader::{
+    concat as concat_batches, BlockBatches, BlockReader, BlockSource, DirSource, ReadStats,
+};
 
 use crate::columnar::ColumnarError;
 use crate::schema::{default_dedicated_columns, DedicatedColumn};

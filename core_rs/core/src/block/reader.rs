@@ -421,25 +421,37 @@ impl BlockReader {
                 _ => None,
             }
         };
-        let range = match (stat(crate::schema::TRACE_START, false), stat(crate::schema::TRACE_END, true)) {
-            (Some(lo), Some(hi)) => Some((lo, hi)),
-            _ => None,
-        };
+        let range =
+            match (stat(crate::schema::TRACE_START, false), stat(crate::schema::TRACE_END, true)) {
+                (Some(lo), Some(hi)) => Some((lo, hi)),
+                _ => None,
+            };
         Ok((rg.num_rows() as usize, range))
     }
 
     /// Row group `g` as one batch holding only `columns` (top-level names; unknown names
     /// are ignored). Only those columns' chunks are fetched, in one call to the source.
     /// Returns the batch and the bytes read.
-    pub fn read_columns(&self, g: usize, columns: &[String]) -> Result<(RecordBatch, u64), BlockError> {
+    pub fn read_columns(
+        &self,
+        g: usize,
+        columns: &[String],
+    ) -> Result<(RecordBatch, u64), BlockError> {
         let file = self.data();
         let meta = self.parquet_meta(&file)?;
         let md = meta.metadata();
         if g >= md.num_row_groups() {
-            return Err(BlockError::Corrupt(format!("{}: no row group {g}", self.source.describe())));
+            return Err(BlockError::Corrupt(format!(
+                "{}: no row group {g}",
+                self.source.describe()
+            )));
         }
         let schema = meta.schema();
-        let roots: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+        // In file order: the reader returns the projected columns in that order.
+        let mut roots: Vec<usize> =
+            columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+        roots.sort_unstable();
+        roots.dedup();
         let descr = md.file_metadata().schema_descr();
         let rg = md.row_group(g);
         let mut ranges: Vec<(u64, usize)> = (0..rg.num_columns())
@@ -470,8 +482,8 @@ impl BlockReader {
         for b in reader {
             parts.push(b?.with_schema(projected.clone())?);
         }
-        let batch = concat(&projected, parts)?
-            .unwrap_or_else(|| RecordBatch::new_empty(projected.clone()));
+        let batch =
+            concat(&projected, parts)?.unwrap_or_else(|| RecordBatch::new_empty(projected.clone()));
         Ok((batch, file.stats().bytes))
     }
 

@@ -88,7 +88,8 @@ impl<'v, 'a> Eval<'v, 'a> {
         if !u.events && !u.links {
             return self.mask(e);
         }
-        let ev_max = if u.events { self.view.events().map_or(0, |x| x.max_len()).max(1) } else { 1 };
+        let ev_max =
+            if u.events { self.view.events().map_or(0, |x| x.max_len()).max(1) } else { 1 };
         let ln_max = if u.links { self.view.links().map_or(0, |x| x.max_len()).max(1) } else { 1 };
         let mut out = vec![false; self.view.rows];
         for k in 0..ev_max {
@@ -96,10 +97,7 @@ impl<'v, 'a> Eval<'v, 'a> {
                 let ev = Eval {
                     view: self.view,
                     regexes: self.regexes,
-                    item: ItemIndex {
-                        event: u.events.then_some(k),
-                        link: u.links.then_some(l),
-                    },
+                    item: ItemIndex { event: u.events.then_some(k), link: u.links.then_some(l) },
                 };
                 for (o, m) in out.iter_mut().zip(ev.mask(e)) {
                     *o |= m;
@@ -236,8 +234,11 @@ impl<'v, 'a> Eval<'v, 'a> {
                 Some((0..v.rows).map(|i| cmp_str(op, col.value(i), s)).collect())
             }
             FieldExpr::Intrinsic(i @ (Intrinsic::Status | Intrinsic::Kind)) => {
-                let col =
-                    v.i32s(if *i == Intrinsic::Status { schema::STATUS_CODE } else { schema::KIND })?;
+                let col = v.i32s(if *i == Intrinsic::Status {
+                    schema::STATUS_CODE
+                } else {
+                    schema::KIND
+                })?;
                 let code = match (i, lit) {
                     (Intrinsic::Status, Value::Status(c)) | (Intrinsic::Kind, Value::Kind(c)) => c,
                     _ => return Some(vec![false; v.rows]),

@@ -379,8 +379,19 @@ impl<'a> BatchView<'a> {
                 Some(a) if a.value(row) >= 0 => Value::Int(a.value(row) as i64),
                 _ => Value::Nil,
             },
-            TraceRootSpan => str_or_nil(schema::TRACE_ROOT_NAME),
-            TraceRootService => str_or_nil(schema::TRACE_ROOT_SERVICE),
+            // A trace whose root was not received has empty root names (as Tempo stores them).
+            TraceRootSpan | TraceRootService => {
+                let col = if i == TraceRootSpan {
+                    schema::TRACE_ROOT_NAME
+                } else {
+                    schema::TRACE_ROOT_SERVICE
+                };
+                match self.strs(col) {
+                    Some(a) if a.is_valid(row) => Value::Str(a.value(row)),
+                    Some(_) => Value::Str(""),
+                    None => Value::Nil,
+                }
+            }
             TraceDuration => match (self.u64s(schema::TRACE_START), self.u64s(schema::TRACE_END)) {
                 (Some(s), Some(e)) => {
                     Value::Duration(e.value(row).saturating_sub(s.value(row)) as i64)
@@ -444,4 +455,3 @@ pub fn hex(b: &[u8]) -> String {
     }
     s
 }
-

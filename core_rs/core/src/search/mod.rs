@@ -12,6 +12,7 @@ pub mod plan;
 pub mod result;
 pub mod scan;
 pub mod spanset;
+pub mod tags;
 pub mod value;
 
 #[cfg(test)]
@@ -139,6 +140,10 @@ pub fn search_batch(
         &values.iter().find(|(a, _)| *a == k).expect("value column").1
     };
     let parents: &[i32] = view.i32s(schema::PARENT_INDEX).map_or(&[], |a| a.values());
+    let roots: Vec<bool> = match view.column(schema::PARENT_SPAN_ID) {
+        Some(p) => (0..view.rows).map(|r| p.is_null(r)).collect(),
+        None => Vec::new(),
+    };
     let single = plan.single_filter.map(|f| mask_of(unsafe { &*f }));
     let limit = plan.options.limit;
     for &(start, end) in &runs {
@@ -155,7 +160,7 @@ pub fn search_batch(
             continue;
         }
         let ctx =
-            TraceCtx { start, end, parents, masks: &mask_of, values: &value_of };
+            TraceCtx { start, end, parents, roots: &roots, masks: &mask_of, values: &value_of };
         let sets = match single {
             Some(m) => {
                 let rows: Vec<u32> = (start..end).filter(|&r| m[r]).map(|r| r as u32).collect();
@@ -179,7 +184,9 @@ fn trace_result(
     sets: &[Spanset<'_>],
 ) -> TraceResult {
     let str_at = |col: &str, row: usize| {
-        view.strs(col).filter(|a| arrow_array::Array::is_valid(*a, row)).map(|a| a.value(row).to_string())
+        view.strs(col)
+            .filter(|a| arrow_array::Array::is_valid(*a, row))
+            .map(|a| a.value(row).to_string())
     };
     let mut trace_id = [0u8; 16];
     trace_id.copy_from_slice(view.trace_id(start));
@@ -199,7 +206,11 @@ fn trace_result(
                     let r = r as usize;
                     SpanOut {
                         span_id: view.span_id(r).to_vec(),
-                        name: if plan.with_name { names.map(|n| n.value(r).to_string()) } else { None },
+                        name: if plan.with_name {
+                            names.map(|n| n.value(r).to_string())
+                        } else {
+                            None
+                        },
                         start_ns: starts.value(r),
                         duration_ns: durations.value(r),
                         attrs: plan

@@ -149,6 +149,7 @@ impl SearchPlan {
             SpansetExpr::Op { op, lhs, rhs } => {
                 if !matches!(op, traceql::SpansetOp::And | traceql::SpansetOp::Union) {
                     self.columns.insert(schema::PARENT_INDEX);
+                    self.columns.insert(schema::PARENT_SPAN_ID);
                 }
                 self.walk_spanset(lhs);
                 self.walk_spanset(rhs);
@@ -205,6 +206,16 @@ impl SearchPlan {
                 self.regexes.insert(p, re);
             }
         }
+    }
+
+    /// Reads attribute `a` too (its columns), as a returned field.
+    pub fn use_field_attribute(&mut self, a: &Attribute) {
+        self.use_attribute(a);
+    }
+
+    /// Reads intrinsic `i` too (its columns), as a returned field.
+    pub fn use_field_intrinsic(&mut self, i: Intrinsic) {
+        self.use_intrinsic(i);
     }
 
     fn use_attribute(&mut self, a: &Attribute) {
@@ -293,7 +304,10 @@ impl SearchPlan {
                     && matches!(
                         (a.scope, d.scope),
                         (AttributeScope::Span | AttributeScope::None, DedicatedScope::Span)
-                            | (AttributeScope::Resource | AttributeScope::None, DedicatedScope::Resource)
+                            | (
+                                AttributeScope::Resource | AttributeScope::None,
+                                DedicatedScope::Resource
+                            )
                     )
             });
             if used {

@@ -87,21 +87,47 @@ fn scan_block(
 ) -> Result<(), BlockError> {
     let columns = plan.columns_for(block.dedicated_columns());
     let o = &plan.options;
+    if o.limit > 0 && found.len() >= o.limit {
+        return Ok(());
+    }
+    for_each_row_group(block, &columns, o, |batch, bytes| {
+        stats.inspected_bytes += bytes;
+        add(stats, search_batch(plan, batch, block.dedicated_columns(), found));
+        !(o.limit > 0 && found.len() >= o.limit)
+    })
+}
+
+/// Calls `f` with each row group of `block` overlapping the options' time range (skipped
+/// from statistics, not read), as one batch of `columns`, and the bytes read, while `f`
+/// returns true.
+pub fn for_each_row_group(
+    block: &BlockReader,
+    columns: &[String],
+    o: &super::SearchOptions,
+    mut f: impl FnMut(&RecordBatch, u64) -> bool,
+) -> Result<(), BlockError> {
     for g in 0..block.row_groups()? {
-        if o.limit > 0 && found.len() >= o.limit {
-            break;
-        }
         let (_, range) = block.row_group_summary(g)?;
         if let Some((lo, hi)) = range {
             if (o.end_ns != 0 && lo > o.end_ns) || (o.start_ns != 0 && hi < o.start_ns) {
                 continue;
             }
         }
-        let (batch, bytes) = block.read_columns(g, &columns)?;
-        stats.inspected_bytes += bytes;
-        add(stats, search_batch(plan, &batch, block.dedicated_columns(), found));
+        let (batch, bytes) = block.read_columns(g, columns)?;
+        if !f(&batch, bytes) {
+            break;
+        }
     }
     Ok(())
+}
+
+/// A head chunk's rows as one batch (a trace may straddle the chunk's batches).
+pub fn chunk_batch(chunk: &ChunkReader) -> Result<Option<RecordBatch>, BlockError> {
+    let mut parts = Vec::new();
+    for b in chunk.batches()? {
+        parts.push(b?);
+    }
+    crate::block::concat_batches(&chunk.schema(), parts)
 }
 
 fn scan_chunk(
@@ -111,13 +137,7 @@ fn scan_chunk(
     found: &mut Found,
     stats: &mut JobStats,
 ) -> Result<(), BlockError> {
-    let schema = chunk.schema();
-    let mut parts = Vec::new();
-    for b in chunk.batches()? {
-        parts.push(b?);
-    }
-    // A trace may straddle the chunk's batches: search the chunk as one batch.
-    if let Some(batch) = crate::block::concat_batches(&schema, parts)? {
+    if let Some(batch) = chunk_batch(chunk)? {
         stats.inspected_bytes += chunk.size();
         add(stats, search_batch(plan, &batch, dedicated, found));
     }

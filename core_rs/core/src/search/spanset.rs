@@ -24,6 +24,9 @@ pub struct TraceCtx<'c, 'v> {
     pub end: usize,
     /// `parent_index` (relative to the trace's first row); empty if not projected.
     pub parents: &'c [i32],
+    /// Per batch row: the span has no parent id (a root). Empty unless the query has
+    /// structural operators.
+    pub roots: &'c [bool],
     /// Filter masks by expression address.
     pub masks: &'c dyn Fn(&FieldExpr) -> &'c [bool],
     /// Per-row values by expression address.
@@ -34,6 +37,42 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
     fn parent(&self, row: u32) -> Option<u32> {
         let p = *self.parents.get(row as usize)?;
         (p >= 0 && self.start + (p as usize) < self.end).then(|| (self.start + p as usize) as u32)
+    }
+
+    /// Which spans of the trace are in its tree: roots and spans whose parent chain reaches
+    /// a root. An orphan and its subtree are not (Tempo gives them no nested-set numbers),
+    /// so they take part in no structural relation.
+    fn in_tree(&self) -> Vec<bool> {
+        let n = self.len();
+        // 0 unknown, 1 in, 2 out
+        let mut state = vec![0u8; n];
+        let mut path = Vec::new();
+        for i in 0..n {
+            let mut cur = i;
+            while state[cur] == 0 {
+                path.push(cur);
+                let row = (self.start + cur) as u32;
+                if self.roots.get(row as usize).copied().unwrap_or(false) {
+                    state[cur] = 1;
+                    path.pop();
+                    break;
+                }
+                match self.parent(row) {
+                    Some(p) if !path.contains(&self.local(p)) => cur = self.local(p),
+                    _ => {
+                        state[cur] = 2;
+                        path.pop();
+                        break;
+                    }
+                }
+            }
+            let v = state[cur];
+            for &x in &path {
+                state[x] = v;
+            }
+            path.clear();
+        }
+        state.into_iter().map(|s| s == 1).collect()
     }
 
     fn local(&self, row: u32) -> usize {
@@ -74,7 +113,9 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
                     let first = out.len();
                     for &r in &ss.rows {
                         let v = vals.get(r as usize);
-                        match out[first..].iter_mut().find(|g| g.attrs.last().map(|a| a.1) == Some(v))
+                        match out[first..]
+                            .iter_mut()
+                            .find(|g| g.attrs.last().map(|a| a.1) == Some(v))
                         {
                             Some(g) => g.rows.push(r),
                             None => {
@@ -131,10 +172,22 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
         }
         let Some(e) = a.expr.as_deref() else { return Value::Nil };
         let vals = (self.values)(e);
-        let xs = ss.rows.iter().map(|&r| vals.get(r as usize).as_f64());
+        // Spans without the value are skipped; with none left the spanset has no value.
+        let xs: Vec<f64> = ss
+            .rows
+            .iter()
+            .map(|&r| vals.get(r as usize))
+            .filter(|v| !v.is_nil())
+            .map(|v| v.as_f64())
+            .collect();
+        if xs.is_empty() {
+            return Value::Nil;
+        }
+        let count = xs.len() as f64;
+        let xs = xs.into_iter();
         Value::Float(match a.op {
             AggregateOp::Sum => xs.sum(),
-            AggregateOp::Avg => xs.sum::<f64>() / ss.rows.len() as f64,
+            AggregateOp::Avg => xs.sum::<f64>() / count,
             AggregateOp::Min => xs.fold(f64::INFINITY, f64::min),
             AggregateOp::Max => xs.fold(f64::NEG_INFINITY, f64::max),
             AggregateOp::Count => unreachable!(),
@@ -173,6 +226,15 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
     fn structural(&self, op: SpansetOp, a: &[u32], b: &[u32]) -> Vec<u32> {
         use SpansetOp::*;
         let n = self.len();
+        let tree = self.in_tree();
+        // The parent within the tree; roots (and spans outside the tree) have none.
+        let parent = |x: u32| -> Option<u32> {
+            if tree[self.local(x)] {
+                self.parent(x)
+            } else {
+                None
+            }
+        };
         let mut in_a = vec![false; n];
         for &r in a {
             in_a[self.local(r)] = true;
@@ -183,9 +245,9 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
         }
         // b has a parent in a / an ancestor in a / a sibling in a; b is the parent /
         // an ancestor of a span in a.
-        let has_parent_in = |x: u32, set: &[bool]| self.parent(x).is_some_and(|p| set[self.local(p)]);
+        let has_parent_in = |x: u32, set: &[bool]| parent(x).is_some_and(|p| set[self.local(p)]);
         let has_ancestor_in = |x: u32, set: &[bool]| {
-            let mut cur = self.parent(x);
+            let mut cur = parent(x);
             let mut steps = 0;
             while let Some(p) = cur {
                 if set[self.local(p)] {
@@ -195,14 +257,14 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
                 if steps > n {
                     break;
                 }
-                cur = self.parent(p);
+                cur = parent(p);
             }
             false
         };
         let mark_parents = |set: &[u32]| {
             let mut m = vec![false; n];
             for &x in set {
-                if let Some(p) = self.parent(x) {
+                if let Some(p) = parent(x) {
                     m[self.local(p)] = true;
                 }
             }
@@ -211,7 +273,7 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
         let mark_ancestors = |set: &[u32]| {
             let mut m = vec![false; n];
             for &x in set {
-                let mut cur = self.parent(x);
+                let mut cur = parent(x);
                 let mut steps = 0;
                 while let Some(p) = cur {
                     if m[self.local(p)] || steps > n {
@@ -219,21 +281,29 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
                     }
                     m[self.local(p)] = true;
                     steps += 1;
-                    cur = self.parent(p);
+                    cur = parent(p);
                 }
             }
             m
         };
         let siblings_in = |set: &[u32]| {
             // Per parent: how many of `set` it has.
-            let mut per_parent = vec![0u32; n];
+            // Slot n: the roots, which are siblings of each other.
+            let key = |x: u32| -> Option<usize> {
+                match parent(x) {
+                    Some(p) => Some(self.local(p)),
+                    None if tree[self.local(x)] => Some(n),
+                    None => None,
+                }
+            };
+            let mut per_parent = vec![0u32; n + 1];
             for &x in set {
-                if let Some(p) = self.parent(x) {
-                    per_parent[self.local(p)] += 1;
+                if let Some(k) = key(x) {
+                    per_parent[k] += 1;
                 }
             }
             move |x: u32, x_in_set: bool| {
-                self.parent(x).is_some_and(|p| per_parent[self.local(p)] > u32::from(x_in_set))
+                key(x).is_some_and(|k| per_parent[k] > u32::from(x_in_set))
             }
         };
         let pick = |rows: &[u32], keep: &dyn Fn(u32) -> bool| -> Vec<u32> {
