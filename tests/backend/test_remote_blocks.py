@@ -4,6 +4,9 @@ the index lists is skipped, counted, and never breaks the others."""
 
 from __future__ import annotations
 
+import re
+
+import orjson
 import pyarrow.parquet as pq
 
 from tempo_fast import _core
@@ -45,4 +48,36 @@ def test_lookups_read_ranges_and_skip_corrupt_blocks(
     store.write_blocklist(block.tenant, [bad_meta])
     remote.poll()
     assert remote.blocks.counts() == {}
+    store.close()
+
+
+def test_search_reads_only_the_query_columns(block: Block, bucket: str, proxy: FaultProxy) -> None:
+    proxy.reset()
+    store = S3Backend(s3_config(bucket, proxy.endpoint), retry=FAST_RETRY)
+    meta = store.upload_block(block.tenant, block.block_id, block.path)
+    store.write_blocklist(block.tenant, [meta])
+    remote = ObjectStoreBlocks(store, _core.RemoteBlocks(), lambda tenant: set())
+    remote.poll()
+    table = pq.read_table(block.path / "data.parquet", columns=["trace_id", "name"])
+    pattern = re.compile("b1-t1.-s2")
+    want = {
+        t.as_py().hex().lstrip("0")
+        for t, n in zip(*table.columns, strict=True)
+        if pattern.fullmatch(n.as_py())
+    }
+    assert want
+
+    proxy.reset()
+    ids = [b[0] for b in remote.blocks.list_blocks(block.tenant)]
+    assert ids == [block.block_id]
+    query = _core.SearchQuery('{ name =~ "b1-t1.-s2" }', limit=0, spss=3)
+    body, stats = remote.blocks.search(block.tenant, query, ids)
+    got = {t["traceID"] for t in orjson.loads(body)}
+    assert got == want
+    size = (block.path / "data.parquet").stat().st_size
+    assert 0 < stats["inspected_bytes"] < size / 2, "only the columns the query reads"
+    assert stats["errors"] == 0
+    gets = proxy.requests("GET")
+    rows = pq.ParquetFile(block.path / "data.parquet").metadata.num_row_groups
+    assert len(gets) <= rows * 2, "column chunks close together are read in one request"
     store.close()

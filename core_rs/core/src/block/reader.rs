@@ -171,6 +171,10 @@ struct RangeRead {
 
 const READ_CHUNK: usize = 64 << 10;
 
+/// Column chunks of a row group at most this far apart are read from a remote store in
+/// one request.
+const READ_GAP: u64 = 256 << 10;
+
 impl Read for RangeRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.file.len.saturating_sub(self.pos) as usize;
@@ -462,11 +466,15 @@ impl BlockReader {
             })
             .collect();
         ranges.sort_unstable();
-        // Adjacent chunks are fetched as one range.
+        // Chunks closer than READ_GAP are fetched as one range: a remote store answers a
+        // few larger requests faster than many small ones.
+        let gap = if self.source.remote() { READ_GAP } else { 0 };
         let mut merged: Vec<(u64, usize)> = Vec::with_capacity(ranges.len());
         for (start, len) in ranges {
             match merged.last_mut() {
-                Some((s, l)) if *s + *l as u64 == start => *l += len,
+                Some((s, l)) if start <= *s + *l as u64 + gap => {
+                    *l = (start + len as u64 - *s) as usize;
+                }
                 _ => merged.push((start, len)),
             }
         }
