@@ -182,6 +182,7 @@ class HttpApi:
             result = await self.search.search(ids, params)
         except SearchError as e:
             return self._answer(op, _text(e.status, e.reason))
+        self._metrics.bytes_inspected.labels(op).inc(int(result["metrics"]["inspectedBytes"]))
         body = orjson.dumps(result)
         return self._answer(op, web.Response(body=body, content_type="application/json"))
 
@@ -195,6 +196,8 @@ class HttpApi:
             result = await call(ids, *args, request.query)
         except SearchError as e:
             return self._answer(op, _text(e.status, e.reason))
+        inspected = int(result.get("metrics", {}).get("inspectedBytes", 0))
+        self._metrics.bytes_inspected.labels(op).inc(inspected)
         body = orjson.dumps(result)
         return self._answer(op, web.Response(body=body, content_type="application/json"))
 

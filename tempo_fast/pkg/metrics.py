@@ -276,6 +276,12 @@ class Metrics:
         self.queries = Counter(
             "tempo_query_frontend_queries", "Queries served.", ["op", "status"], registry=r
         )
+        self.bytes_inspected = Counter(
+            "tempo_query_frontend_bytes_inspected",
+            "Bytes read by searches and tag queries.",
+            ["op"],
+            registry=r,
+        )
         self.ingestion_lag = BatchHistogram(
             "tempo_distributor_span_ingestion_lag_seconds",
             "Time from span end to ingestion.",
