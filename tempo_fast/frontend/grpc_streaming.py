@@ -1,0 +1,421 @@
+"""Tempo's streaming gRPC search, ``tempopb.StreamingQuerier/Search``, as Grafana calls it.
+
+A grpcio (asyncio) server on an internal loopback port, reached through the HTTP port by
+:mod:`tempo_fast.frontend.port_split`. Requests and responses are raw bytes, encoded here with
+:mod:`tempo_fast.pkg.protowire` from the JSON-shaped results the search service yields (field
+numbers from Tempo's ``pkg/tempopb/tempo.proto``). Each yielded batch of new traces goes out as
+one ``SearchResponse`` (split above ``MAX_PACKET_BYTES``) with the running ``metrics``; a last
+message carries the final metrics. Errors end the stream with the HTTP API's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+
+from tempo_fast.pkg import tenant as tenants
+from tempo_fast.pkg.log import get_logger
+from tempo_fast.pkg.metrics import Metrics
+from tempo_fast.pkg.protowire import LEN, VARINT, DecodeError, Writer, fields
+
+try:  # the search service's own types, once it lands
+    from tempo_fast.frontend.search import SearchError, SearchParams
+except ImportError:  # pragma: no cover - stand-ins with the agreed shape
+
+    @dataclass
+    class SearchParams:  # type: ignore[no-redef]
+        q: str
+        limit: int
+        spss: int
+        start: int | None
+        end: int | None
+
+    class SearchError(Exception):  # type: ignore[no-redef]
+        def __init__(self, status: int, reason: str) -> None:
+            super().__init__(reason)
+            self.status = status
+            self.reason = reason
+
+
+_log = get_logger("frontend")
+SERVICE = "tempopb.StreamingQuerier"
+METHOD = "Search"
+ROUTE = f"/{SERVICE}/{METHOD}"
+MAX_PACKET_BYTES = 1 << 20  # Tempo's max_grpc_streaming_packet_size
+DEFAULT_LIMIT = 20
+DEFAULT_SPSS = 3
+MAX_REQUEST_BYTES = 4 << 20
+
+
+class SearchService(Protocol):
+    """What the query-frontend's search offers the streaming RPC."""
+
+    def search_stream(
+        self, tenants: list[str], params: SearchParams
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+        """Yield ``(new traces, running metrics)`` in Tempo's JSON form until done."""
+        ...
+
+
+# --- SearchRequest ---------------------------------------------------------------------------
+
+
+@dataclass
+class SearchRequest:
+    """``tempopb.SearchRequest`` (fields Grafana and Tempo's own clients fill)."""
+
+    query: str = ""  # 8
+    limit: int = 0  # 4
+    spss: int = 0  # 9 SpansPerSpanSet
+    start: int = 0  # 5 unix seconds
+    end: int = 0  # 6
+    tags: dict[str, str] = field(default_factory=dict)  # 1 map<string,string>
+    min_duration_ms: int = 0  # 2
+    max_duration_ms: int = 0  # 3
+
+
+_UINT32 = {4: "limit", 9: "spss", 5: "start", 6: "end", 2: "min_duration_ms", 3: "max_duration_ms"}
+
+
+def decode_search_request(data: bytes) -> SearchRequest:
+    """Decode ``tempopb.SearchRequest``; raises :class:`DecodeError`."""
+    req = SearchRequest()
+    try:
+        for number, wire, value in fields(data):
+            if number in _UINT32 and wire == VARINT:
+                setattr(req, _UINT32[number], int(value) & 0xFFFFFFFF)  # type: ignore[arg-type]
+            elif number == 8 and wire == LEN:
+                req.query = bytes(value).decode("utf-8")  # type: ignore[arg-type]
+            elif number == 1 and wire == LEN:
+                key = val = ""
+                for n, w, v in fields(value):  # type: ignore[arg-type]
+                    if w == LEN and n in (1, 2):
+                        text = bytes(v).decode("utf-8")  # type: ignore[arg-type]
+                        key, val = (text, val) if n == 1 else (key, text)
+                req.tags[key] = val
+    except UnicodeDecodeError as e:
+        raise DecodeError("a string field is not UTF-8") from e
+    return req
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/-]+")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def legacy_query(tags: Mapping[str, str], min_ms: int, max_ms: int) -> str:
+    """The TraceQL of a legacy tag search: each tag an unscoped attribute equality, the
+    duration bounds on the trace's duration."""
+    terms = [
+        f".{key if _PLAIN_NAME.fullmatch(key) else _quote(key)} = {_quote(value)}"
+        for key, value in sorted(tags.items())
+    ]
+    if min_ms:
+        terms.append(f"traceDuration >= {min_ms}ms")
+    if max_ms:
+        terms.append(f"traceDuration <= {max_ms}ms")
+    return "{ " + " && ".join(terms) + " }" if terms else ""
+
+
+def search_params(req: SearchRequest) -> SearchParams:
+    """The search of a request, validated as Tempo's HTTP parameter parsing does (a gRPC
+    request is turned into HTTP parameters there); raises :class:`SearchError` (400)."""
+    if req.query and req.tags:
+        raise SearchError(400, "invalid request: can't specify tags and q in the same query")
+    if req.max_duration_ms and req.min_duration_ms > req.max_duration_ms:
+        raise SearchError(400, "invalid maxDuration: must be greater than minDuration")
+    if req.start and req.end and req.end <= req.start:
+        raise SearchError(
+            400,
+            f"http parameter start must be before end. received start={req.start} end={req.end}",
+        )
+    query = req.query
+    if not query and (req.tags or req.min_duration_ms or req.max_duration_ms):
+        query = legacy_query(req.tags, req.min_duration_ms, req.max_duration_ms)
+    return SearchParams(
+        q=query,
+        limit=req.limit or DEFAULT_LIMIT,
+        spss=req.spss or DEFAULT_SPSS,
+        start=req.start or None,
+        end=req.end or None,
+    )
+
+
+# --- SearchResponse --------------------------------------------------------------------------
+
+
+def _u64(value: Any) -> int:
+    """A 64-bit integer as proto3 JSON gives it: a decimal string (or a number)."""
+    return int(value) if value not in (None, "") else 0
+
+
+def any_value(value: Mapping[str, Any]) -> Writer:
+    """OTLP ``AnyValue`` from its JSON form; the set member is written even when zero."""
+    w = Writer()
+    if "stringValue" in value:
+        w.string(1, value["stringValue"], always=True)
+    elif "boolValue" in value:
+        w.uint(2, int(bool(value["boolValue"])), always=True)
+    elif "intValue" in value:
+        w.uint(3, _u64(value["intValue"]), always=True)
+    elif "doubleValue" in value:
+        w.double(4, float(value["doubleValue"]), always=True)  # also "NaN", "Infinity"
+    elif "arrayValue" in value:
+        inner = Writer()
+        for item in value["arrayValue"].get("values") or ():
+            inner.message(1, any_value(item))
+        w.message(5, inner)
+    elif "kvlistValue" in value:
+        inner = Writer()
+        for kv in value["kvlistValue"].get("values") or ():
+            inner.message(1, key_value(kv))
+        w.message(6, inner)
+    elif "bytesValue" in value:
+        w.bytes_(7, base64.b64decode(value["bytesValue"]), always=True)
+    return w
+
+
+def key_value(kv: Mapping[str, Any]) -> Writer:
+    w = Writer().string(1, kv.get("key", ""))
+    if kv.get("value") is not None:
+        w.message(2, any_value(kv["value"]))
+    return w
+
+
+def _attributes(w: Writer, number: int, attrs: Any) -> None:
+    for kv in attrs or ():
+        w.message(number, key_value(kv))
+
+
+def span(s: Mapping[str, Any]) -> Writer:
+    w = Writer().string(1, s.get("spanID", "")).string(2, s.get("name", ""))
+    w.uint(3, _u64(s.get("startTimeUnixNano"))).uint(4, _u64(s.get("durationNanos")))
+    _attributes(w, 5, s.get("attributes"))
+    return w
+
+
+def span_set(ss: Mapping[str, Any]) -> Writer:
+    w = Writer()
+    for s in ss.get("spans") or ():
+        w.message(1, span(s))
+    w.uint(2, int(ss.get("matched") or 0))
+    _attributes(w, 3, ss.get("attributes"))
+    return w
+
+
+def trace_metadata(t: Mapping[str, Any]) -> bytes:
+    """``TraceSearchMetadata`` from one trace of a search result."""
+    w = Writer().string(1, t.get("traceID", ""))
+    w.string(2, t.get("rootServiceName", "")).string(3, t.get("rootTraceName", ""))
+    w.uint(4, _u64(t.get("startTimeUnixNano"))).uint(5, int(t.get("durationMs") or 0))
+    if t.get("spanSet") is not None:
+        w.message(6, span_set(t["spanSet"]))
+    for ss in t.get("spanSets") or ():
+        w.message(7, span_set(ss))
+    for service, stats in (t.get("serviceStats") or {}).items():
+        value = Writer().uint(1, int(stats.get("spanCount") or 0))
+        value.uint(2, int(stats.get("errorCount") or 0))
+        w.message(8, Writer().string(1, service, always=True).message(2, value))
+    return bytes(w)
+
+
+_METRICS = (  # SearchMetrics: (field, JSON name)
+    (1, "inspectedTraces"),
+    (2, "inspectedBytes"),
+    (3, "totalBlocks"),
+    (4, "completedJobs"),
+    (5, "totalJobs"),
+    (6, "totalBlockBytes"),
+    (7, "inspectedSpans"),
+)
+
+
+def search_metrics(m: Mapping[str, Any]) -> bytes:
+    """``SearchMetrics`` from the JSON ``metrics`` object (unknown keys are not encoded)."""
+    w = Writer()
+    for number, name in _METRICS:
+        w.uint(number, _u64(m.get(name)))
+    return bytes(w)
+
+
+def search_responses(
+    traces: list[bytes], metrics: bytes, max_bytes: int = MAX_PACKET_BYTES
+) -> Iterator[bytes]:
+    """``SearchResponse`` messages carrying ``traces`` (encoded ``TraceSearchMetadata``),
+    each at most ``max_bytes`` unless one trace alone is larger, each with ``metrics``."""
+    tail = bytes(Writer().message(2, metrics))
+    w, count = Writer(), 0
+    for t in traces:
+        entry = bytes(Writer().message(1, t))
+        if count and len(w) + len(entry) + len(tail) > max_bytes:
+            yield bytes(w) + tail
+            w, count = Writer(), 0
+        w.raw(entry)
+        count += 1
+    if count or not traces:
+        yield bytes(w) + tail
+
+
+# --- the RPC ---------------------------------------------------------------------------------
+
+_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
+def grpc_code(http_status: int) -> grpc.StatusCode:
+    """The gRPC status of an HTTP API error status."""
+    if http_status in _CODES:
+        return _CODES[http_status]
+    return grpc.StatusCode.INVALID_ARGUMENT if http_status < 500 else grpc.StatusCode.INTERNAL
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class StreamingQuerier:
+    """The ``Search`` handler; ``service()`` is None until the search service is ready."""
+
+    def __init__(
+        self,
+        service: Callable[[], SearchService | None],
+        *,
+        multitenancy: bool,
+        multi_tenant_queries: bool,
+        request_timeout: float = 0.0,
+        metrics: Metrics | None = None,
+        max_packet_bytes: int = MAX_PACKET_BYTES,
+    ) -> None:
+        self._service = service
+        self._multitenancy = multitenancy
+        self._multi_tenant_queries = multi_tenant_queries
+        self._timeout = request_timeout
+        self._metrics = metrics
+        self._max_packet = max_packet_bytes
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        search = grpc.unary_stream_rpc_method_handler(self.search)  # raw bytes in and out
+        return grpc.method_handlers_generic_handler(SERVICE, {METHOD: search})
+
+    def _tenants(self, context: grpc.aio.ServicerContext) -> list[str]:
+        header = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-scope-orgid":
+                header = value if isinstance(value, str) else value.decode("latin-1")
+        try:
+            return tenants.resolve_query(header, self._multitenancy, self._multi_tenant_queries)
+        except tenants.TenantError as e:
+            raise _Abort(grpc_code(401 if e.missing else 400), e.reason) from e
+
+    async def search(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        started, outcome = time.perf_counter(), "success"
+        try:
+            async for message in self._search(request, context):
+                yield message
+        except _Abort as e:
+            outcome = "error"
+            _log.debug("streaming search refused", code=e.code.name, reason=e.message)
+            await context.abort(e.code, e.message)
+        except asyncio.CancelledError:
+            outcome = "cancel"  # the client went away
+            raise
+        finally:
+            if self._metrics is not None:
+                elapsed = time.perf_counter() - started
+                self._metrics.request_duration.labels("gRPC", ROUTE, outcome).observe(elapsed)
+
+    async def _search(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        ids = self._tenants(context)
+        try:
+            params = search_params(decode_search_request(request))
+        except DecodeError as e:
+            raise _Abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode SearchRequest: {e}"
+            ) from e
+        except SearchError as e:
+            raise _Abort(grpc_code(e.status), e.reason) from e
+        service = self._service()
+        if service is None:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "not ready: the search service is starting")
+        last = b""
+        try:
+            async with asyncio.timeout(self._timeout or None):
+                stream = service.search_stream(ids, params)
+                async with contextlib.aclosing(stream):  # type: ignore[type-var]
+                    async for new_traces, running in stream:
+                        metrics = search_metrics(running)
+                        if not new_traces and metrics == last:
+                            continue
+                        last = metrics
+                        encoded = [trace_metadata(t) for t in new_traces]
+                        for message in search_responses(encoded, metrics, self._max_packet):
+                            yield message
+        except SearchError as e:
+            raise _Abort(grpc_code(e.status), e.reason) from e
+        except TimeoutError as e:
+            raise _Abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "request timed out (server.http_server_write_timeout)",
+            ) from e
+        except (asyncio.CancelledError, _Abort):
+            raise
+        except Exception as e:  # a bug or a broken block: end with the reason, keep serving
+            _log.error("streaming search failed", err=str(e), exc=True)
+            raise _Abort(grpc.StatusCode.INTERNAL, f"internal error: {e}") from e
+        yield bytes(Writer().message(2, last))  # the final metrics
+
+
+class StreamingServer:
+    """A grpcio asyncio server for :class:`StreamingQuerier` on ``127.0.0.1:<ephemeral>``."""
+
+    def __init__(self, querier: StreamingQuerier, host: str = "127.0.0.1") -> None:
+        self._host = host
+        self._server = grpc.aio.server(
+            handlers=(querier.handler(),),
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            ],
+        )
+        self.port = 0
+
+    async def start(self) -> int:
+        """Bind and start; return the port. Raises OSError when it cannot bind."""
+        try:
+            port = self._server.add_insecure_port(f"{self._host}:0")
+        except RuntimeError as e:
+            raise OSError(f"cannot bind the internal gRPC server: {e}") from e
+        await self._server.start()
+        self.port = port
+        return port
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new RPCs; let those in flight finish for up to ``grace`` seconds."""
+        await self._server.stop(grace)
