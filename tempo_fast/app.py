@@ -34,6 +34,8 @@ from tempo_fast.distributor.otlp_grpc import otlp_grpc_receiver
 from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
+from tempo_fast.frontend.grpc_streaming import StreamingQuerier, StreamingServer
+from tempo_fast.frontend.port_split import SplitSite
 from tempo_fast.frontend.search import SearchFrontend, SearchLimits
 from tempo_fast.frontend.tags import TagsFrontend
 from tempo_fast.ingester import IngesterService, core_config
@@ -274,6 +276,8 @@ class App:
         _log.info("tempo-fast stopped")
 
     async def _serve_api(self) -> int:
+        """The HTTP API; with ``stream_over_http_enabled`` also gRPC ``StreamingQuerier`` on
+        the same port (an internal loopback grpcio server behind a :class:`SplitSite`)."""
         cfg = self.config
         search = tags = None
         if self._core.search_query is not None:
@@ -296,7 +300,27 @@ class App:
             tags=tags,
         )
         host, port = cfg.server.http_listen_address, cfg.server.http_listen_port
-        return await self._serve("http", self._api.app(), host, port, "the HTTP API")
+        if not cfg.stream_over_http_enabled:
+            return await self._serve("http", self._api.app(), host, port, "the HTTP API")
+        streaming = StreamingServer(
+            StreamingQuerier(
+                lambda: self._api.search if self._api is not None else None,
+                multitenancy=cfg.multitenancy_enabled,
+                multi_tenant_queries=cfg.query_frontend.multi_tenant_queries_enabled,
+                request_timeout=cfg.server.http_server_write_timeout,
+                metrics=self.metrics,
+            )
+        )
+        try:
+            grpc_port = await streaming.start()
+        except OSError as e:
+            raise StartupError(f"cannot start the streaming gRPC server: {e}") from e
+        grace = cfg.server.graceful_shutdown_timeout
+
+        def site(runner: web.AppRunner) -> web.BaseSite:
+            return SplitSite(runner, host, port, grpc_port, drain=lambda: streaming.stop(grace))
+
+        return await self._serve("http", self._api.app(), host, port, "the HTTP API", site)
 
     async def _serve_receivers(self) -> None:
         assert self.distributor is not None
@@ -369,7 +393,15 @@ class App:
             raise StartupError(f"distributor.receivers.{key}: {e}") from e
         self.ports[name] = await self._serve(name, app, host, port, what)
 
-    async def _serve(self, name: str, app: web.Application, host: str, port: int, what: str) -> int:
+    async def _serve(
+        self,
+        name: str,
+        app: web.Application,
+        host: str,
+        port: int,
+        what: str,
+        make_site: Callable[[web.AppRunner], web.BaseSite] | None = None,
+    ) -> int:
         runner = web.AppRunner(
             app,
             access_log=None,
@@ -377,7 +409,11 @@ class App:
             shutdown_timeout=self.config.server.graceful_shutdown_timeout,
         )
         await runner.setup()
-        site = web.TCPSite(runner, host or None, port, reuse_address=True)
+        site = (
+            make_site(runner)
+            if make_site is not None
+            else web.TCPSite(runner, host or None, port, reuse_address=True)
+        )
         try:
             await site.start()
         except OSError as e:

@@ -292,6 +292,12 @@ def _build(user: Mapping[str, Any]) -> Config:
         target=top["target"] or "all",
         multitenancy_enabled=top["multitenancy_enabled"] or top["auth_enabled"],
         http_api_prefix=top["http_api_prefix"],
+        # unset: on (Tempo's default is off; see Config.stream_over_http_enabled)
+        stream_over_http_enabled=(
+            top["stream_over_http_enabled"]
+            if _lookup(user, "stream_over_http_enabled")[1] is not None
+            else True
+        ),
         server=_section(ServerConfig, user),
         distributor=DistributorConfig(
             **receivers,

@@ -339,6 +339,10 @@ class Config:
     query_frontend: QueryFrontendConfig
     compactor: CompactorConfig
     overrides: OverridesConfig = field(default_factory=OverridesConfig)
+    # Serve gRPC ``tempopb.StreamingQuerier`` on the HTTP port (h2c), as Tempo's
+    # ``stream_over_http_enabled``. Tempo defaults it to false; tempo-fast to true, so that
+    # Grafana's streaming search works without extra configuration.
+    stream_over_http_enabled: bool = True
     ignored: tuple[str, ...] = ()  # keys Tempo knows that were set but tempo-fast does not use
 
 
@@ -348,6 +352,7 @@ TOP_LEVEL = {
     "multitenancy_enabled": _bool,
     "auth_enabled": _bool,
     "http_api_prefix": _prefix,
+    "stream_over_http_enabled": _bool,
 }
 RECEIVER_SECTIONS = {
     "otlp_grpc": (_GRPC, OtlpGrpcConfig),
