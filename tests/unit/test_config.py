@@ -321,3 +321,13 @@ def test_deploy_example_loads_without_ignored_keys() -> None:
     c = load_file(str(example), expand=True)
     assert c.ignored == ()
     assert c.distributor.otlp_grpc.max_recv_msg_size_mib == 16
+
+
+def test_stream_over_http_enabled_defaults_to_on() -> None:
+    assert load(MINIMAL).stream_over_http_enabled is True  # Tempo's default is false
+    assert load(MINIMAL + "stream_over_http_enabled:\n").stream_over_http_enabled is True
+    off = load(MINIMAL + "stream_over_http_enabled: false\n")
+    assert off.stream_over_http_enabled is False
+    assert "stream_over_http_enabled" not in off.ignored
+    with pytest.raises(ConfigError, match="stream_over_http_enabled"):
+        load(MINIMAL + "stream_over_http_enabled: maybe\n")
