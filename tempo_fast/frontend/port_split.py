@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -25,12 +26,17 @@ _CHUNK = 1 << 16
 
 
 def listen(host: str, port: int, backlog: int = 128) -> socket.socket:
-    """A non-blocking listening TCP socket; ``host`` "" is every address (dual stack when
-    the system has it). Raises OSError."""
+    """A non-blocking listening TCP socket; ``host`` "" is every address (IPv4 and IPv6 when
+    the system has IPv6). Raises OSError."""
     if not host and socket.has_dualstack_ipv6():
-        sock = socket.create_server(
-            ("::", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
-        )
+        try:
+            sock = socket.create_server(
+                ("::", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True
+            )
+        except OSError as e:  # IPv6 disabled on the interfaces: IPv4 only
+            if e.errno == errno.EADDRINUSE:
+                raise
+            sock = socket.create_server(("0.0.0.0", port), backlog=backlog)
     else:
         family, _, _, _, address = socket.getaddrinfo(
             host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from tempo_fast.frontend.grpc_streaming import ROUTE, StreamingQuerier, StreamingServer
-from tempo_fast.frontend.port_split import PREFACE, SplitSite, sniff
+from tempo_fast.frontend.port_split import PREFACE, SplitSite, listen, sniff
 from tests.unit.conftest import RunningApp, make_config
 from tests.unit.http_client import request
 from tests.unit.tempopb import SearchRequest, response_dict
@@ -230,6 +230,15 @@ def test_port_in_use_is_an_os_error() -> None:
                 await runner.cleanup()
 
     asyncio.run(go())
+
+
+def test_listen_on_every_address() -> None:
+    with listen("", 0) as sock:
+        port = sock.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    with listen("localhost", 0) as sock:
+        assert sock.getsockname()[0] in ("127.0.0.1", "::1")
 
 
 def test_sniff_reports_eof() -> None:
