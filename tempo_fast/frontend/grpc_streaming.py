@@ -28,7 +28,9 @@ from tempo_fast.pkg.protowire import LEN, VARINT, DecodeError, Writer, fields
 
 try:  # the search service's own types, once it lands
     from tempo_fast.frontend.search import SearchError, SearchParams
-except ImportError:  # pragma: no cover - stand-ins with the agreed shape
+except ModuleNotFoundError as _missing:  # pragma: no cover - stand-ins with the agreed shape
+    if _missing.name != "tempo_fast.frontend.search":
+        raise
 
     @dataclass
     class SearchParams:  # type: ignore[no-redef]
