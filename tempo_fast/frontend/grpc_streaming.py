@@ -3,9 +3,11 @@
 A grpcio (asyncio) server on an internal loopback port, reached through the HTTP port by
 :mod:`tempo_fast.frontend.port_split`. Requests and responses are raw bytes, encoded here with
 :mod:`tempo_fast.pkg.protowire` from the JSON-shaped results the search service yields (field
-numbers from Tempo's ``pkg/tempopb/tempo.proto``). Each yielded batch of new traces goes out as
-one ``SearchResponse`` (split above ``MAX_PACKET_BYTES``) with the running ``metrics``; a last
-message carries the final metrics. Errors end the stream with the HTTP API's reason.
+numbers from Tempo's ``pkg/tempopb/tempo.proto``). A request is turned into ``/api/search``
+parameters and parsed by the HTTP API's own code, as Tempo's frontend does. Each yielded batch
+of new traces goes out as one ``SearchResponse`` (split above ``MAX_PACKET_BYTES``) with the
+running ``metrics``, at most ``limit`` distinct traces a stream; a last message carries the
+final metrics. Errors end the stream with the HTTP API's reason.
 """
 
 from __future__ import annotations
@@ -13,52 +15,33 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
+import orjson
 
+from tempo_fast.frontend.search import SearchError, SearchLimits, SearchParams, parse_params
 from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.metrics import Metrics
 from tempo_fast.pkg.protowire import LEN, VARINT, DecodeError, Writer, fields
-
-try:  # the search service's own types, once it lands
-    from tempo_fast.frontend.search import SearchError, SearchParams
-except ModuleNotFoundError as _missing:  # pragma: no cover - stand-ins with the agreed shape
-    if _missing.name != "tempo_fast.frontend.search":
-        raise
-
-    @dataclass
-    class SearchParams:  # type: ignore[no-redef]
-        q: str
-        limit: int
-        spss: int
-        start: int | None
-        end: int | None
-
-    class SearchError(Exception):  # type: ignore[no-redef]
-        def __init__(self, status: int, reason: str) -> None:
-            super().__init__(reason)
-            self.status = status
-            self.reason = reason
-
 
 _log = get_logger("frontend")
 SERVICE = "tempopb.StreamingQuerier"
 METHOD = "Search"
 ROUTE = f"/{SERVICE}/{METHOD}"
 MAX_PACKET_BYTES = 1 << 20  # Tempo's max_grpc_streaming_packet_size
-DEFAULT_LIMIT = 20
-DEFAULT_SPSS = 3
 MAX_REQUEST_BYTES = 4 << 20
 
 
 class SearchService(Protocol):
-    """What the query-frontend's search offers the streaming RPC."""
+    """What the query-frontend's search (:class:`~tempo_fast.frontend.search.SearchFrontend`)
+    offers the streaming RPC."""
+
+    limits: SearchLimits
 
     def search_stream(
         self, tenants: list[str], params: SearchParams
@@ -108,49 +91,36 @@ def decode_search_request(data: bytes) -> SearchRequest:
     return req
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/-]+")
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def legacy_query(tags: Mapping[str, str], min_ms: int, max_ms: int) -> str:
-    """The TraceQL of a legacy tag search: each tag an unscoped attribute equality, the
-    duration bounds on the trace's duration."""
-    terms = [
-        f".{key if _PLAIN_NAME.fullmatch(key) else _quote(key)} = {_quote(value)}"
-        for key, value in sorted(tags.items())
-    ]
-    if min_ms:
-        terms.append(f"traceDuration >= {min_ms}ms")
-    if max_ms:
-        terms.append(f"traceDuration <= {max_ms}ms")
-    return "{ " + " && ".join(terms) + " }" if terms else ""
-
-
-def search_params(req: SearchRequest) -> SearchParams:
-    """The search of a request, validated as Tempo's HTTP parameter parsing does (a gRPC
-    request is turned into HTTP parameters there); raises :class:`SearchError` (400)."""
-    if req.query and req.tags:
-        raise SearchError(400, "invalid request: can't specify tags and q in the same query")
-    if req.max_duration_ms and req.min_duration_ms > req.max_duration_ms:
-        raise SearchError(400, "invalid maxDuration: must be greater than minDuration")
-    if req.start and req.end and req.end <= req.start:
-        raise SearchError(
-            400,
-            f"http parameter start must be before end. received start={req.start} end={req.end}",
+def http_params(req: SearchRequest) -> dict[str, str]:
+    """The ``/api/search`` parameters of a request, as Tempo's frontend rebuilds an HTTP
+    search from it (zero means unset; tags as logfmt, durations in ms)."""
+    query = {
+        name: str(value)
+        for name, value in (
+            ("q", req.query),
+            ("limit", req.limit),
+            ("spss", req.spss),
+            ("start", req.start),
+            ("end", req.end),
         )
-    query = req.query
-    if not query and (req.tags or req.min_duration_ms or req.max_duration_ms):
-        query = legacy_query(req.tags, req.min_duration_ms, req.max_duration_ms)
-    return SearchParams(
-        q=query,
-        limit=req.limit or DEFAULT_LIMIT,
-        spss=req.spss or DEFAULT_SPSS,
-        start=req.start or None,
-        end=req.end or None,
-    )
+        if value
+    }
+    if req.tags:
+        if any(not key or any(c.isspace() or c == "=" for c in key) for key in req.tags):
+            raise SearchError(400, "invalid tags: a tag name is empty or has spaces or '='")
+        tags = sorted(req.tags.items())
+        query["tags"] = " ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in tags)
+    if req.min_duration_ms:
+        query["minDuration"] = f"{req.min_duration_ms}ms"
+    if req.max_duration_ms:
+        query["maxDuration"] = f"{req.max_duration_ms}ms"
+    return query
+
+
+def search_params(req: SearchRequest, limits: SearchLimits) -> SearchParams:
+    """The search of a request, parsed and checked exactly as ``/api/search``'s parameters;
+    raises :class:`SearchError`."""
+    return parse_params(http_params(req), limits)
 
 
 # --- SearchResponse --------------------------------------------------------------------------
@@ -355,28 +325,36 @@ class StreamingQuerier:
         self, request: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         ids = self._tenants(context)
+        service = self._service()
+        if service is None:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "not ready: the search service is starting")
         try:
-            params = search_params(decode_search_request(request))
+            params = search_params(decode_search_request(request), service.limits)
         except DecodeError as e:
             raise _Abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode SearchRequest: {e}"
             ) from e
         except SearchError as e:
             raise _Abort(grpc_code(e.status), e.reason) from e
-        service = self._service()
-        if service is None:
-            raise _Abort(grpc.StatusCode.UNAVAILABLE, "not ready: the search service is starting")
-        last = b""
+        last, sent = b"", set[str]()
         try:
             async with asyncio.timeout(self._timeout or None):
                 stream = service.search_stream(ids, params)
                 async with contextlib.aclosing(stream):  # type: ignore[type-var]
                     async for new_traces, running in stream:
+                        # at most ``limit`` traces a stream, first come (Tempo's combiner);
+                        # a trace sent before may come again, updated
+                        encoded = []
+                        for t in new_traces:
+                            tid = t.get("traceID", "")
+                            if tid not in sent and 0 < params.limit <= len(sent):
+                                continue
+                            sent.add(tid)
+                            encoded.append(trace_metadata(t))
                         metrics = search_metrics(running)
-                        if not new_traces and metrics == last:
+                        if not encoded and metrics == last:
                             continue
                         last = metrics
-                        encoded = [trace_metadata(t) for t in new_traces]
                         for message in search_responses(encoded, metrics, self._max_packet):
                             yield message
         except SearchError as e:

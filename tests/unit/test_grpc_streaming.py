@@ -13,18 +13,17 @@ import pytest
 
 from tempo_fast.frontend.grpc_streaming import (
     ROUTE,
-    SearchError,
-    SearchParams,
     StreamingQuerier,
     StreamingServer,
     decode_search_request,
     grpc_code,
-    legacy_query,
+    http_params,
     search_metrics,
     search_params,
     search_responses,
     trace_metadata,
 )
+from tempo_fast.frontend.search import SearchError, SearchLimits, SearchParams
 from tempo_fast.pkg.metrics import Metrics
 from tempo_fast.pkg.protowire import DecodeError, Writer
 from tests.unit.tempopb import SearchRequest, response_dict
@@ -121,6 +120,9 @@ def test_responses_split_above_the_packet_size() -> None:
     assert [response_dict(m) for m in search_responses([], metrics)] == [{"metrics": METRICS}]
 
 
+LIMITS = SearchLimits()
+
+
 def test_decode_search_request_as_grafana_fills_it() -> None:
     body = SearchRequest(
         Query='{ resource.service.name = "a" }', Limit=50, SpansPerSpanSet=5, start=100, end=200
@@ -133,50 +135,47 @@ def test_decode_search_request_as_grafana_fills_it() -> None:
         100,
         200,
     )
-    assert search_params(req) == SearchParams(
+    assert search_params(req, LIMITS) == SearchParams(
         q='{ resource.service.name = "a" }', limit=50, spss=5, start=100, end=200
     )
 
 
-def test_defaults_and_legacy_fields() -> None:
-    assert search_params(decode_search_request(b"")) == SearchParams(
-        q="", limit=20, spss=3, start=None, end=None
-    )
+def test_zero_is_unset_and_defaults_come_from_the_limits() -> None:
+    req = decode_search_request(b"")
+    assert http_params(req) == {}
+    limits = SearchLimits(default_limit=7, default_spss=2)
+    assert search_params(req, limits) == SearchParams(q="{}", limit=7, spss=2)
+
+
+def test_legacy_fields_become_http_parameters() -> None:
     body = SearchRequest(
-        Tags={"service.name": "shop", "http method": 'G"ET'}, MinDurationMs=10, MaxDurationMs=20
+        Tags={"service.name": "shop", "http.method": 'G"ET x'}, MinDurationMs=10, MaxDurationMs=20
     ).SerializeToString()
     req = decode_search_request(body)
-    assert req.tags == {"service.name": "shop", "http method": 'G"ET'}
+    assert req.tags == {"service.name": "shop", "http.method": 'G"ET x'}
     assert (req.min_duration_ms, req.max_duration_ms) == (10, 20)
-    assert search_params(req).q == (
-        '{ ."http method" = "G\\"ET" && .service.name = "shop" '
-        "&& traceDuration >= 10ms && traceDuration <= 20ms }"
+    assert http_params(req) == {
+        "tags": 'http.method="G\\"ET x" service.name="shop"',
+        "minDuration": "10ms",
+        "maxDuration": "20ms",
+    }
+    assert search_params(req, LIMITS).q == (  # the HTTP API's legacy translation
+        r'{ .http.method =~ "(?i).*G\"ET\\ x.*" && .service.name =~ "(?i).*shop.*"'
+        " && duration >= 10ms && duration <= 20ms }"
     )
-    assert legacy_query({}, 0, 0) == ""
-
-
-@pytest.mark.parametrize(
-    ("request_fields", "reason"),
-    [
-        (
-            {"Query": "{}", "Tags": {"a": "b"}},
-            "invalid request: can't specify tags and q in the same query",
-        ),
-        (
-            {"MinDurationMs": 20, "MaxDurationMs": 10},
-            "invalid maxDuration: must be greater than minDuration",
-        ),
-        (
-            {"start": 200, "end": 100},
-            "http parameter start must be before end. received start=200 end=100",
-        ),
-    ],
-)
-def test_invalid_requests(request_fields: dict[str, Any], reason: str) -> None:
-    req = decode_search_request(SearchRequest(**request_fields).SerializeToString())
     with pytest.raises(SearchError) as info:
-        search_params(req)
-    assert (info.value.status, info.value.reason) == (400, reason)
+        http_params(decode_search_request(SearchRequest(Tags={"a b": "c"}).SerializeToString()))
+    assert info.value.status == 400
+
+
+def test_invalid_requests_fail_as_the_http_api_does() -> None:
+    req = decode_search_request(SearchRequest(start=200, end=100).SerializeToString())
+    with pytest.raises(SearchError) as info:
+        search_params(req, LIMITS)
+    assert (info.value.status, info.value.reason) == (400, "invalid start 200 after end 100")
+    req = decode_search_request(SearchRequest(SpansPerSpanSet=1000).SerializeToString())
+    with pytest.raises(SearchError, match="spss must be less than or equal to 100"):
+        search_params(req, LIMITS)
 
 
 @pytest.mark.parametrize("body", [b"\x0a\x05ab", b"\x20", b"\x42\x02\xff\xfe", b"\x00\x01"])
@@ -212,10 +211,14 @@ class FakeSearch:
         items: list[Item] | None = None,
         script: Callable[[], AsyncIterator[Item]] | None = None,
     ) -> None:
+        self.limits = SearchLimits()
         self.items = items or []
         self.script = script
         self.calls: list[tuple[list[str], SearchParams]] = []
         self.closed = asyncio.Event()
+
+    def close(self) -> None:
+        pass
 
     async def search_stream(self, tenants: list[str], params: SearchParams) -> AsyncIterator[Item]:
         self.calls.append((tenants, params))
@@ -272,6 +275,20 @@ def rpc_error(*args: Any, **kwargs: Any) -> grpc.aio.AioRpcError:
 GRAFANA = SearchRequest(Query="{}", Limit=20, SpansPerSpanSet=3, start=1, end=2)
 
 
+def test_at_most_limit_traces_a_stream() -> None:
+    items = [
+        ([{"traceID": "a"}, {"traceID": "b"}], {"completedJobs": 1}),
+        ([{"traceID": "c"}, {"traceID": "a", "durationMs": 5}], {"completedJobs": 2}),
+    ]
+    body = SearchRequest(Limit=2).SerializeToString()
+    messages = [response_dict(m) for m in run_rpc(FakeSearch(items), body)]
+    assert [m.get("traces") for m in messages] == [
+        [{"traceID": "a"}, {"traceID": "b"}],
+        [{"traceID": "a", "durationMs": 5}],  # an update of one sent; "c" is over the limit
+        None,
+    ]
+
+
 def test_streams_each_batch_then_the_final_metrics() -> None:
     t1, t2 = {"traceID": "a1"}, {"traceID": "b2"}
     items = [
@@ -290,6 +307,7 @@ def test_streams_each_batch_then_the_final_metrics() -> None:
         {"metrics": {"completedJobs": 3, "totalJobs": 3, "inspectedBytes": "10"}},
     ]
     assert service.calls == [(["single-tenant"], SearchParams("{}", 20, 3, 1, 2))]
+    assert len(metrics.request_duration.collect()[0].samples) > 0
     text = metrics.exposition().decode()
     assert (
         'tempo_request_duration_seconds_count{method="gRPC",'
@@ -350,7 +368,7 @@ def test_invalid_request_is_refused_before_searching() -> None:
     service = FakeSearch([])
     err = rpc_error(service, SearchRequest(start=5, end=4).SerializeToString())
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.details() == "http parameter start must be before end. received start=5 end=4"
+    assert err.details() == "invalid start 5 after end 4"
     err = rpc_error(service, b"\x42\x05ab")
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (err.details() or "").startswith("cannot decode SearchRequest")

@@ -255,6 +255,13 @@ def test_sniff_reports_eof() -> None:
 # --- through the app ------------------------------------------------------------------------
 
 
+def set_search(app: RunningApp, service: FakeSearch) -> FakeSearch:
+    """Stand in for the app's search frontend (the fake core has no search engine)."""
+    assert app.app._api is not None
+    app.app._api.search = service  # type: ignore[assignment]
+    return service
+
+
 def app_search(app: RunningApp, body: bytes = b"", metadata: tuple[Any, ...] = ()) -> list[Any]:
     with grpc.insecure_channel(f"127.0.0.1:{app.app.ports['http']}") as channel:
         call = channel.unary_stream(ROUTE)
@@ -266,7 +273,7 @@ def test_app_serves_streaming_search_on_the_http_port(running: RunningApp) -> No
     with pytest.raises(grpc.RpcError) as info:
         app_search(running)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # no search service yet
-    running.app.search_service = FakeSearch(ITEMS)
+    set_search(running, FakeSearch(ITEMS))
     assert app_search(running) == EXPECTED
     assert request("GET", running.url("http", "/api/echo")).text == "echo"
     text = running.app.metrics.exposition().decode()
@@ -274,7 +281,7 @@ def test_app_serves_streaming_search_on_the_http_port(running: RunningApp) -> No
 
 
 def test_app_tenant_metadata(running_mt: RunningApp) -> None:
-    service = running_mt.app.search_service = FakeSearch([])
+    service = set_search(running_mt, FakeSearch([]))
     with pytest.raises(grpc.RpcError) as info:
         app_search(running_mt)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -286,7 +293,7 @@ def test_app_without_stream_over_http(tmp_path: Path) -> None:
     app = RunningApp(make_config(tmp_path, "stream_over_http_enabled: false"))
     app.call(app.app.start())
     try:
-        app.app.search_service = FakeSearch(ITEMS)
+        set_search(app, FakeSearch(ITEMS))
         with pytest.raises(grpc.RpcError):
             app_search(app)
         assert request("GET", app.url("http", "/api/echo")).text == "echo"
