@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from tempo_fast.config.model import QueryFrontendConfig
+from tempo_fast.config.units import parse_duration
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.querier.querier import BlockRef, Querier
 
@@ -118,12 +119,16 @@ def _legacy_query(query: Mapping[str, str]) -> str:
             lhs = "name" if key == "name" else "." + key
         conds.append(f"{lhs} =~ {orjson.dumps(pattern).decode()}")
         pos = m.end()
+    bounds = {}
     for name, op in (("minDuration", ">="), ("maxDuration", "<=")):
         raw = query.get(name)
         if raw:
             if not _GO_DURATION.match(raw):
                 raise SearchError(400, f"invalid {name} {raw!r}: expected a duration such as 100ms")
+            bounds[name] = parse_duration(raw)
             conds.append(f"duration {op} {raw}")
+    if bounds.get("maxDuration", float("inf")) < bounds.get("minDuration", 0.0):
+        raise SearchError(400, "invalid maxDuration: must be greater than minDuration")
     return "{ " + " && ".join(conds) + " }" if conds else "{}"
 
 
@@ -131,6 +136,8 @@ def parse_params(query: Mapping[str, str], limits: SearchLimits) -> SearchParams
     """``/api/search``'s parameters, checked against the limits (a :class:`SearchError`
     with status 400 says what is wrong)."""
     q = query.get("q")
+    if q and q.strip() and query.get("tags"):
+        raise SearchError(400, "invalid request: can't specify tags and q in the same query")
     if q is None or q.strip() == "":
         q = _legacy_query(query)
     if len(q.encode()) > limits.max_query_bytes > 0:

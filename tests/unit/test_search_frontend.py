@@ -88,6 +88,10 @@ def test_legacy_tags_become_traceql() -> None:
         '{ .service.name =~ "(?i).*cart.*" && name =~ "(?i).*GET\\\\ /x.*" && duration >= 100ms }'
     )
     assert _legacy_query({}) == "{}"
+    with pytest.raises(SearchError, match="greater than minDuration"):
+        _legacy_query({"minDuration": "1s", "maxDuration": "10ms"})
+    with pytest.raises(SearchError, match="can't specify tags and q"):
+        parse_params({"q": "{}", "tags": "a=b"}, LIMITS)
 
 
 def test_jobs_are_grouped_newest_first_and_merged() -> None:
