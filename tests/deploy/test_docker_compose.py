@@ -220,7 +220,7 @@ def test_grafana_datasource_points_at_tempo_fast(
     [tempo] = [ds for ds in datasources if ds["type"] == "tempo"]
     assert tempo["url"] == f"http://tempo-fast:{config.server.http_listen_port}"
     # plain HTTP search: no gRPC StreamingQuerier needed
-    assert tempo["jsonData"]["streamingEnabled"] == {"search": False, "metrics": False}
+    assert tempo["jsonData"]["streamingEnabled"] == {"search": True, "metrics": False}
 
 
 def test_readme_exists() -> None:
