@@ -219,7 +219,7 @@ def test_grafana_datasource_points_at_tempo_fast(
     datasources = [ds for f in files for ds in yaml.safe_load(f.read_text("utf-8"))["datasources"]]
     [tempo] = [ds for ds in datasources if ds["type"] == "tempo"]
     assert tempo["url"] == f"http://tempo-fast:{config.server.http_listen_port}"
-    # plain HTTP search: no gRPC StreamingQuerier needed
+    # search streams over gRPC on the HTTP port (stream_over_http_enabled)
     assert tempo["jsonData"]["streamingEnabled"] == {"search": True, "metrics": False}
 
 
