@@ -37,7 +37,9 @@ pub use export::{export_block, export_block_to, export_schema, ExportStats};
 pub use index::{RowGroupRange, TraceIndex};
 pub use merge::{complete, MergeStats};
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
-pub use reader::{concat as concat_batches, BlockBatches, BlockReader, BlockSource, DirSource, ReadStats};
+pub use reader::{
+    concat as concat_batches, BlockBatches, BlockReader, BlockSource, DirSource, ReadStats,
+};
 
 use crate::columnar::ColumnarError;
 use crate::schema::{default_dedicated_columns, DedicatedColumn};
@@ -238,6 +240,27 @@ mod tests {
         let (_, stats) = block.find_trace_with_stats(expected.keys().next().unwrap()).unwrap();
         assert!(stats.bytes < meta.size / 2, "{} of {}", stats.bytes, meta.size);
         assert!(max_bytes > 0);
+    }
+
+    #[test]
+    fn a_search_reads_columns_named_out_of_schema_order() {
+        use crate::search::{search_sources, Found, SearchOptions, SearchPlan, Source};
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = BlockConfig { row_group_rows: 500, page_rows: 100, ..Default::default() };
+        let (dir, _, meta, expected) = one_chunk_block(tmp.path(), &cfg, 7);
+        let block = BlockReader::open(&dir).unwrap();
+        let cols = [crate::schema::TRACE_END, crate::schema::ATTRS, crate::schema::TRACE_ID];
+        let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+        let (batch, bytes) = block.read_columns(0, &cols).unwrap();
+        assert_eq!(batch.num_columns(), 3);
+        assert!(batch.num_rows() > 0 && bytes > 0);
+        let options = SearchOptions { limit: 0, ..Default::default() };
+        let plan = SearchPlan::compile("{ span.http.status_code >= 0 || true }", options).unwrap();
+        let mut found = Found::default();
+        let stats = search_sources(&plan, &[Source::Block(std::sync::Arc::new(block))], &mut found);
+        assert_eq!(stats.errors, 0);
+        assert_eq!(stats.inspected_spans, meta.total_spans);
+        assert_eq!(found.len(), expected.len());
     }
 
     /// A block of generated spans (seed `seed`) completed from one head chunk: the
