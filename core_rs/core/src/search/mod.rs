@@ -23,7 +23,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
 
 pub use plan::{OutField, SearchOptions, SearchPlan};
-pub use result::{OutValue, ServiceStats, SpanOut, SpansetOut, TraceResult};
+pub use result::{write_json_array, OutValue, ServiceStats, SpanOut, SpansetOut, TraceResult};
 pub use scan::{search_sources, JobStats, Source};
 
 use eval::{Col, Eval};
@@ -154,8 +154,7 @@ pub fn search_batch(
         if !in_range(start) {
             continue;
         }
-        let ctx =
-            TraceCtx { start, end, parents, masks: &mask_of, values: &value_of };
+        let ctx = TraceCtx { start, end, parents, masks: &mask_of, values: &value_of };
         let sets = match single {
             Some(m) => {
                 let rows: Vec<u32> = (start..end).filter(|&r| m[r]).map(|r| r as u32).collect();
@@ -179,7 +178,9 @@ fn trace_result(
     sets: &[Spanset<'_>],
 ) -> TraceResult {
     let str_at = |col: &str, row: usize| {
-        view.strs(col).filter(|a| arrow_array::Array::is_valid(*a, row)).map(|a| a.value(row).to_string())
+        view.strs(col)
+            .filter(|a| arrow_array::Array::is_valid(*a, row))
+            .map(|a| a.value(row).to_string())
     };
     let mut trace_id = [0u8; 16];
     trace_id.copy_from_slice(view.trace_id(start));
@@ -199,7 +200,11 @@ fn trace_result(
                     let r = r as usize;
                     SpanOut {
                         span_id: view.span_id(r).to_vec(),
-                        name: if plan.with_name { names.map(|n| n.value(r).to_string()) } else { None },
+                        name: if plan.with_name {
+                            names.map(|n| n.value(r).to_string())
+                        } else {
+                            None
+                        },
                         start_ns: starts.value(r),
                         duration_ns: durations.value(r),
                         attrs: plan
@@ -233,7 +238,10 @@ fn trace_result(
             Some(a) if arrow_array::Array::is_valid(a, r) => a.value(r),
             _ => continue,
         };
-        let e = service_stats.entry(svc.to_string()).or_default();
+        if !service_stats.contains_key(svc) {
+            service_stats.insert(svc.to_string(), ServiceStats::default());
+        }
+        let e = service_stats.get_mut(svc).expect("inserted above");
         e.spans += 1;
         if statuses.is_some_and(|s| s.value(r) == 2) {
             e.errors += 1;

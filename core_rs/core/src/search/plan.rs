@@ -293,7 +293,10 @@ impl SearchPlan {
                     && matches!(
                         (a.scope, d.scope),
                         (AttributeScope::Span | AttributeScope::None, DedicatedScope::Span)
-                            | (AttributeScope::Resource | AttributeScope::None, DedicatedScope::Resource)
+                            | (
+                                AttributeScope::Resource | AttributeScope::None,
+                                DedicatedScope::Resource
+                            )
                     )
             });
             if used {
@@ -301,6 +304,50 @@ impl SearchPlan {
             }
             *i += 1;
         }
+        out
+    }
+
+    /// [`SearchPlan::columns_for`] for one row group, without the span or resource
+    /// attribute list when no row reads it: every attribute the query names from that
+    /// list is in a column with no null in the row group (`no_nulls`), and a row's value
+    /// comes from such a column whenever it has one (see `BatchView::attr`).
+    pub fn columns_for_group(
+        &self,
+        dedicated: &[DedicatedColumn],
+        no_nulls: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut out = self.columns_for(dedicated);
+        let covered = |scope: DedicatedScope, name: &str| {
+            if scope == DedicatedScope::Resource && name == "service.name" {
+                return no_nulls(schema::RESOURCE_SERVICE_NAME);
+            }
+            // The first dedicated column of that scope and name (the one a view reads).
+            let mut i = 0;
+            for d in dedicated.iter().filter(|d| d.scope == scope) {
+                if d.name == name {
+                    return no_nulls(&schema::dedicated_column_name(scope, i));
+                }
+                i += 1;
+            }
+            false
+        };
+        let (mut span_list, mut resource_list) = (false, false);
+        for a in &self.attrs {
+            match a.scope {
+                AttributeScope::Span => span_list |= !covered(DedicatedScope::Span, &a.name),
+                AttributeScope::Resource => {
+                    resource_list |= !covered(DedicatedScope::Resource, &a.name)
+                }
+                AttributeScope::None if !covered(DedicatedScope::Span, &a.name) => {
+                    span_list = true;
+                    resource_list |= !covered(DedicatedScope::Resource, &a.name);
+                }
+                _ => {}
+            }
+        }
+        out.retain(|c| {
+            (c != schema::ATTRS || span_list) && (c != schema::RESOURCE_ATTRS || resource_list)
+        });
         out
     }
 
@@ -313,5 +360,44 @@ impl SearchPlan {
                 s.rsplit(':').next().unwrap_or(s).to_string()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(cols: &[String], c: &str) -> bool {
+        cols.iter().any(|x| x == c)
+    }
+
+    /// Columns `q` reads from a row group where only `no_nulls` have no null.
+    fn cols(q: &str, no_nulls: &[&str]) -> Vec<String> {
+        let plan = SearchPlan::compile(q, SearchOptions::default()).unwrap();
+        plan.columns_for_group(&schema::default_dedicated_columns(), |c| no_nulls.contains(&c))
+    }
+
+    #[test]
+    fn search_reads_attribute_lists_only_for_attributes_outside_null_free_columns() {
+        let (span, res) = (schema::ATTRS, schema::RESOURCE_ATTRS);
+        let full = ["span_dedicated_01", schema::RESOURCE_SERVICE_NAME, "resource_dedicated_02"];
+        let c = cols("{ span.http.status_code = 500 }", &full);
+        assert!(!has(&c, span) && !has(&c, res) && has(&c, "span_dedicated_01"));
+        assert!(has(&cols("{ span.http.status_code = 500 }", &[]), span));
+        // Unscoped: the span's value first, then the resource's.
+        let c = cols("{ .http.status_code = 500 }", &full);
+        assert!(!has(&c, span) && !has(&c, res));
+        let c = cols("{ .http.status_code = 500 }", &[]);
+        assert!(has(&c, span) && has(&c, res));
+        let c = cols(r#"{ .service.name = "a" }"#, &full);
+        assert!(has(&c, span) && !has(&c, res));
+        let c = cols(r#"{ resource.service.name = "a" && span.foo = 1 }"#, &full);
+        assert!(has(&c, span) && !has(&c, res));
+        assert!(has(&cols(r#"{ resource.service.name = "a" }"#, &[]), res));
+        let c = cols(r#"{ resource.k8s.pod.name = "a" } | select(span.http.route)"#, &full);
+        assert!(!has(&c, res) && has(&c, span) && has(&c, "resource_dedicated_02"));
+        // Columns read for other reasons stay.
+        let c = cols("{ status = error } >> { span.http.status_code = 500 }", &full);
+        assert!(has(&c, schema::PARENT_INDEX) && !has(&c, span));
     }
 }

@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use super::{search_batch, Found, SearchPlan};
 use crate::block::{BlockError, BlockReader, ChunkReader};
 use crate::log::{self, Level};
-use crate::schema::DedicatedColumn;
+use crate::schema::{self, DedicatedColumn};
 
 /// Where a job's rows come from.
 #[derive(Clone)]
@@ -97,7 +97,16 @@ fn scan_block(
                 continue;
             }
         }
-        let (batch, bytes) = block.read_columns(g, &columns)?;
+        let group_columns;
+        let columns = if columns.iter().any(|c| c == schema::ATTRS || c == schema::RESOURCE_ATTRS) {
+            let nulls = block.null_counts(g)?;
+            group_columns =
+                plan.columns_for_group(block.dedicated_columns(), |c| nulls.get(c) == Some(&0));
+            &group_columns
+        } else {
+            &columns
+        };
+        let (batch, bytes) = block.read_columns(g, columns)?;
         stats.inspected_bytes += bytes;
         add(stats, search_batch(plan, &batch, block.dedicated_columns(), found));
     }
