@@ -82,6 +82,19 @@ pub fn trace_runs(batch: &RecordBatch) -> Vec<(usize, usize)> {
     runs
 }
 
+/// Whether some row of `batch` matches the plan's single filter (true without one):
+/// `batch` needs only the columns of [`SearchPlan::prefilter_columns`].
+pub fn filter_matches_any(
+    plan: &SearchPlan,
+    batch: &RecordBatch,
+    dedicated: &[DedicatedColumn],
+) -> bool {
+    let Some(f) = plan.single_filter else { return true };
+    let view = BatchView::new(batch, dedicated);
+    // SAFETY: filter pointers point into `plan.pipeline` (see SearchPlan).
+    Eval::new(&view, &plan.regexes).filter(unsafe { &*f }).iter().any(|&x| x)
+}
+
 /// Evaluates `plan` over `batch` (whole traces, sorted by trace id), adding matched traces
 /// to `found` until it holds `plan.options.limit` traces.
 pub fn search_batch(

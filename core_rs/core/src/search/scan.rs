@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use super::{search_batch, Found, SearchPlan};
+use super::{filter_matches_any, search_batch, trace_runs, Found, SearchPlan};
 use crate::block::{BlockError, BlockReader, ChunkReader};
 use crate::log::{self, Level};
 use crate::schema::{self, DedicatedColumn};
@@ -87,6 +87,10 @@ fn scan_block(
 ) -> Result<(), BlockError> {
     let columns = plan.columns_for(block.dedicated_columns());
     let o = &plan.options;
+    // Row groups where the single filter matched / was checked first. The prefilter
+    // reads the filter's columns alone and skips a row group where no row matches; it
+    // stops when the first row groups of the block all had a match.
+    let (mut pre_tried, mut pre_skipped) = (0, 0);
     for g in 0..block.row_groups()? {
         if o.limit > 0 && found.len() >= o.limit {
             break;
@@ -97,11 +101,26 @@ fn scan_block(
                 continue;
             }
         }
+        let lists = columns.iter().any(|c| c == schema::ATTRS || c == schema::RESOURCE_ATTRS);
+        let prefilter = plan.single_filter.is_some() && (pre_tried < 4 || pre_skipped > 0);
+        let nulls = if lists || prefilter { block.null_counts(g)? } else { Default::default() };
+        let no_nulls = |c: &str| nulls.get(c) == Some(&0);
+        if prefilter {
+            if let Some(pre) = plan.prefilter_columns(block.dedicated_columns(), no_nulls) {
+                pre_tried += 1;
+                let (batch, bytes) = block.read_columns(g, &pre)?;
+                stats.inspected_bytes += bytes;
+                if !filter_matches_any(plan, &batch, block.dedicated_columns()) {
+                    pre_skipped += 1;
+                    stats.inspected_spans += batch.num_rows() as u64;
+                    stats.inspected_traces += trace_runs(&batch).len() as u64;
+                    continue;
+                }
+            }
+        }
         let group_columns;
-        let columns = if columns.iter().any(|c| c == schema::ATTRS || c == schema::RESOURCE_ATTRS) {
-            let nulls = block.null_counts(g)?;
-            group_columns =
-                plan.columns_for_group(block.dedicated_columns(), |c| nulls.get(c) == Some(&0));
+        let columns = if lists {
+            group_columns = plan.columns_for_group(block.dedicated_columns(), no_nulls);
             &group_columns
         } else {
             &columns
