@@ -47,9 +47,12 @@ DATA = Path(
 )
 
 # Dedicated-column predicates, a full scan of the attribute lists (`.foo` matches nothing
-# in the reference data) and a structural query.
+# in the reference data) and a structural query. With no limit, a query matching ~40% of
+# the traces (the first, second and last) also measures building and returning ~230,000
+# results; `status_599` (a dedicated column, no match) measures the scan alone.
 SCANS = {
     "status_500": "{ span.http.status_code = 500 }",
+    "status_599": "{ span.http.status_code = 599 }",
     "cart_slow": '{ resource.service.name = "svc-cart" && duration > 100ms }',
     "foo_regex": '{ .foo =~ "ba.*" }',
     "structural": '{ resource.service.name = "svc-frontend" } >> { status = error }',
@@ -225,5 +228,5 @@ def test_search_10m_spans(benchmark) -> None:
     }
     figures["peak_rss_mb"] = round(result["peak_rss_mb"], 1)
     report(benchmark, f"search over {data['spans']} spans in {data['blocks']} blocks", figures)
-    assert figures["foo_regex"]["matched_traces"] == 0
+    assert figures["foo_regex"]["matched_traces"] == figures["status_599"]["matched_traces"] == 0
     assert all(r["traces"] >= 20 for r in fe)
