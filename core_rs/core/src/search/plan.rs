@@ -312,13 +312,16 @@ impl SearchPlan {
 
     /// With a single filter, what a row group prefilter reads: the filter's columns (as
     /// [`SearchPlan::columns_for_group`]) and the trace id; None when that is everything
-    /// the search reads anyway.
+    /// the search reads anyway, or when the filter reads no column.
     pub fn prefilter_columns(
         &self,
         dedicated: &[DedicatedColumn],
         no_nulls: impl Fn(&str) -> bool,
     ) -> Option<Vec<String>> {
         self.single_filter?;
+        if self.filter_columns.len() == 1 && self.filter_attrs.is_empty() {
+            return None; // the filter reads no column (`{}`): it matches all rows or none
+        }
         let pre = columns_for_group(&self.filter_columns, &self.filter_attrs, dedicated, &no_nulls);
         let all = columns_for_group(&self.columns, &self.attrs, dedicated, &no_nulls);
         (pre.len() < all.len()).then_some(pre)
@@ -453,6 +456,14 @@ mod tests {
         assert!(has(&cols(r#"{ resource.service.name = "a" }"#, &[]), res));
         let c = cols(r#"{ resource.k8s.pod.name = "a" } | select(span.http.route)"#, &full);
         assert!(!has(&c, res) && has(&c, span) && has(&c, "resource_dedicated_02"));
+        let pre = |q: &str| {
+            let plan = SearchPlan::compile(q, SearchOptions::default()).unwrap();
+            plan.prefilter_columns(&schema::default_dedicated_columns(), |c| full.contains(&c))
+        };
+        assert_eq!(pre("{}"), None);
+        assert_eq!(pre("{ status = error } >> { duration > 1s }"), None);
+        let p = pre("{ span.http.status_code = 500 && duration > 1s }").unwrap();
+        assert_eq!(p, [schema::DURATION, schema::TRACE_ID, "span_dedicated_01"]);
         // Columns read for other reasons stay.
         let c = cols("{ status = error } >> { span.http.status_code = 500 }", &full);
         assert!(has(&c, schema::PARENT_INDEX) && !has(&c, span));
