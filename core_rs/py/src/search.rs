@@ -12,7 +12,9 @@ use tempo_core::columnar::{build_batch, group_traces};
 use tempo_core::otlp;
 use tempo_core::schema::default_dedicated_columns;
 use tempo_core::search::tags::{collect_tags, TagTarget, Tags};
-use tempo_core::search::{search_sources, Found, JobStats, SearchOptions, SearchPlan, Source};
+use tempo_core::search::{
+    search_sources, write_json_array, Found, JobStats, SearchOptions, SearchPlan, Source,
+};
 use tempo_core::traceql::{AttributeScope, Field, QueryBody, Stage};
 
 use crate::runtime;
@@ -57,8 +59,8 @@ pub fn run(py: Python<'_>, query: &SearchQuery, sources: Vec<Source>) -> PyResul
 }
 
 fn out(py: Python<'_>, found: Found, stats: JobStats) -> PyResult<SearchOut> {
-    let traces: Vec<serde_json::Value> = found.traces.iter().map(|t| t.to_json()).collect();
-    let body = serde_json::to_vec(&traces).map_err(runtime)?;
+    let mut body = Vec::new();
+    write_json_array(&found.traces, &mut body);
     let d = PyDict::new(py);
     d.set_item("inspected_spans", stats.inspected_spans)?;
     d.set_item("inspected_traces", stats.inspected_traces)?;
@@ -117,8 +119,9 @@ pub fn search_otlp(
             let batch = build_batch(&traces, &dedicated).map_err(|e| e.to_string())?;
             let mut found = Found::default();
             search_sources(&plan, &[Source::Batch(batch, dedicated)], &mut found);
-            let traces: Vec<serde_json::Value> = found.traces.iter().map(|t| t.to_json()).collect();
-            serde_json::to_vec(&traces).map_err(|e| e.to_string())
+            let mut body = Vec::new();
+            write_json_array(&found.traces, &mut body);
+            Ok::<_, String>(body)
         })
         .map_err(PyValueError::new_err)?;
     Ok(PyBytes::new(py, &body).unbind())

@@ -242,6 +242,71 @@ mod tests {
         assert!(max_bytes > 0);
     }
 
+    #[test]
+    fn a_search_reads_columns_named_out_of_schema_order() {
+        use crate::search::{search_sources, Found, SearchOptions, SearchPlan, Source};
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = BlockConfig { row_group_rows: 500, page_rows: 100, ..Default::default() };
+        let (dir, _, meta, expected) = one_chunk_block(tmp.path(), &cfg, 7);
+        let block = BlockReader::open(&dir).unwrap();
+        let cols = [crate::schema::TRACE_END, crate::schema::ATTRS, crate::schema::TRACE_ID];
+        let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+        let (batch, bytes) = block.read_columns(0, &cols).unwrap();
+        assert_eq!(batch.num_columns(), 3);
+        assert!(batch.num_rows() > 0 && bytes > 0);
+        let options = SearchOptions { limit: 0, ..Default::default() };
+        let plan = SearchPlan::compile("{ span.http.status_code >= 0 || true }", options).unwrap();
+        let mut found = Found::default();
+        let stats = search_sources(&plan, &[Source::Block(std::sync::Arc::new(block))], &mut found);
+        assert_eq!(stats.errors, 0);
+        assert_eq!(stats.inspected_spans, meta.total_spans);
+        assert_eq!(found.len(), expected.len());
+    }
+
+    #[test]
+    fn a_block_search_answers_as_a_search_of_its_rows() {
+        use crate::search::{search_sources, Found, SearchOptions, SearchPlan, Source};
+        use std::sync::Arc;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = BlockConfig { row_group_rows: 200, page_rows: 100, ..Default::default() };
+        let (dir, _, _, _) = one_chunk_block(tmp.path(), &cfg, 11);
+        let block = Arc::new(BlockReader::open(&dir).unwrap());
+        let dedicated = block.dedicated_columns().to_vec();
+        let all: Vec<String> = crate::schema::span_schema(&dedicated)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let batches: Vec<Source> = (0..block.row_groups().unwrap())
+            .map(|g| Source::Batch(block.read_columns(g, &all).unwrap().0, dedicated.clone()))
+            .collect();
+        let queries = [
+            "{}",
+            "{ span.http.status_code = 500 }",
+            "{ span.http.status_code = 200 && duration > 1ms }",
+            "{ .http.status_code >= 400 }",
+            "{ .nope = 1 }",
+            r#"{ .foo =~ "ba.*" }"#,
+            "{ trace:duration > 100ms }",
+            r#"{ resource.service.name = "cart" || resource.service.name = "svc-cart" }"#,
+            "{ status = error }",
+            r#"{ name =~ "GET.*" && kind = server }"#,
+            r#"{ event:name = "exception" }"#,
+            "{ status = error } >> { duration > 1ms }",
+        ];
+        for q in queries {
+            let options = SearchOptions { limit: 0, ..Default::default() };
+            let plan = SearchPlan::compile(q, options).unwrap();
+            let (mut a, mut b) = (Found::default(), Found::default());
+            let sa = search_sources(&plan, &[Source::Block(block.clone())], &mut a);
+            let sb = search_sources(&plan, &batches, &mut b);
+            assert_eq!(sa.errors, 0, "{q}");
+            assert_eq!(a.traces, b.traces, "{q}");
+            assert_eq!(sa.inspected_spans, sb.inspected_spans, "{q}");
+            assert_eq!(sa.inspected_traces, sb.inspected_traces, "{q}");
+        }
+    }
+
     /// A block of generated spans (seed `seed`) completed from one head chunk: the
     /// block's directory `<tmp>/b`, the chunk `<tmp>/c.arrow`, its meta and spans.
     pub(super) fn one_chunk_block(

@@ -5,6 +5,7 @@
 //! bloom filter and index whole, then only the Parquet footer, page index and pages
 //! that can hold the trace.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -433,6 +434,29 @@ impl BlockReader {
         Ok((rg.num_rows() as usize, range))
     }
 
+    /// Nulls of each flat top-level column of row group `g` with statistics, by name.
+    pub fn null_counts(&self, g: usize) -> Result<HashMap<String, u64>, BlockError> {
+        let meta = self.parquet_meta(&self.data())?;
+        let md = meta.metadata();
+        if g >= md.num_row_groups() {
+            return Err(BlockError::Corrupt(format!(
+                "{}: no row group {g}",
+                self.source.describe()
+            )));
+        }
+        let rg = md.row_group(g);
+        let descr = md.file_metadata().schema_descr();
+        let mut out = HashMap::new();
+        for (leaf, c) in descr.columns().iter().enumerate() {
+            if let [name] = c.path().parts() {
+                if let Some(n) = rg.column(leaf).statistics().and_then(|s| s.null_count_opt()) {
+                    out.insert(name.clone(), n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Row group `g` as one batch holding only `columns` (top-level names; unknown names
     /// are ignored). Only those columns' chunks are fetched, in one call to the source.
     /// Returns the batch and the bytes read.
@@ -451,7 +475,7 @@ impl BlockReader {
             )));
         }
         let schema = meta.schema();
-        // In file order: the reader returns the projected columns in that order.
+        // In file order: the reader yields the projected columns in schema order.
         let mut roots: Vec<usize> =
             columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
         roots.sort_unstable();

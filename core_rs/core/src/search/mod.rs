@@ -24,7 +24,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
 
 pub use plan::{OutField, SearchOptions, SearchPlan};
-pub use result::{OutValue, ServiceStats, SpanOut, SpansetOut, TraceResult};
+pub use result::{write_json_array, OutValue, ServiceStats, SpanOut, SpansetOut, TraceResult};
 pub use scan::{search_sources, JobStats, Source};
 
 use eval::{Col, Eval};
@@ -81,6 +81,19 @@ pub fn trace_runs(batch: &RecordBatch) -> Vec<(usize, usize)> {
         }
     }
     runs
+}
+
+/// Whether some row of `batch` matches the plan's single filter (true without one):
+/// `batch` needs only the columns of [`SearchPlan::prefilter_columns`].
+pub fn filter_matches_any(
+    plan: &SearchPlan,
+    batch: &RecordBatch,
+    dedicated: &[DedicatedColumn],
+) -> bool {
+    let Some(f) = plan.single_filter else { return true };
+    let view = BatchView::new(batch, dedicated);
+    // SAFETY: filter pointers point into `plan.pipeline` (see SearchPlan).
+    Eval::new(&view, &plan.regexes).filter(unsafe { &*f }).iter().any(|&x| x)
 }
 
 /// Evaluates `plan` over `batch` (whole traces, sorted by trace id), adding matched traces
@@ -244,7 +257,10 @@ fn trace_result(
             Some(a) if arrow_array::Array::is_valid(a, r) => a.value(r),
             _ => continue,
         };
-        let e = service_stats.entry(svc.to_string()).or_default();
+        if !service_stats.contains_key(svc) {
+            service_stats.insert(svc.to_string(), ServiceStats::default());
+        }
+        let e = service_stats.get_mut(svc).expect("inserted above");
         e.spans += 1;
         if statuses.is_some_and(|s| s.value(r) == 2) {
             e.errors += 1;

@@ -53,6 +53,10 @@ pub struct SearchPlan {
     /// per block by [`SearchPlan::columns_for`]).
     columns: BTreeSet<&'static str>,
     attrs: Vec<Attribute>,
+    /// With a single filter: the columns and attributes that filter alone reads (with the
+    /// trace id, to count traces), for a row group prefilter.
+    filter_columns: BTreeSet<&'static str>,
+    filter_attrs: Vec<Attribute>,
 }
 
 // SAFETY: the raw pointers point into `pipeline`, owned (boxed nodes) by the plan and never
@@ -104,6 +108,8 @@ impl SearchPlan {
             single_filter: None,
             columns: ALWAYS.iter().copied().collect(),
             attrs: Vec::new(),
+            filter_columns: BTreeSet::new(),
+            filter_attrs: Vec::new(),
         };
         let p: *const Pipeline = &plan.pipeline;
         // SAFETY: `p` points at `plan.pipeline`, which is not moved or mutated while the
@@ -111,6 +117,17 @@ impl SearchPlan {
         plan.walk_pipeline(unsafe { &*p });
         if let [Stage::Spanset(SpansetExpr::Filter(f))] = plan.pipeline.stages.as_slice() {
             plan.single_filter = Some(f as *const FieldExpr);
+        }
+        if let Some(f) = plan.single_filter {
+            // The filter's own columns: walk it again into empty sets.
+            let columns = std::mem::replace(&mut plan.columns, [schema::TRACE_ID].into());
+            let attrs = std::mem::take(&mut plan.attrs);
+            let (out_fields, with_name) = (plan.out_fields.clone(), plan.with_name);
+            // SAFETY: as above; `f` points into `plan.pipeline`.
+            plan.walk_fields(unsafe { &*f });
+            plan.filter_columns = std::mem::replace(&mut plan.columns, columns);
+            plan.filter_attrs = std::mem::replace(&mut plan.attrs, attrs);
+            (plan.out_fields, plan.with_name) = (out_fields, with_name);
         }
         plan
     }
@@ -225,10 +242,12 @@ impl SearchPlan {
             }
             AttributeScope::Resource => {
                 self.columns.insert(schema::RESOURCE_ATTRS);
+                self.columns.insert(schema::RESOURCE_SERVICE_NAME);
             }
             AttributeScope::None => {
                 self.columns.insert(schema::ATTRS);
                 self.columns.insert(schema::RESOURCE_ATTRS);
+                self.columns.insert(schema::RESOURCE_SERVICE_NAME);
             }
             AttributeScope::Event => {
                 self.columns.insert(schema::EVENTS);
@@ -254,6 +273,13 @@ impl SearchPlan {
     fn use_intrinsic(&mut self, i: Intrinsic) {
         use Intrinsic::*;
         let cols: &[&'static str] = match i {
+            Duration => &[schema::DURATION],
+            Status => &[schema::STATUS_CODE],
+            SpanId => &[schema::SPAN_ID],
+            TraceId => &[schema::TRACE_ID],
+            TraceRootSpan => &[schema::TRACE_ROOT_NAME],
+            TraceRootService => &[schema::TRACE_ROOT_SERVICE],
+            TraceDuration => &[schema::TRACE_START, schema::TRACE_END],
             Name => &[schema::NAME],
             StatusMessage => &[schema::STATUS_MESSAGE],
             Kind => &[schema::KIND],
@@ -261,11 +287,11 @@ impl SearchPlan {
             ParentId => &[schema::PARENT_SPAN_ID],
             NestedSetLeft => &[schema::NESTED_SET_LEFT],
             NestedSetRight => &[schema::NESTED_SET_RIGHT],
-            EventName | EventTimeSinceStart => &[schema::EVENTS],
+            EventName => &[schema::EVENTS],
+            EventTimeSinceStart => &[schema::EVENTS, schema::START],
             LinkTraceId | LinkSpanId => &[schema::LINKS],
             InstrumentationName => &[schema::SCOPE_NAME],
             InstrumentationVersion => &[schema::SCOPE_VERSION],
-            _ => &[],
         };
         self.columns.extend(cols.iter().copied());
         if i == Name {
@@ -292,30 +318,36 @@ impl SearchPlan {
 
     /// Names of the columns to read from a block with `dedicated` columns.
     pub fn columns_for(&self, dedicated: &[DedicatedColumn]) -> Vec<String> {
-        let mut out: Vec<String> = self.columns.iter().map(|c| c.to_string()).collect();
-        let (mut si, mut ri) = (0, 0);
-        for d in dedicated {
-            let i = match d.scope {
-                DedicatedScope::Span => &mut si,
-                DedicatedScope::Resource => &mut ri,
-            };
-            let used = self.attrs.iter().any(|a| {
-                a.name == d.name
-                    && matches!(
-                        (a.scope, d.scope),
-                        (AttributeScope::Span | AttributeScope::None, DedicatedScope::Span)
-                            | (
-                                AttributeScope::Resource | AttributeScope::None,
-                                DedicatedScope::Resource
-                            )
-                    )
-            });
-            if used {
-                out.push(schema::dedicated_column_name(d.scope, *i));
-            }
-            *i += 1;
+        columns_of(&self.columns, &self.attrs, dedicated)
+    }
+
+    /// With a single filter, what a row group prefilter reads: the filter's columns (as
+    /// [`SearchPlan::columns_for_group`]) and the trace id; None when that is everything
+    /// the search reads anyway, or when the filter reads no column.
+    pub fn prefilter_columns(
+        &self,
+        dedicated: &[DedicatedColumn],
+        no_nulls: impl Fn(&str) -> bool,
+    ) -> Option<Vec<String>> {
+        self.single_filter?;
+        if self.filter_columns.len() == 1 && self.filter_attrs.is_empty() {
+            return None; // the filter reads no column (`{}`): it matches all rows or none
         }
-        out
+        let pre = columns_for_group(&self.filter_columns, &self.filter_attrs, dedicated, &no_nulls);
+        let all = columns_for_group(&self.columns, &self.attrs, dedicated, &no_nulls);
+        (pre.len() < all.len()).then_some(pre)
+    }
+
+    /// [`SearchPlan::columns_for`] for one row group, without the span or resource
+    /// attribute list when no row reads it: every attribute the query names from that
+    /// list is in a column with no null in the row group (`no_nulls`), and a row's value
+    /// comes from such a column whenever it has one (see `BatchView::attr`).
+    pub fn columns_for_group(
+        &self,
+        dedicated: &[DedicatedColumn],
+        no_nulls: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        columns_for_group(&self.columns, &self.attrs, dedicated, &no_nulls)
     }
 
     /// The key a returned span attribute carries (Tempo's `Attribute.Name`).
@@ -327,5 +359,124 @@ impl SearchPlan {
                 s.rsplit(':').next().unwrap_or(s).to_string()
             }
         }
+    }
+}
+
+/// `columns` and the dedicated columns holding `attrs`, named as in a block with `dedicated`.
+fn columns_of(
+    columns: &BTreeSet<&'static str>,
+    attrs: &[Attribute],
+    dedicated: &[DedicatedColumn],
+) -> Vec<String> {
+    let mut out: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+    let (mut si, mut ri) = (0, 0);
+    for d in dedicated {
+        let i = match d.scope {
+            DedicatedScope::Span => &mut si,
+            DedicatedScope::Resource => &mut ri,
+        };
+        let used = attrs.iter().any(|a| {
+            a.name == d.name
+                && matches!(
+                    (a.scope, d.scope),
+                    (AttributeScope::Span | AttributeScope::None, DedicatedScope::Span)
+                        | (
+                            AttributeScope::Resource | AttributeScope::None,
+                            DedicatedScope::Resource
+                        )
+                )
+        });
+        if used {
+            out.push(schema::dedicated_column_name(d.scope, *i));
+        }
+        *i += 1;
+    }
+    out
+}
+
+/// `columns_of` without the attribute lists no row of the row group reads (see
+/// [`SearchPlan::columns_for_group`]).
+fn columns_for_group(
+    columns: &BTreeSet<&'static str>,
+    attrs: &[Attribute],
+    dedicated: &[DedicatedColumn],
+    no_nulls: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut out = columns_of(columns, attrs, dedicated);
+    let covered = |scope: DedicatedScope, name: &str| {
+        if scope == DedicatedScope::Resource && name == "service.name" {
+            return no_nulls(schema::RESOURCE_SERVICE_NAME);
+        }
+        // The first dedicated column of that scope and name (the one a view reads).
+        dedicated
+            .iter()
+            .filter(|d| d.scope == scope)
+            .position(|d| d.name == name)
+            .is_some_and(|i| no_nulls(&schema::dedicated_column_name(scope, i)))
+    };
+    let (mut span_list, mut resource_list) = (false, false);
+    for a in attrs {
+        match a.scope {
+            AttributeScope::Span => span_list |= !covered(DedicatedScope::Span, &a.name),
+            AttributeScope::Resource => {
+                resource_list |= !covered(DedicatedScope::Resource, &a.name)
+            }
+            AttributeScope::None if !covered(DedicatedScope::Span, &a.name) => {
+                span_list = true;
+                resource_list |= !covered(DedicatedScope::Resource, &a.name);
+            }
+            _ => {}
+        }
+    }
+    out.retain(|c| {
+        (c != schema::ATTRS || span_list) && (c != schema::RESOURCE_ATTRS || resource_list)
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(cols: &[String], c: &str) -> bool {
+        cols.iter().any(|x| x == c)
+    }
+
+    /// Columns `q` reads from a row group where only `no_nulls` have no null.
+    fn cols(q: &str, no_nulls: &[&str]) -> Vec<String> {
+        let plan = SearchPlan::compile(q, SearchOptions::default()).unwrap();
+        plan.columns_for_group(&schema::default_dedicated_columns(), |c| no_nulls.contains(&c))
+    }
+
+    #[test]
+    fn search_reads_attribute_lists_only_for_attributes_outside_null_free_columns() {
+        let (span, res) = (schema::ATTRS, schema::RESOURCE_ATTRS);
+        let full = ["span_dedicated_01", schema::RESOURCE_SERVICE_NAME, "resource_dedicated_02"];
+        let c = cols("{ span.http.status_code = 500 }", &full);
+        assert!(!has(&c, span) && !has(&c, res) && has(&c, "span_dedicated_01"));
+        assert!(has(&cols("{ span.http.status_code = 500 }", &[]), span));
+        // Unscoped: the span's value first, then the resource's.
+        let c = cols("{ .http.status_code = 500 }", &full);
+        assert!(!has(&c, span) && !has(&c, res));
+        let c = cols("{ .http.status_code = 500 }", &[]);
+        assert!(has(&c, span) && has(&c, res));
+        let c = cols(r#"{ .service.name = "a" }"#, &full);
+        assert!(has(&c, span) && !has(&c, res));
+        let c = cols(r#"{ resource.service.name = "a" && span.foo = 1 }"#, &full);
+        assert!(has(&c, span) && !has(&c, res));
+        assert!(has(&cols(r#"{ resource.service.name = "a" }"#, &[]), res));
+        let c = cols(r#"{ resource.k8s.pod.name = "a" } | select(span.http.route)"#, &full);
+        assert!(!has(&c, res) && has(&c, span) && has(&c, "resource_dedicated_02"));
+        let pre = |q: &str| {
+            let plan = SearchPlan::compile(q, SearchOptions::default()).unwrap();
+            plan.prefilter_columns(&schema::default_dedicated_columns(), |c| full.contains(&c))
+        };
+        assert_eq!(pre("{}"), None);
+        assert_eq!(pre("{ status = error } >> { duration > 1s }"), None);
+        let p = pre("{ span.http.status_code = 500 && duration > 1s }").unwrap();
+        assert_eq!(p, [schema::DURATION, schema::TRACE_ID, "span_dedicated_01"]);
+        // Columns read for other reasons stay.
+        let c = cols("{ status = error } >> { span.http.status_code = 500 }", &full);
+        assert!(has(&c, schema::PARENT_INDEX) && !has(&c, span));
     }
 }

@@ -141,6 +141,169 @@ impl TraceResult {
     }
 }
 
+/// `traces` as a JSON array of `TraceSearchMetadata`, written straight into `out`: the
+/// same bytes as serialising [`TraceResult::to_json`] of each (keys in sorted order),
+/// without building the `Value` trees.
+pub fn write_json_array(traces: &[TraceResult], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, t) in traces.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        t.write_json(out);
+    }
+    out.push(b']');
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec");
+}
+
+fn put_key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    put_str(out, k);
+    out.push(b':');
+}
+
+fn put_num(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(n.to_string().as_bytes());
+}
+
+impl TraceResult {
+    /// [`TraceResult::to_json`], serialised into `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let first = &mut true;
+        out.push(b'{');
+        let ms = self.end_ns.saturating_sub(self.start_ns) / 1_000_000;
+        if ms > 0 {
+            put_key(out, first, "durationMs");
+            put_num(out, ms.min(u32::MAX as u64));
+        }
+        put_key(out, first, "rootServiceName");
+        put_str(out, self.root_service.as_deref().unwrap_or(ROOT_NOT_RECEIVED));
+        if let Some(n) = self.root_name.as_ref().filter(|n| !n.is_empty()) {
+            put_key(out, first, "rootTraceName");
+            put_str(out, n);
+        }
+        if !self.service_stats.is_empty() {
+            put_key(out, first, "serviceStats");
+            out.push(b'{');
+            let f = &mut true;
+            for (k, s) in &self.service_stats {
+                put_key(out, f, k);
+                out.push(b'{');
+                let g = &mut true;
+                if s.errors > 0 {
+                    put_key(out, g, "errorCount");
+                    put_num(out, s.errors as u64);
+                }
+                if s.spans > 0 {
+                    put_key(out, g, "spanCount");
+                    put_num(out, s.spans as u64);
+                }
+                out.push(b'}');
+            }
+            out.push(b'}');
+        }
+        if let Some(s) = self.spansets.first() {
+            put_key(out, first, "spanSet");
+            write_spanset(out, s);
+        }
+        put_key(out, first, "spanSets");
+        out.push(b'[');
+        for (i, s) in self.spansets.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_spanset(out, s);
+        }
+        out.push(b']');
+        put_key(out, first, "startTimeUnixNano");
+        put_str(out, &self.start_ns.to_string());
+        put_key(out, first, "traceID");
+        put_str(out, &trace_id_hex(&self.trace_id));
+        out.push(b'}');
+    }
+}
+
+fn write_attrs(out: &mut Vec<u8>, attrs: &[(String, OutValue)]) {
+    out.push(b'[');
+    for (i, (k, v)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        put_str(out, k);
+        out.extend_from_slice(b",\"value\":{");
+        match v {
+            OutValue::Str(s) => {
+                out.extend_from_slice(b"\"stringValue\":");
+                put_str(out, s);
+            }
+            OutValue::Int(i) => {
+                out.extend_from_slice(b"\"intValue\":");
+                put_str(out, &i.to_string());
+            }
+            OutValue::Float(f) if f.is_finite() => {
+                out.extend_from_slice(b"\"doubleValue\":");
+                serde_json::to_writer(&mut *out, f).expect("writing to a Vec");
+            }
+            OutValue::Float(f) => {
+                out.extend_from_slice(b"\"doubleValue\":");
+                put_str(out, &f.to_string());
+            }
+            OutValue::Bool(b) => {
+                out.extend_from_slice(if *b {
+                    b"\"boolValue\":true"
+                } else {
+                    b"\"boolValue\":false"
+                });
+            }
+        }
+        out.extend_from_slice(b"}}");
+    }
+    out.push(b']');
+}
+
+fn write_spanset(out: &mut Vec<u8>, s: &SpansetOut) {
+    let first = &mut true;
+    out.push(b'{');
+    if !s.attrs.is_empty() {
+        put_key(out, first, "attributes");
+        write_attrs(out, &s.attrs);
+    }
+    put_key(out, first, "matched");
+    put_num(out, s.matched as u64);
+    put_key(out, first, "spans");
+    out.push(b'[');
+    for (i, sp) in s.spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let f = &mut true;
+        out.push(b'{');
+        if !sp.attrs.is_empty() {
+            put_key(out, f, "attributes");
+            write_attrs(out, &sp.attrs);
+        }
+        put_key(out, f, "durationNanos");
+        put_str(out, &sp.duration_ns.to_string());
+        if let Some(n) = &sp.name {
+            put_key(out, f, "name");
+            put_str(out, n);
+        }
+        put_key(out, f, "spanID");
+        put_str(out, &hex(&sp.span_id));
+        put_key(out, f, "startTimeUnixNano");
+        put_str(out, &sp.start_ns.to_string());
+        out.push(b'}');
+    }
+    out.push(b']');
+    out.push(b'}');
+}
+
 fn attrs_json(attrs: &[(String, OutValue)]) -> Json {
     Json::Array(attrs.iter().map(|(k, v)| json!({ "key": k, "value": v.to_json() })).collect())
 }
@@ -180,5 +343,68 @@ pub fn trace_id_hex(id: &[u8]) -> String {
         "0".to_string()
     } else {
         t.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: u8, name: Option<&str>, attrs: Vec<(String, OutValue)>) -> SpanOut {
+        SpanOut {
+            span_id: vec![id; 8],
+            name: name.map(Into::into),
+            start_ns: 7,
+            duration_ns: 9,
+            attrs,
+        }
+    }
+
+    #[test]
+    fn search_json_is_written_as_the_value_tree_serialises() {
+        let attrs = vec![
+            ("s \"q\" \u{1}é".to_string(), OutValue::Str("v\n".into())),
+            ("i".to_string(), OutValue::Int(-5)),
+            ("f".to_string(), OutValue::Float(0.1)),
+            ("g".to_string(), OutValue::Float(1e300 * 10.0)),
+            ("n".to_string(), OutValue::Float(f64::NAN)),
+            ("b".to_string(), OutValue::Bool(true)),
+            ("c".to_string(), OutValue::Bool(false)),
+        ];
+        let mut stats = BTreeMap::new();
+        stats.insert("svc-b".to_string(), ServiceStats { spans: 3, errors: 0 });
+        stats.insert("svc-a".to_string(), ServiceStats { spans: 2, errors: 1 });
+        stats.insert("svc-c".to_string(), ServiceStats { spans: 0, errors: 0 });
+        let full = TraceResult {
+            trace_id: [0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+            root_service: Some("root".into()),
+            root_name: Some("GET /".into()),
+            start_ns: 1_700_000_000_000_000_000,
+            end_ns: 1_700_000_000_900_000_000,
+            spansets: vec![
+                SpansetOut {
+                    spans: vec![span(1, Some("a"), attrs.clone()), span(2, None, vec![])],
+                    matched: 2,
+                    attrs: attrs.clone(),
+                },
+                SpansetOut { spans: vec![], matched: 0, attrs: vec![] },
+            ],
+            service_stats: stats,
+        };
+        let bare = TraceResult {
+            trace_id: [0; 16],
+            root_service: None,
+            root_name: Some(String::new()),
+            start_ns: 5,
+            end_ns: 6,
+            spansets: vec![],
+            service_stats: BTreeMap::new(),
+        };
+        for traces in [vec![], vec![full.clone()], vec![bare.clone(), full, bare]] {
+            let want: Vec<Json> = traces.iter().map(TraceResult::to_json).collect();
+            let mut got = Vec::new();
+            write_json_array(&traces, &mut got);
+            assert_eq!(String::from_utf8(got).unwrap(), serde_json::to_string(&want).unwrap());
+        }
     }
 }

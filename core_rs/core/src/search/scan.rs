@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use super::{search_batch, Found, SearchPlan};
+use super::{filter_matches_any, search_batch, trace_runs, Found, SearchPlan};
 use crate::block::{BlockError, BlockReader, ChunkReader};
 use crate::log::{self, Level};
-use crate::schema::DedicatedColumn;
+use crate::schema::{self, DedicatedColumn};
 
 /// Where a job's rows come from.
 #[derive(Clone)]
@@ -87,13 +87,57 @@ fn scan_block(
 ) -> Result<(), BlockError> {
     let columns = plan.columns_for(block.dedicated_columns());
     let o = &plan.options;
-    if o.limit > 0 && found.len() >= o.limit {
-        return Ok(());
-    }
-    for_each_row_group(block, &columns, o, |batch, bytes| {
+    // Row groups where the single filter matched / was checked first. The prefilter
+    // reads the filter's columns alone and skips a row group where no row matches; it
+    // stops when the first row groups of the block all had a match.
+    let (mut pre_tried, mut pre_skipped) = (0, 0);
+    for g in 0..block.row_groups()? {
+        if o.limit > 0 && found.len() >= o.limit {
+            break;
+        }
+        if !in_range(block, g, o)? {
+            continue;
+        }
+        let lists = columns.iter().any(|c| c == schema::ATTRS || c == schema::RESOURCE_ATTRS);
+        let prefilter = plan.single_filter.is_some() && (pre_tried < 4 || pre_skipped > 0);
+        let nulls = if lists || prefilter { block.null_counts(g)? } else { Default::default() };
+        let no_nulls = |c: &str| nulls.get(c) == Some(&0);
+        if prefilter {
+            if let Some(pre) = plan.prefilter_columns(block.dedicated_columns(), no_nulls) {
+                pre_tried += 1;
+                let (batch, bytes) = block.read_columns(g, &pre)?;
+                stats.inspected_bytes += bytes;
+                if !filter_matches_any(plan, &batch, block.dedicated_columns()) {
+                    pre_skipped += 1;
+                    stats.inspected_spans += batch.num_rows() as u64;
+                    stats.inspected_traces += trace_runs(&batch).len() as u64;
+                    continue;
+                }
+            }
+        }
+        let group_columns;
+        let columns = if lists {
+            group_columns = plan.columns_for_group(block.dedicated_columns(), no_nulls);
+            &group_columns
+        } else {
+            &columns
+        };
+        let (batch, bytes) = block.read_columns(g, columns)?;
         stats.inspected_bytes += bytes;
-        add(stats, search_batch(plan, batch, block.dedicated_columns(), found));
-        !(o.limit > 0 && found.len() >= o.limit)
+        add(stats, search_batch(plan, &batch, block.dedicated_columns(), found));
+    }
+    Ok(())
+}
+
+/// Whether row group `g` may hold traces overlapping the options' time range (from its
+/// statistics; true without them).
+fn in_range(block: &BlockReader, g: usize, o: &super::SearchOptions) -> Result<bool, BlockError> {
+    let (_, range) = block.row_group_summary(g)?;
+    Ok(match range {
+        Some((lo, hi)) => {
+            !((o.end_ns != 0 && lo > o.end_ns) || (o.start_ns != 0 && hi < o.start_ns))
+        }
+        None => true,
     })
 }
 
@@ -107,11 +151,8 @@ pub fn for_each_row_group(
     mut f: impl FnMut(&RecordBatch, u64) -> bool,
 ) -> Result<(), BlockError> {
     for g in 0..block.row_groups()? {
-        let (_, range) = block.row_group_summary(g)?;
-        if let Some((lo, hi)) = range {
-            if (o.end_ns != 0 && lo > o.end_ns) || (o.start_ns != 0 && hi < o.start_ns) {
-                continue;
-            }
+        if !in_range(block, g, o)? {
+            continue;
         }
         let (batch, bytes) = block.read_columns(g, columns)?;
         if !f(&batch, bytes) {
