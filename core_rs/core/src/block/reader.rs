@@ -457,6 +457,32 @@ impl BlockReader {
         Ok(out)
     }
 
+    /// Whether attribute name `key` may occur in attribute-list column `list` of row group
+    /// `g`: false only when the row group's key bloom filter says it does not (blocks
+    /// written without one always answer true).
+    pub fn key_may_exist(&self, g: usize, list: &str, key: &str) -> Result<bool, BlockError> {
+        let file = self.data();
+        let meta = self.parquet_meta(&file)?;
+        let md = meta.metadata();
+        if g >= md.num_row_groups() {
+            return Ok(true);
+        }
+        let path = super::writer::key_path(list);
+        let descr = md.file_metadata().schema_descr();
+        let Some(leaf) = descr.columns().iter().position(|c| c.path() == &path) else {
+            return Ok(true);
+        };
+        let chunk = md.row_group(g).column(leaf);
+        if chunk.bloom_filter_offset().is_none() {
+            return Ok(true);
+        }
+        let key_bytes: &[u8] = key.as_bytes();
+        match parquet::bloom_filter::Sbbf::read_from_column_chunk(chunk, &file)? {
+            Some(bloom) => Ok(bloom.check(key_bytes)),
+            None => Ok(true),
+        }
+    }
+
     /// Row group `g` as one batch holding only `columns` (top-level names; unknown names
     /// are ignored). Only those columns' chunks are fetched, in one call to the source.
     /// Returns the batch and the bytes read.

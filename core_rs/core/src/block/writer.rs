@@ -20,6 +20,15 @@ use super::{
 use crate::model::TraceId;
 use crate::schema;
 
+/// Distinct attribute names a row group's key bloom filter is sized for (~4.8 KiB each).
+const KEY_BLOOM_NDV: u64 = 4096;
+const KEY_BLOOM_FPP: f64 = 0.01;
+
+/// The Parquet path of the key leaf of attribute-list column `list`.
+pub fn key_path(list: &str) -> ColumnPath {
+    ColumnPath::new(vec![list.into(), "list".into(), "item".into(), schema::ATTR_KEY.into()])
+}
+
 /// Parquet writer settings of complete blocks (row groups are ended by the writer).
 fn properties(cfg: &BlockConfig) -> Result<WriterProperties, BlockError> {
     let start_leaf = 6; // trace_id, span_id, parent_span_id, trace_state, name, kind, start
@@ -35,6 +44,14 @@ fn properties(cfg: &BlockConfig) -> Result<WriterProperties, BlockError> {
         .set_write_batch_size(cfg.page_rows)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_column_dictionary_enabled(ColumnPath::from(schema::SPAN_ID), false)
+        // Attribute names get a bloom filter per row group, so a search for an attribute
+        // no span of a row group has skips the row group without reading it.
+        .set_column_bloom_filter_enabled(key_path(schema::ATTRS), true)
+        .set_column_bloom_filter_max_ndv(key_path(schema::ATTRS), KEY_BLOOM_NDV)
+        .set_column_bloom_filter_fpp(key_path(schema::ATTRS), KEY_BLOOM_FPP)
+        .set_column_bloom_filter_enabled(key_path(schema::RESOURCE_ATTRS), true)
+        .set_column_bloom_filter_max_ndv(key_path(schema::RESOURCE_ATTRS), KEY_BLOOM_NDV)
+        .set_column_bloom_filter_fpp(key_path(schema::RESOURCE_ATTRS), KEY_BLOOM_FPP)
         .set_column_dictionary_enabled(ColumnPath::from(schema::PARENT_SPAN_ID), false)
         .set_sorting_columns(Some(vec![
             SortingColumn { column_idx: 0, descending: false, nulls_first: false },

@@ -7,7 +7,7 @@ use super::eval::{visit, Regexes};
 use crate::schema::{self, DedicatedColumn, DedicatedScope};
 use crate::traceql::{
     self, Attribute, AttributeScope, BinOp, Field, FieldExpr, Intrinsic, Pipeline, QueryBody,
-    ScalarExpr, SpansetExpr, Stage, Static,
+    ScalarExpr, SpansetExpr, Stage, Static, UnaryOp,
 };
 
 /// Search parameters beside the query.
@@ -316,6 +316,14 @@ impl SearchPlan {
         }
     }
 
+    /// Attributes a span must have for the single filter to match it: the operands of its
+    /// comparisons, through `&&` (either side's) and `||` (both sides'). A row group where
+    /// one of them is absent has no match.
+    pub fn required_attributes(&self) -> Vec<Attribute> {
+        // SAFETY: filter pointers point into `self.pipeline` (see the type's docs).
+        self.single_filter.map(|f| required(unsafe { &*f })).unwrap_or_default()
+    }
+
     /// Names of the columns to read from a block with `dedicated` columns.
     pub fn columns_for(&self, dedicated: &[DedicatedColumn]) -> Vec<String> {
         columns_of(&self.columns, &self.attrs, dedicated)
@@ -432,6 +440,38 @@ fn columns_for_group(
         (c != schema::ATTRS || span_list) && (c != schema::RESOURCE_ATTRS || resource_list)
     });
     out
+}
+
+/// See [`SearchPlan::required_attributes`].
+fn required(e: &FieldExpr) -> Vec<Attribute> {
+    match e {
+        FieldExpr::Binary { op: BinOp::And, lhs, rhs } => {
+            let mut out = required(lhs);
+            for a in required(rhs) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+            out
+        }
+        FieldExpr::Binary { op: BinOp::Or, lhs, rhs } => {
+            let r = required(rhs);
+            required(lhs).into_iter().filter(|a| r.contains(a)).collect()
+        }
+        // A comparison (`=`, `!=`, `<`, `=~`, `!~`, …) is false when an operand is nil.
+        FieldExpr::Binary { op, lhs, rhs } if op.is_boolean() => [lhs, rhs]
+            .into_iter()
+            .filter_map(|x| match x.as_ref() {
+                FieldExpr::Attribute(a) if !a.parent => Some(a.clone()),
+                _ => None,
+            })
+            .collect(),
+        FieldExpr::Unary { op: UnaryOp::Exists, expr } => match expr.as_ref() {
+            FieldExpr::Attribute(a) if !a.parent => vec![a.clone()],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use arrow_array::RecordBatch;
 use super::{filter_matches_any, search_batch, trace_runs, Found, SearchPlan};
 use crate::block::{BlockError, BlockReader, ChunkReader};
 use crate::log::{self, Level};
-use crate::schema::{self, DedicatedColumn};
+use crate::schema::{self, DedicatedColumn, DedicatedScope};
+use crate::traceql::{Attribute, AttributeScope};
 
 /// Where a job's rows come from.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct JobStats {
     pub block_bytes: u64,
     /// Sources skipped because they could not be read.
     pub errors: u64,
+    /// Row groups skipped because an attribute the query needs is absent there.
+    pub pruned_row_groups: u64,
 }
 
 /// Runs `plan` over `sources` in order, stopping once `found` holds the plan's limit.
@@ -91,6 +94,7 @@ fn scan_block(
     // reads the filter's columns alone and skips a row group where no row matches; it
     // stops when the first row groups of the block all had a match.
     let (mut pre_tried, mut pre_skipped) = (0, 0);
+    let required = plan.required_attributes();
     for g in 0..block.row_groups()? {
         if o.limit > 0 && found.len() >= o.limit {
             break;
@@ -100,7 +104,28 @@ fn scan_block(
         }
         let lists = columns.iter().any(|c| c == schema::ATTRS || c == schema::RESOURCE_ATTRS);
         let prefilter = plan.single_filter.is_some() && (pre_tried < 4 || pre_skipped > 0);
-        let nulls = if lists || prefilter { block.null_counts(g)? } else { Default::default() };
+        let nulls = if lists || prefilter || !required.is_empty() {
+            block.null_counts(g)?
+        } else {
+            Default::default()
+        };
+        // An attribute the filter needs that no span of the row group has: no match, and
+        // nothing read but the key bloom filters.
+        if !required.is_empty() {
+            let rows = block.row_group_summary(g)?.0 as u64;
+            let mut skip = false;
+            for a in &required {
+                if absent(block, g, a, |c| nulls.get(c) == Some(&rows))? {
+                    skip = true;
+                    break;
+                }
+            }
+            if skip {
+                stats.inspected_spans += rows;
+                stats.pruned_row_groups += 1;
+                continue;
+            }
+        }
         let no_nulls = |c: &str| nulls.get(c) == Some(&0);
         if prefilter {
             if let Some(pre) = plan.prefilter_columns(block.dedicated_columns(), no_nulls) {
@@ -127,6 +152,42 @@ fn scan_block(
         add(stats, search_batch(plan, &batch, block.dedicated_columns(), found));
     }
     Ok(())
+}
+
+/// Whether no span of row group `g` has attribute `a` (false when that cannot be told):
+/// its dedicated column, if any, is all null (`all_null`) and the key bloom filter of its
+/// attribute list rules the name out.
+fn absent(
+    block: &BlockReader,
+    g: usize,
+    a: &Attribute,
+    all_null: impl Fn(&str) -> bool,
+) -> Result<bool, BlockError> {
+    let in_scope = |scope: DedicatedScope, list: &str| -> Result<bool, BlockError> {
+        let column = if scope == DedicatedScope::Resource && a.name == "service.name" {
+            Some(schema::RESOURCE_SERVICE_NAME.to_string())
+        } else {
+            block
+                .dedicated_columns()
+                .iter()
+                .filter(|d| d.scope == scope)
+                .position(|d| d.name == a.name)
+                .map(|i| schema::dedicated_column_name(scope, i))
+        };
+        if column.is_some_and(|c| !all_null(&c)) {
+            return Ok(false);
+        }
+        Ok(!block.key_may_exist(g, list, &a.name)?)
+    };
+    Ok(match a.scope {
+        AttributeScope::Span => in_scope(DedicatedScope::Span, schema::ATTRS)?,
+        AttributeScope::Resource => in_scope(DedicatedScope::Resource, schema::RESOURCE_ATTRS)?,
+        AttributeScope::None => {
+            in_scope(DedicatedScope::Span, schema::ATTRS)?
+                && in_scope(DedicatedScope::Resource, schema::RESOURCE_ATTRS)?
+        }
+        _ => false,
+    })
 }
 
 /// Whether row group `g` may hold traces overlapping the options' time range (from its

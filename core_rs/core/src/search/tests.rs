@@ -182,3 +182,19 @@ fn trace_id_hex_is_trimmed() {
     assert_eq!(result::trace_id_hex(&id), "ab");
     assert_eq!(result::trace_id_hex(&[0u8; 16]), "0");
 }
+
+#[test]
+fn required_attributes_follow_and_or() {
+    let req = |q: &str| {
+        let p = SearchPlan::compile(q, Default::default()).unwrap();
+        p.required_attributes().into_iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(req(r#"{ .foo =~ "ba.*" }"#), vec![".foo"]);
+    assert_eq!(req(r#"{ span.a = 1 && resource.b != "x" }"#), vec!["span.a", "resource.b"]);
+    assert_eq!(req(r#"{ span.a = 1 || span.b = 2 }"#), Vec::<String>::new());
+    assert_eq!(req(r#"{ (span.a = 1 && span.c = 3) || span.a > 5 }"#), vec!["span.a"]);
+    assert!(req(r#"{ !(span.a = 1) }"#).is_empty());
+    assert!(req(r#"{ span.a = nil }"#).is_empty());
+    assert_eq!(req(r#"{ span.a != nil }"#), vec!["span.a"]);
+    assert!(req(r#"{ span.a = 1 } >> { span.b = 2 }"#).is_empty(), "only a single filter");
+}
