@@ -151,7 +151,7 @@ def parse_params(query: Mapping[str, str], limits: SearchLimits) -> SearchParams
         limit = min(limit, limits.max_limit)
     spss = _int_param(query, "spss") or limits.default_spss
     if limits.max_spss > 0 and spss > limits.max_spss:
-        raise SearchError(400, f"spss must be less than or equal to {limits.max_spss}, got {spss}")
+        raise SearchError(400, f"spans per span set exceeds {limits.max_spss}. received {spss}")
     start, end = _int_param(query, "start"), _int_param(query, "end")
     if start is not None and end is not None:
         if start > end:

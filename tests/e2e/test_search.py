@@ -242,7 +242,7 @@ def test_returned_attributes_follow_the_query(loaded: tuple[TempoServer, list[Sp
     [
         ({"q": "{ .a = }"}, 400, "parse error at line 1, col 8"),
         ({"q": "{} | rate()"}, 400, "metrics"),
-        ({"q": "{}", "spss": "1000"}, 400, "spss"),
+        ({"q": "{}", "spss": "1000"}, 400, "spans per span set exceeds 100"),
         ({"q": "{}", "start": "100", "end": "10"}, 400, "start"),
         ({"q": "{}", "start": "0", "end": str(400 * 3600)}, 400, "exceeds"),
         ({"q": "{}", "limit": "x"}, 400, "limit"),

@@ -174,7 +174,7 @@ def test_invalid_requests_fail_as_the_http_api_does() -> None:
         search_params(req, LIMITS)
     assert (info.value.status, info.value.reason) == (400, "invalid start 200 after end 100")
     req = decode_search_request(SearchRequest(SpansPerSpanSet=1000).SerializeToString())
-    with pytest.raises(SearchError, match="spss must be less than or equal to 100"):
+    with pytest.raises(SearchError, match="spans per span set exceeds 100. received 1000"):
         search_params(req, LIMITS)
 
 

@@ -72,7 +72,7 @@ def frontend(q: FakeQuerier) -> SearchFrontend:
 def test_parameters_defaults_and_limits() -> None:
     p = parse_params({"q": "{}"}, LIMITS)
     assert (p.limit, p.spss, p.start, p.end) == (20, 3, None, None)
-    with pytest.raises(SearchError, match="spss must be less than or equal to 100"):
+    with pytest.raises(SearchError, match="spans per span set exceeds 100. received 101"):
         parse_params({"q": "{}", "spss": "101"}, LIMITS)
     with pytest.raises(SearchError, match="exceeds 168h0m0s"):
         parse_params({"q": "{}", "start": "0", "end": str(169 * 3600)}, LIMITS)
