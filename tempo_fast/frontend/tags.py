@@ -173,10 +173,11 @@ class TagsFrontend:
         return {"scopes": scopes, "metrics": metrics}
 
     async def names_v1(self, tenants: list[str], query: Mapping[str, str]) -> dict[str, Any]:
-        v2 = await self.names_v2(tenants, {**query, "scope": query.get("scope", "") or "all"})
+        scope = query.get("scope", "") or "all"
+        v2 = await self.names_v2(tenants, {**query, "scope": scope})
         names: set[str] = set()
         for s in v2["scopes"]:
-            if s["name"] != "intrinsic":
+            if s["name"] != "intrinsic" or scope == "intrinsic":
                 names.update(s["tags"])
         limit = _limit(query)
         return {"tagNames": sorted(names)[: limit or None], "metrics": v2["metrics"]}

@@ -302,6 +302,8 @@ def test_tag_names_v1_and_v2(loaded: tuple[TempoServer, list[Span]]) -> None:
     assert [s["name"] for s in only_span["scopes"]] == ["span"]
     v1 = get_json(server, "/api/search/tags")
     assert {"service.name", "http.method"} <= set(v1["tagNames"])
+    assert "duration" not in v1["tagNames"]
+    assert "duration" in get_json(server, "/api/search/tags", scope="intrinsic")["tagNames"]
     status, _, body = server.get("/api/v2/search/tags?scope=bogus")
     assert status == 400
 

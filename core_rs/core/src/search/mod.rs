@@ -207,6 +207,8 @@ fn trace_result(
     let durations = view.u64s(schema::DURATION).expect("duration column");
     let names = view.strs(schema::NAME);
     let spss = plan.options.spans_per_spanset;
+    let keys: Vec<std::sync::Arc<str>> =
+        plan.out_fields.iter().map(|f| SearchPlan::out_key(f).into()).collect();
     let spansets = sets
         .iter()
         .map(|ss| SpansetOut {
@@ -218,7 +220,7 @@ fn trace_result(
                 .map(|&r| {
                     let r = r as usize;
                     SpanOut {
-                        span_id: view.span_id(r).to_vec(),
+                        span_id: view.span_id(r).try_into().unwrap_or([0; 8]),
                         name: if plan.with_name {
                             names.map(|n| n.value(r).to_string())
                         } else {
@@ -229,14 +231,15 @@ fn trace_result(
                         attrs: plan
                             .out_fields
                             .iter()
-                            .filter_map(|f| {
+                            .enumerate()
+                            .filter_map(|(k, f)| {
                                 let v = match f {
                                     OutField::Attribute(a) => view.attr(a, r, ItemIndex::default()),
                                     OutField::Intrinsic(i) => {
                                         view.intrinsic(*i, r, ItemIndex::default())
                                     }
                                 };
-                                OutValue::from_value(&v).map(|v| (SearchPlan::out_key(f), v))
+                                OutValue::from_value(&v).map(|v| (keys[k].clone(), v))
                             })
                             .collect(),
                     }

@@ -3,6 +3,7 @@
 //! hex ids, empty fields left out).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
@@ -49,11 +50,12 @@ impl OutValue {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpanOut {
-    pub span_id: Vec<u8>,
+    pub span_id: [u8; 8],
     pub name: Option<String>,
     pub start_ns: u64,
     pub duration_ns: u64,
-    pub attrs: Vec<(String, OutValue)>,
+    /// Keys are shared by every span of a search (the plan's returned fields).
+    pub attrs: Vec<(Arc<str>, OutValue)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -228,14 +230,14 @@ impl TraceResult {
     }
 }
 
-fn write_attrs(out: &mut Vec<u8>, attrs: &[(String, OutValue)]) {
+fn write_attrs<K: AsRef<str>>(out: &mut Vec<u8>, attrs: &[(K, OutValue)]) {
     out.push(b'[');
     for (i, (k, v)) in attrs.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"key\":");
-        put_str(out, k);
+        put_str(out, k.as_ref());
         out.extend_from_slice(b",\"value\":{");
         match v {
             OutValue::Str(s) => {
@@ -304,8 +306,10 @@ fn write_spanset(out: &mut Vec<u8>, s: &SpansetOut) {
     out.push(b'}');
 }
 
-fn attrs_json(attrs: &[(String, OutValue)]) -> Json {
-    Json::Array(attrs.iter().map(|(k, v)| json!({ "key": k, "value": v.to_json() })).collect())
+fn attrs_json<K: AsRef<str>>(attrs: &[(K, OutValue)]) -> Json {
+    Json::Array(
+        attrs.iter().map(|(k, v)| json!({ "key": k.as_ref(), "value": v.to_json() })).collect(),
+    )
 }
 
 fn spanset_json(s: &SpansetOut) -> Json {
@@ -350,14 +354,8 @@ pub fn trace_id_hex(id: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn span(id: u8, name: Option<&str>, attrs: Vec<(String, OutValue)>) -> SpanOut {
-        SpanOut {
-            span_id: vec![id; 8],
-            name: name.map(Into::into),
-            start_ns: 7,
-            duration_ns: 9,
-            attrs,
-        }
+    fn span(id: u8, name: Option<&str>, attrs: Vec<(Arc<str>, OutValue)>) -> SpanOut {
+        SpanOut { span_id: [id; 8], name: name.map(Into::into), start_ns: 7, duration_ns: 9, attrs }
     }
 
     #[test]
@@ -383,7 +381,14 @@ mod tests {
             end_ns: 1_700_000_000_900_000_000,
             spansets: vec![
                 SpansetOut {
-                    spans: vec![span(1, Some("a"), attrs.clone()), span(2, None, vec![])],
+                    spans: vec![
+                        span(
+                            1,
+                            Some("a"),
+                            attrs.iter().map(|(k, v)| (Arc::from(k.as_str()), v.clone())).collect(),
+                        ),
+                        span(2, None, vec![]),
+                    ],
                     matched: 2,
                     attrs: attrs.clone(),
                 },
