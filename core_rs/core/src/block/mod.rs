@@ -39,6 +39,7 @@ pub use merge::{complete, MergeStats};
 pub use meta::{format_rfc3339, parse_rfc3339, BlockMeta};
 pub use reader::{
     concat as concat_batches, BlockBatches, BlockReader, BlockSource, DirSource, ReadStats,
+    StatValue,
 };
 
 use crate::columnar::ColumnarError;
@@ -140,7 +141,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BlockError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::sync::Arc;
 
@@ -154,11 +155,11 @@ mod tests {
     use crate::testdata;
 
     /// The span ids of every trace.
-    pub(super) type Expected = BTreeMap<TraceId, BTreeSet<[u8; 8]>>;
+    pub(crate) type Expected = BTreeMap<TraceId, BTreeSet<[u8; 8]>>;
 
     /// Spans of generated requests, split into `parts` chunks so that some traces
     /// land in several chunks (and some spans twice).
-    pub(super) fn chunked(parts: usize, seed: u64) -> (Vec<Vec<TraceSpans>>, Expected) {
+    pub(crate) fn chunked(parts: usize, seed: u64) -> (Vec<Vec<TraceSpans>>, Expected) {
         let (body, _) = testdata::request(seed, 3000);
         let req: Arc<Request> = Arc::new(scan(Arc::from(body)).unwrap());
         let mut expected: BTreeMap<TraceId, BTreeSet<[u8; 8]>> = BTreeMap::new();
@@ -315,7 +316,7 @@ mod tests {
 
     /// A block of generated spans (seed `seed`) completed from one head chunk: the
     /// block's directory `<tmp>/b`, the chunk `<tmp>/c.arrow`, its meta and spans.
-    pub(super) fn one_chunk_block(
+    pub(crate) fn one_chunk_block(
         tmp: &Path,
         cfg: &BlockConfig,
         seed: u64,

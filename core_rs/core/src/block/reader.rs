@@ -31,6 +31,13 @@ use super::{
 };
 use crate::model::TraceId;
 
+/// A bound from column statistics.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatValue {
+    Int(i128),
+    Bytes(Vec<u8>),
+}
+
 /// Bytes and read calls one lookup cost.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReadStats {
@@ -432,6 +439,59 @@ impl BlockReader {
                 _ => None,
             };
         Ok((rg.num_rows() as usize, range))
+    }
+
+    /// Minimum and maximum of flat top-level column `name` in row group `g`, from its
+    /// statistics (None without them). Integers of every width come as `Int`; strings as
+    /// `Bytes` (a truncated minimum is a prefix of the true one, a truncated maximum is
+    /// above the true one, so both still bound the values).
+    pub fn column_range(
+        &self,
+        g: usize,
+        name: &str,
+    ) -> Result<Option<(StatValue, StatValue)>, BlockError> {
+        use parquet::file::statistics::Statistics as S;
+        let meta = self.parquet_meta(&self.data())?;
+        let md = meta.metadata();
+        if g >= md.num_row_groups() {
+            return Ok(None);
+        }
+        let descr = md.file_metadata().schema_descr();
+        let Some(leaf) =
+            descr.columns().iter().position(|c| c.path().parts() == [name.to_string()])
+        else {
+            return Ok(None);
+        };
+        let unsigned = meta.schema().field_with_name(name).is_ok_and(|f| {
+            matches!(f.data_type(), arrow_schema::DataType::UInt64 | arrow_schema::DataType::UInt32)
+        });
+        Ok(match md.row_group(g).column(leaf).statistics() {
+            Some(S::Int32(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(a), Some(b)) if unsigned => {
+                    Some((StatValue::Int(*a as u32 as i128), StatValue::Int(*b as u32 as i128)))
+                }
+                (Some(a), Some(b)) => {
+                    Some((StatValue::Int(*a as i128), StatValue::Int(*b as i128)))
+                }
+                _ => None,
+            },
+            Some(S::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(a), Some(b)) if unsigned => {
+                    Some((StatValue::Int(*a as u64 as i128), StatValue::Int(*b as u64 as i128)))
+                }
+                (Some(a), Some(b)) => {
+                    Some((StatValue::Int(*a as i128), StatValue::Int(*b as i128)))
+                }
+                _ => None,
+            },
+            Some(S::ByteArray(s)) => match (s.min_opt(), s.max_opt()) {
+                (Some(a), Some(b)) => {
+                    Some((StatValue::Bytes(a.data().to_vec()), StatValue::Bytes(b.data().to_vec())))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// Nulls of each flat top-level column of row group `g` with statistics, by name.

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 
 use super::{filter_matches_any, search_batch, trace_runs, Found, SearchPlan};
-use crate::block::{BlockError, BlockReader, ChunkReader};
+use crate::block::{BlockError, BlockReader, ChunkReader, StatValue};
 use crate::log::{self, Level};
-use crate::schema::{self, DedicatedColumn, DedicatedScope};
-use crate::traceql::{Attribute, AttributeScope};
+use crate::schema::{self, DedicatedColumn, DedicatedScope, DedicatedType};
+use crate::search::value::{kind_code, status_code};
+use crate::traceql::{Attribute, AttributeScope, BinOp, FieldExpr, Intrinsic, Static};
 
 /// Where a job's rows come from.
 #[derive(Clone)]
@@ -126,6 +127,15 @@ fn scan_block(
                 continue;
             }
         }
+        // The filter's comparisons against the columns' minimum and maximum.
+        if let Some(f) = plan.single_filter {
+            // SAFETY: filter pointers point into the plan's pipeline (see SearchPlan).
+            if !may_match(block, g, unsafe { &*f })? {
+                stats.inspected_spans += block.row_group_summary(g)?.0 as u64;
+                stats.pruned_row_groups += 1;
+                continue;
+            }
+        }
         let no_nulls = |c: &str| nulls.get(c) == Some(&0);
         if prefilter {
             if let Some(pre) = plan.prefilter_columns(block.dedicated_columns(), no_nulls) {
@@ -188,6 +198,127 @@ fn absent(
         }
         _ => false,
     })
+}
+
+/// Whether some span of row group `g` may satisfy filter `e`, from column statistics:
+/// `&&` / `||` of comparisons between a column and a literal. Anything else may match.
+fn may_match(block: &BlockReader, g: usize, e: &FieldExpr) -> Result<bool, BlockError> {
+    Ok(match e {
+        FieldExpr::Binary { op: BinOp::And, lhs, rhs } => {
+            may_match(block, g, lhs)? && may_match(block, g, rhs)?
+        }
+        FieldExpr::Binary { op: BinOp::Or, lhs, rhs } => {
+            may_match(block, g, lhs)? || may_match(block, g, rhs)?
+        }
+        FieldExpr::Binary { op, lhs, rhs } => {
+            let (field, lit, op) = match (lhs.as_ref(), rhs.as_ref()) {
+                (f, FieldExpr::Static(s)) => (f, s, *op),
+                (FieldExpr::Static(s), f) => match flipped(*op) {
+                    Some(o) => (f, s, o),
+                    None => return Ok(true),
+                },
+                _ => return Ok(true),
+            };
+            match stat_target(block, g, field, lit)? {
+                Some((column, lit)) => match block.column_range(g, &column)? {
+                    Some((lo, hi)) => satisfiable(op, &lo, &hi, &lit),
+                    None => true,
+                },
+                None => true,
+            }
+        }
+        _ => true,
+    })
+}
+
+/// The column whose statistics bound `field` in row group `g`, and the literal as a
+/// statistics value; None when they cannot decide (an attribute that may also sit in its
+/// list, a float, …).
+fn stat_target(
+    block: &BlockReader,
+    g: usize,
+    field: &FieldExpr,
+    lit: &Static,
+) -> Result<Option<(String, StatValue)>, BlockError> {
+    let int = |v: i64| Some(StatValue::Int(v as i128));
+    let out = match (field, lit) {
+        (FieldExpr::Intrinsic(Intrinsic::Duration), Static::Duration(d) | Static::Int(d)) => {
+            int(*d).map(|v| (schema::DURATION.to_string(), v))
+        }
+        (FieldExpr::Intrinsic(Intrinsic::Name), Static::String(s)) => {
+            Some((schema::NAME.to_string(), StatValue::Bytes(s.as_bytes().to_vec())))
+        }
+        (FieldExpr::Intrinsic(Intrinsic::Status), Static::Status(c)) => {
+            int(status_code(*c) as i64).map(|v| (schema::STATUS_CODE.to_string(), v))
+        }
+        (FieldExpr::Intrinsic(Intrinsic::Kind), Static::Kind(k)) => {
+            int(kind_code(*k) as i64).map(|v| (schema::KIND.to_string(), v))
+        }
+        (FieldExpr::Attribute(a), lit)
+            if !a.parent && matches!(a.scope, AttributeScope::Span | AttributeScope::Resource) =>
+        {
+            let scope = if a.scope == AttributeScope::Span {
+                DedicatedScope::Span
+            } else {
+                DedicatedScope::Resource
+            };
+            let column = if scope == DedicatedScope::Resource && a.name == "service.name" {
+                Some((schema::RESOURCE_SERVICE_NAME.to_string(), DedicatedType::String))
+            } else {
+                block
+                    .dedicated_columns()
+                    .iter()
+                    .filter(|d| d.scope == scope)
+                    .enumerate()
+                    .find(|(_, d)| d.name == a.name)
+                    .map(|(i, d)| (schema::dedicated_column_name(scope, i), d.typ))
+            };
+            let value = match (column.as_ref().map(|c| c.1), lit) {
+                (Some(DedicatedType::Int), Static::Int(v)) => int(*v),
+                (Some(DedicatedType::String), Static::String(s)) => {
+                    Some(StatValue::Bytes(s.as_bytes().to_vec()))
+                }
+                _ => None,
+            };
+            // A value of another type stays in the attribute list, where statistics do not
+            // reach (a double 500.0 equals 500): only when the list has no such key.
+            let list =
+                if scope == DedicatedScope::Span { schema::ATTRS } else { schema::RESOURCE_ATTRS };
+            match (column, value) {
+                (Some((c, _)), Some(v)) if !block.key_may_exist(g, list, &a.name)? => Some((c, v)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(out)
+}
+
+fn flipped(op: BinOp) -> Option<BinOp> {
+    Some(match op {
+        BinOp::Eq | BinOp::Neq => op,
+        BinOp::Lt => BinOp::Gt,
+        BinOp::Lte => BinOp::Gte,
+        BinOp::Gt => BinOp::Lt,
+        BinOp::Gte => BinOp::Lte,
+        _ => return None,
+    })
+}
+
+/// Whether a value within `[lo, hi]` may satisfy `value op lit`.
+fn satisfiable(op: BinOp, lo: &StatValue, hi: &StatValue, lit: &StatValue) -> bool {
+    if std::mem::discriminant(lo) != std::mem::discriminant(lit) {
+        return true;
+    }
+    match op {
+        BinOp::Eq => lo <= lit && lit <= hi,
+        BinOp::Neq => !(lo == hi && lo == lit),
+        BinOp::Lt => lo < lit,
+        BinOp::Lte => lo <= lit,
+        BinOp::Gt => hi > lit,
+        BinOp::Gte => hi >= lit,
+        _ => true,
+    }
 }
 
 /// Whether row group `g` may hold traces overlapping the options' time range (from its

@@ -198,3 +198,41 @@ fn required_attributes_follow_and_or() {
     assert_eq!(req(r#"{ span.a != nil }"#), vec!["span.a"]);
     assert!(req(r#"{ span.a = 1 } >> { span.b = 2 }"#).is_empty(), "only a single filter");
 }
+
+#[test]
+fn row_group_statistics_prune_without_changing_answers() {
+    use crate::block::{BlockConfig, BlockReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = BlockConfig { row_group_rows: 300, page_rows: 100, ..Default::default() };
+    let (dir, _, _, _) = crate::block::tests::one_chunk_block(tmp.path(), &cfg, 5);
+    let block = Arc::new(BlockReader::open(&dir).unwrap());
+    let groups = block.row_groups().unwrap() as u64;
+    let dedicated = block.dedicated_columns().to_vec();
+    let all: Vec<String> =
+        crate::schema::span_schema(&dedicated).fields().iter().map(|f| f.name().clone()).collect();
+    let batches: Vec<Source> = (0..groups as usize)
+        .map(|g| Source::Batch(block.read_columns(g, &all).unwrap().0, dedicated.clone()))
+        .collect();
+    for (q, pruned_all) in [
+        ("{ span.http.status_code = 599 }", true),
+        ("{ span.http.status_code > 100000 || duration > 1000h }", true),
+        (r#"{ name = "zzz-no-such-span" }"#, true),
+        (r#"{ resource.service.name = "zzz-none" && status = error }"#, true),
+        ("{ span.http.status_code = 500 }", false),
+        ("{ span.http.status_code != 599 }", false),
+        ("{ duration < 1000h }", false),
+        (r#"{ span.http.status_code = 599 || name =~ "GET.*" }"#, false),
+    ] {
+        let plan =
+            SearchPlan::compile(q, SearchOptions { limit: 0, ..Default::default() }).unwrap();
+        let (mut a, mut b) = (Found::default(), Found::default());
+        let sa = search_sources(&plan, &[Source::Block(block.clone())], &mut a);
+        search_sources(&plan, &batches, &mut b);
+        assert_eq!(a.traces, b.traces, "{q}");
+        if pruned_all {
+            assert_eq!(sa.pruned_row_groups, groups, "{q}");
+        } else {
+            assert!(sa.pruned_row_groups < groups, "{q}");
+        }
+    }
+}
