@@ -30,6 +30,7 @@ _log = get_logger("frontend")
 
 NS = 1_000_000_000
 CACHE_ENTRIES = 4096
+CACHE_BYTES = 64 << 20
 
 
 class SearchError(Exception):
@@ -262,10 +263,13 @@ def _combine(into: dict[str, Any], t: Mapping[str, Any]) -> None:
 
 
 class JobCache:
-    """Answers of jobs over complete blocks (immutable), least recently used evicted."""
+    """Answers of jobs over complete blocks (immutable), least recently used evicted, bounded
+    in entries and bytes; an answer larger than an eighth of the bytes is not kept."""
 
-    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+    def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
         self._entries = entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._data: OrderedDict[tuple[Any, ...], tuple[bytes, dict[str, int]]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -282,11 +286,18 @@ class JobCache:
             return v
 
     def put(self, key: tuple[Any, ...], value: tuple[bytes, dict[str, int]]) -> None:
+        size = len(value[0])
+        if size > self._max_bytes // 8:
+            return
         with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[0])
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._entries:
-                self._data.popitem(last=False)
+            self._bytes += size
+            while len(self._data) > self._entries or self._bytes > self._max_bytes:
+                _, evicted = self._data.popitem(last=False)
+                self._bytes -= len(evicted[0])
 
 
 class SearchFrontend:

@@ -145,3 +145,15 @@ def test_lenient_query_keeps_complete_matchers() -> None:
     assert lenient_query("{") == (None, [])
     q, _ = lenient_query("{ duration > 10ms && status = error && .foo =~ `b.*` }")
     assert q == "{ duration > 10ms && status = error && .foo =~ `b.*` }"
+
+
+def test_job_cache_is_bounded_in_bytes() -> None:
+    from tempo_fast.frontend.search import JobCache
+
+    cache = JobCache(entries=100, max_bytes=800)
+    cache.put(("big",), (b"x" * 101, {}))
+    assert cache.get(("big",)) is None, "over an eighth of the bytes: not kept"
+    for i in range(20):
+        cache.put((i,), (b"x" * 100, {}))
+    assert cache.get((0,)) is None and cache.get((19,)) is not None
+    assert sum(cache.get((i,)) is not None for i in range(20)) == 8
