@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from tempo_fast import __version__
+from tempo_fast.frontend.grpc_streaming import search_metrics, search_responses, trace_metadata
 from tempo_fast.frontend.search import SearchError, SearchFrontend, parse_params
 from tempo_fast.frontend.tags import TagsFrontend
 from tempo_fast.pkg import tenant as tenants
@@ -34,6 +35,13 @@ class Readiness:
 
     ready: bool = False
     reason: str = "starting"
+
+
+def search_protobuf(result: dict[str, Any]) -> bytes:
+    """A ``SearchResponse`` as one protobuf message (``Accept: application/protobuf``)."""
+    traces = [trace_metadata(t) for t in result["traces"]]
+    metrics = search_metrics(result["metrics"])
+    return b"".join(search_responses(traces, metrics, max_bytes=1 << 62))
 
 
 def _text(status: int, text: str) -> web.Response:
@@ -183,6 +191,10 @@ class HttpApi:
         except SearchError as e:
             return self._answer(op, _text(e.status, e.reason))
         self._metrics.bytes_inspected.labels(op).inc(int(result["metrics"]["inspectedBytes"]))
+        if PROTOBUF in request.headers.get("Accept", ""):
+            return self._answer(
+                op, web.Response(body=search_protobuf(result), content_type=PROTOBUF)
+            )
         body = orjson.dumps(result)
         return self._answer(op, web.Response(body=body, content_type="application/json"))
 

@@ -334,3 +334,15 @@ def test_tag_values_are_typed_and_filtered(loaded: tuple[TempoServer, list[Span]
     assert set(v1["tagValues"]) == services
     limited = get_json(server, "/api/v2/search/tag/resource.service.name/values", limit=3)
     assert len(limited["tagValues"]) == 3
+
+
+def test_search_answers_protobuf_when_asked(loaded: tuple[TempoServer, list[Span]]) -> None:
+    from tests.unit.tempopb import response_dict
+
+    server, _ = loaded
+    path = "/api/search?" + urllib.parse.urlencode({"q": "{ status = error }", "limit": 5})
+    status, headers, body = server.get(path, headers={"Accept": "application/protobuf"})
+    assert status == 200 and headers["Content-Type"].startswith("application/protobuf")
+    got = response_dict(body)
+    want = search(server, q="{ status = error }", limit=5)[1]
+    assert [t["traceID"] for t in got["traces"]] == [t["traceID"] for t in want["traces"]]
