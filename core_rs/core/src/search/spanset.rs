@@ -44,31 +44,31 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
     /// so they take part in no structural relation.
     fn in_tree(&self) -> Vec<bool> {
         let n = self.len();
-        // 0 unknown, 1 in, 2 out
+        // 0 unknown, 1 in, 2 out, 3 on the path being walked (a cycle if met again)
         let mut state = vec![0u8; n];
         let mut path = Vec::new();
         for i in 0..n {
             let mut cur = i;
-            while state[cur] == 0 {
-                path.push(cur);
+            let verdict = loop {
+                match state[cur] {
+                    0 => {}
+                    3 => break 2, // a parent cycle: never reaches a root
+                    s => break s,
+                }
                 let row = (self.start + cur) as u32;
                 if self.roots.get(row as usize).copied().unwrap_or(false) {
                     state[cur] = 1;
-                    path.pop();
-                    break;
+                    break 1;
                 }
+                state[cur] = 3;
+                path.push(cur);
                 match self.parent(row) {
-                    Some(p) if !path.contains(&self.local(p)) => cur = self.local(p),
-                    _ => {
-                        state[cur] = 2;
-                        path.pop();
-                        break;
-                    }
+                    Some(p) => cur = self.local(p),
+                    None => break 2,
                 }
-            }
-            let v = state[cur];
+            };
             for &x in &path {
-                state[x] = v;
+                state[x] = verdict;
             }
             path.clear();
         }
@@ -246,21 +246,33 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
         // b has a parent in a / an ancestor in a / a sibling in a; b is the parent /
         // an ancestor of a span in a.
         let has_parent_in = |x: u32, set: &[bool]| parent(x).is_some_and(|p| set[self.local(p)]);
-        let has_ancestor_in = |x: u32, set: &[bool]| {
-            let mut cur = parent(x);
-            let mut steps = 0;
-            while let Some(p) = cur {
-                if set[self.local(p)] {
-                    return true;
+        // Per span: whether an ancestor is in `set`, memoised down the tree (linear even
+        // for a trace that is one long chain).
+        let below = |set: &[bool]| -> Vec<bool> {
+            // 0 unknown, 1 yes, 2 no
+            let mut memo = vec![0u8; n];
+            let mut path = Vec::new();
+            for i in 0..n {
+                let mut cur = i;
+                let verdict = loop {
+                    if memo[cur] != 0 {
+                        break memo[cur];
+                    }
+                    path.push(cur);
+                    match parent((self.start + cur) as u32) {
+                        Some(p) if set[self.local(p)] => break 1,
+                        Some(p) if path.len() <= n => cur = self.local(p),
+                        _ => break 2,
+                    }
+                };
+                for &x in &path {
+                    memo[x] = verdict;
                 }
-                steps += 1;
-                if steps > n {
-                    break;
-                }
-                cur = parent(p);
+                path.clear();
             }
-            false
+            memo.into_iter().map(|m| m == 1).collect()
         };
+        let under = |memo: &[bool], x: u32| memo[self.local(x)];
         let mark_parents = |set: &[u32]| {
             let mut m = vec![false; n];
             for &x in set {
@@ -312,8 +324,14 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
         let rows = match op {
             Child => pick(b, &|x| has_parent_in(x, &in_a)),
             NotChild => pick(b, &|x| !has_parent_in(x, &in_a)),
-            Descendant => pick(b, &|x| has_ancestor_in(x, &in_a)),
-            NotDescendant => pick(b, &|x| !has_ancestor_in(x, &in_a)),
+            Descendant => {
+                let m = below(&in_a);
+                pick(b, &|x| under(&m, x))
+            }
+            NotDescendant => {
+                let m = below(&in_a);
+                pick(b, &|x| !under(&m, x))
+            }
             Parent => {
                 let m = mark_parents(a);
                 pick(b, &|x| m[self.local(x)])
@@ -351,7 +369,8 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
                 out
             }
             UnionDescendant => {
-                let mut out = pick(b, &|x| has_ancestor_in(x, &in_a));
+                let m = below(&in_a);
+                let mut out = pick(b, &|x| under(&m, x));
                 let anc = mark_ancestors(&out);
                 out.extend(pick(a, &|x| anc[self.local(x)]));
                 out
@@ -359,7 +378,8 @@ impl<'c, 'v> TraceCtx<'c, 'v> {
             UnionAncestor => {
                 let m = mark_ancestors(a);
                 let mut out = pick(b, &|x| m[self.local(x)]);
-                out.extend(pick(a, &|x| has_ancestor_in(x, &in_b)));
+                let m = below(&in_b);
+                out.extend(pick(a, &|x| under(&m, x)));
                 out
             }
             UnionSibling => {

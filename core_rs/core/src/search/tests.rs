@@ -236,3 +236,18 @@ fn row_group_statistics_prune_without_changing_answers() {
         }
     }
 }
+
+#[test]
+fn a_long_parent_chain_stays_linear() {
+    // 20,000 spans, each the parent of the next: ancestor walks would be quadratic.
+    let t = vec![9u8; 16];
+    let id = |i: usize| (i as u64 + 1).to_be_bytes().to_vec();
+    let spans: Vec<_> =
+        (0..20_000).map(|i| (t.clone(), id(i), if i == 0 { vec![] } else { id(i - 1) })).collect();
+    let b = batch_of(vec![testdata::request_with_ids(&spans)]);
+    let started = std::time::Instant::now();
+    assert_eq!(run("{ } >> { }", &b).values().next().unwrap(), &vec![19_999]);
+    assert_eq!(run("{ } << { }", &b).values().next().unwrap(), &vec![19_999]);
+    assert_eq!(run(r#"{ name = "span-0" } &>> { }"#, &b).values().next().unwrap(), &vec![20_000]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}
