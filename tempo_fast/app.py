@@ -277,7 +277,7 @@ class App:
 
     async def _serve_api(self) -> int:
         """The HTTP API; with ``stream_over_http_enabled`` also gRPC ``StreamingQuerier`` on
-        the same port (an internal loopback grpcio server behind a :class:`SplitSite`)."""
+        the same port (an internal grpcio server on a Unix socket behind a :class:`SplitSite`)."""
         cfg = self.config
         search = tags = None
         if self._core.search_query is not None:
@@ -312,13 +312,13 @@ class App:
             )
         )
         try:
-            grpc_port = await streaming.start()
+            grpc_path = await streaming.start()
         except OSError as e:
             raise StartupError(f"cannot start the streaming gRPC server: {e}") from e
         grace = cfg.server.graceful_shutdown_timeout
 
         def site(runner: web.AppRunner) -> web.BaseSite:
-            return SplitSite(runner, host, port, grpc_port, drain=lambda: streaming.stop(grace))
+            return SplitSite(runner, host, port, grpc_path, drain=lambda: streaming.stop(grace))
 
         return await self._serve("http", self._api.app(), host, port, "the HTTP API", site)
 

@@ -1,6 +1,6 @@
 """Tempo's streaming gRPC search, ``tempopb.StreamingQuerier/Search``, as Grafana calls it.
 
-A grpcio (asyncio) server on an internal loopback port, reached through the HTTP port by
+A grpcio (asyncio) server on an internal Unix socket, reached through the HTTP port by
 :mod:`tempo_fast.frontend.port_split`. Requests and responses are raw bytes, encoded here with
 :mod:`tempo_fast.pkg.protowire` from the JSON-shaped results the search service yields (field
 numbers from Tempo's ``pkg/tempopb/tempo.proto``). A request is turned into ``/api/search``
@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -373,29 +376,33 @@ class StreamingQuerier:
 
 
 class StreamingServer:
-    """A grpcio asyncio server for :class:`StreamingQuerier` on ``127.0.0.1:<ephemeral>``."""
+    """A grpcio asyncio server for :class:`StreamingQuerier` on a Unix socket in a private
+    temporary directory (no TCP port: nothing another listener could be refused)."""
 
-    def __init__(self, querier: StreamingQuerier, host: str = "127.0.0.1") -> None:
-        self._host = host
+    def __init__(self, querier: StreamingQuerier) -> None:
         self._server = grpc.aio.server(
             handlers=(querier.handler(),),
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-            ],
+            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
         )
-        self.port = 0
+        self._dir: str | None = None
+        self.path = ""
 
-    async def start(self) -> int:
-        """Bind and start; return the port. Raises OSError when it cannot bind."""
+    async def start(self) -> str:
+        """Bind and start; return the socket's path. Raises OSError when it cannot bind."""
+        self._dir = tempfile.mkdtemp(prefix="tempo-fast-grpc-")
+        path = os.path.join(self._dir, "grpc.sock")
         try:
-            port = self._server.add_insecure_port(f"{self._host}:0")
+            if not self._server.add_insecure_port(f"unix:{path}"):
+                raise RuntimeError(f"grpcio refused unix:{path}")
         except RuntimeError as e:
+            shutil.rmtree(self._dir, ignore_errors=True)
             raise OSError(f"cannot bind the internal gRPC server: {e}") from e
         await self._server.start()
-        self.port = port
-        return port
+        self.path = path
+        return path
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs; let those in flight finish for up to ``grace`` seconds."""
         await self._server.stop(grace)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)

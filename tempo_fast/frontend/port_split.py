@@ -3,7 +3,8 @@
 grpcio cannot share a listener, so :class:`SplitSite` accepts connections itself and peeks
 (``MSG_PEEK``: nothing is consumed) at each one's first bytes. A connection opening with the
 HTTP/2 prior-knowledge preface (what Grafana's gRPC client sends: h2c) is proxied byte for
-byte to the internal grpcio server; any other goes straight to aiohttp on the same socket.
+byte to the internal grpcio server (on a Unix socket); any other goes straight to aiohttp on
+the same socket.
 Routing is per connection: an HTTP/2 connection carries gRPC only.
 """
 
@@ -103,20 +104,21 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
 
 
 class SplitSite(web.BaseSite):
-    """An aiohttp site on ``host:port`` that also serves h2c gRPC from ``grpc_port``.
+    """An aiohttp site on ``host:port`` that also serves h2c gRPC from the Unix socket
+    ``grpc_path``.
 
     ``drain`` (the gRPC server's graceful stop) runs on :meth:`stop` after the listener is
     closed and before leftover connections are cut, so streams in flight can finish.
     """
 
-    __slots__ = ("_host", "_port", "_grpc_port", "_drain", "_sniff_timeout", "_accept", "_conns")
+    __slots__ = ("_host", "_port", "_grpc_path", "_drain", "_sniff_timeout", "_accept", "_conns")
 
     def __init__(
         self,
         runner: web.BaseRunner,
         host: str,
         port: int,
-        grpc_port: int,
+        grpc_path: str,
         *,
         drain: Callable[[], Awaitable[None]] | None = None,
         backlog: int = 128,
@@ -124,7 +126,7 @@ class SplitSite(web.BaseSite):
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port = host, port
-        self._grpc_port = grpc_port
+        self._grpc_path = grpc_path
         self._drain = drain
         self._sniff_timeout = sniff_timeout
         self._accept: asyncio.Task[None] | None = None
@@ -190,7 +192,7 @@ class SplitSite(web.BaseSite):
     async def _proxy(self, conn: socket.socket) -> None:
         """Relay an h2c connection to the gRPC server until either side closes."""
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._grpc_port)
+            up_reader, up_writer = await asyncio.open_unix_connection(self._grpc_path)
         except OSError as e:
             _log.error("cannot reach the internal gRPC server", err=str(e))
             conn.close()

@@ -253,9 +253,9 @@ def run_rpc(
             metrics=metrics,
         )
         server = StreamingServer(querier)
-        port = await server.start()
+        path = await server.start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
                 call = channel.unary_stream(ROUTE)
                 if client is not None:
                     return await client(call)

@@ -46,12 +46,12 @@ class Split:
             lambda: self.service, multitenancy=False, multi_tenant_queries=False
         )
         self.grpc = StreamingServer(querier)
-        grpc_port = await self.grpc.start()
+        grpc_path = await self.grpc.start()
         site = SplitSite(
             self.runner,
             "127.0.0.1",
             0,
-            grpc_port,
+            grpc_path,
             drain=lambda: self.grpc.stop(5),
             sniff_timeout=self.sniff_timeout,
         )
