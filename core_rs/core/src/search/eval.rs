@@ -251,10 +251,15 @@ impl<'v, 'a> Eval<'v, 'a> {
                 Some(col.values().iter().map(|&c| (c == code) == want).collect())
             }
             FieldExpr::Attribute(a)
-                if matches!(a.scope, AttributeScope::Span | AttributeScope::Resource)
-                    && !(a.scope == AttributeScope::Resource && a.name == "service.name") =>
+                if matches!(a.scope, AttributeScope::Span | AttributeScope::Resource) =>
             {
-                let ded = v.dedicated(a.scope, &a.name)?;
+                // The resource's `service.name` has its own string column; other attributes
+                // may have a dedicated one.
+                let ded = if a.scope == AttributeScope::Resource && a.name == "service.name" {
+                    DedicatedArray::Str(v.strs(schema::RESOURCE_SERVICE_NAME)?)
+                } else {
+                    v.dedicated(a.scope, &a.name)?
+                };
                 // Rows without a dedicated value may hold the attribute (of another type)
                 // in the list: look those up.
                 let slow = |i: usize| v.attr(a, i, self.item).compare(op, &lit);
@@ -285,23 +290,6 @@ impl<'v, 'a> Eval<'v, 'a> {
                         })
                         .collect(),
                 })
-            }
-            FieldExpr::Attribute(a)
-                if a.scope == AttributeScope::Resource && a.name == "service.name" =>
-            {
-                let col = v.strs(schema::RESOURCE_SERVICE_NAME)?;
-                let slow = |i: usize| v.attr(a, i, self.item).compare(op, &lit);
-                Some(
-                    (0..v.rows)
-                        .map(|i| {
-                            if col.is_valid(i) {
-                                matches!(lit, Value::Str(s) if cmp_str(op, col.value(i), s))
-                            } else {
-                                slow(i)
-                            }
-                        })
-                        .collect(),
-                )
             }
             _ => None,
         }

@@ -164,6 +164,25 @@ fn scan_block(
     Ok(())
 }
 
+/// The column holding `scope`'s attribute `name` outside its list, and its type: the
+/// resource's `service.name` column or a dedicated column of the block.
+fn attribute_column(
+    block: &BlockReader,
+    scope: DedicatedScope,
+    name: &str,
+) -> Option<(String, DedicatedType)> {
+    if scope == DedicatedScope::Resource && name == "service.name" {
+        return Some((schema::RESOURCE_SERVICE_NAME.to_string(), DedicatedType::String));
+    }
+    block
+        .dedicated_columns()
+        .iter()
+        .filter(|d| d.scope == scope)
+        .enumerate()
+        .find(|(_, d)| d.name == name)
+        .map(|(i, d)| (schema::dedicated_column_name(scope, i), d.typ))
+}
+
 /// Whether no span of row group `g` has attribute `a` (false when that cannot be told):
 /// its dedicated column, if any, is all null (`all_null`) and the key bloom filter of its
 /// attribute list rules the name out.
@@ -174,17 +193,7 @@ fn absent(
     all_null: impl Fn(&str) -> bool,
 ) -> Result<bool, BlockError> {
     let in_scope = |scope: DedicatedScope, list: &str| -> Result<bool, BlockError> {
-        let column = if scope == DedicatedScope::Resource && a.name == "service.name" {
-            Some(schema::RESOURCE_SERVICE_NAME.to_string())
-        } else {
-            block
-                .dedicated_columns()
-                .iter()
-                .filter(|d| d.scope == scope)
-                .position(|d| d.name == a.name)
-                .map(|i| schema::dedicated_column_name(scope, i))
-        };
-        if column.is_some_and(|c| !all_null(&c)) {
+        if attribute_column(block, scope, &a.name).is_some_and(|(c, _)| !all_null(&c)) {
             return Ok(false);
         }
         Ok(!block.key_may_exist(g, list, &a.name)?)
@@ -262,17 +271,7 @@ fn stat_target(
             } else {
                 DedicatedScope::Resource
             };
-            let column = if scope == DedicatedScope::Resource && a.name == "service.name" {
-                Some((schema::RESOURCE_SERVICE_NAME.to_string(), DedicatedType::String))
-            } else {
-                block
-                    .dedicated_columns()
-                    .iter()
-                    .filter(|d| d.scope == scope)
-                    .enumerate()
-                    .find(|(_, d)| d.name == a.name)
-                    .map(|(i, d)| (schema::dedicated_column_name(scope, i), d.typ))
-            };
+            let column = attribute_column(block, scope, &a.name);
             let value = match (column.as_ref().map(|c| c.1), lit) {
                 (Some(DedicatedType::Int), Static::Int(v)) => int(*v),
                 (Some(DedicatedType::String), Static::String(s)) => {
