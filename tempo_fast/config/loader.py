@@ -16,6 +16,11 @@ from typing import Any
 
 import yaml
 
+from tempo_fast.config.generator import (
+    MetricsGeneratorConfig,
+    ServiceGraphsConfig,
+    SpanMetricsConfig,
+)
 from tempo_fast.config.model import (
     RECEIVER_SECTIONS,
     TOP_LEVEL,
@@ -247,6 +252,23 @@ def _live_bytes(user: Mapping[str, Any]) -> int | None:
     return size
 
 
+def _generator(user: Mapping[str, Any]) -> MetricsGeneratorConfig:
+    """The ``metrics_generator`` section with its processor sub-sections."""
+    sections = {
+        f.name: _section(f.metadata["section"], user)
+        for f in dataclasses.fields(MetricsGeneratorConfig)
+        if "section" in f.metadata
+    }
+    return MetricsGeneratorConfig(
+        **sections,
+        **{
+            f.name: _value(user, f.metadata["key"], f.metadata["parse"])
+            for f in dataclasses.fields(MetricsGeneratorConfig)
+            if "key" in f.metadata
+        },
+    )
+
+
 def _implemented_keys() -> set[str]:
     keys = set(TOP_LEVEL)
     keys.update(
@@ -257,7 +279,16 @@ def _implemented_keys() -> set[str]:
             "live_store.max_live_traces_bytes",
         )
     )
-    for cls in (ServerConfig, IngesterConfig, StorageConfig, QueryFrontendConfig, CompactorConfig):
+    for cls in (
+        ServerConfig,
+        IngesterConfig,
+        StorageConfig,
+        QueryFrontendConfig,
+        CompactorConfig,
+        MetricsGeneratorConfig,
+        ServiceGraphsConfig,
+        SpanMetricsConfig,
+    ):
         keys.update(f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata)
     for path, cls in RECEIVER_SECTIONS.values():
         keys.add(path)
@@ -285,8 +316,11 @@ def _build(user: Mapping[str, Any]) -> Config:
     max_attribute_bytes = _value(user, "distributor.max_attribute_bytes", _int)
     retry_after = _value(user, "distributor.retry_after_on_resource_exhausted", parse_duration)
     overrides = _overrides(user, max_attribute_bytes)
+    generator = _generator(user)
     implemented = _implemented_keys()
     ignored = tuple(p for p in _user_leaves(user, known_tree(), "") if p not in implemented)
+    rw = "metrics_generator.storage.remote_write"
+    ignored += tuple(f"{rw}{k}" for e in generator.remote_write for k in e.ignored)
     ignored += tuple(f"overrides.defaults.{p}" for p in unused_overrides(overrides.defaults))
     return Config(
         target=top["target"] or "all",
@@ -311,6 +345,7 @@ def _build(user: Mapping[str, Any]) -> Config:
         query_frontend=_section(QueryFrontendConfig, user),
         compactor=_section(CompactorConfig, user),
         overrides=overrides,
+        metrics_generator=generator,
         ignored=ignored,
     )
 

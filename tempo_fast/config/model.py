@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tempo_fast.config.generator import MetricsGeneratorConfig
 from tempo_fast.config.units import parse_duration, parse_size
 from tempo_fast.overrides.overrides import OverridesConfig
 
@@ -339,6 +340,8 @@ class Config:
     query_frontend: QueryFrontendConfig
     compactor: CompactorConfig
     overrides: OverridesConfig = field(default_factory=OverridesConfig)
+    # None only for a Config built by hand (tests); the loader always sets it.
+    metrics_generator: MetricsGeneratorConfig | None = None
     # Serve gRPC ``tempopb.StreamingQuerier`` on the HTTP port (h2c), as Tempo's
     # ``stream_over_http_enabled``. Tempo defaults it to false; tempo-fast to true, so that
     # Grafana's streaming search works without extra configuration.

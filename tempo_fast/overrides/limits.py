@@ -168,6 +168,7 @@ def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> l
         ("ingestion", "rate_strategy"),
         ("ingestion", "max_global_traces_per_user"),
         *COMPACTION.values(),
+        *GENERATOR,
     }
     out = []
     for key, value in tree.items():
@@ -180,6 +181,21 @@ def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> l
             out.append(".".join(path))
     return out
 
+
+# The per-tenant metrics-generator overrides tempo_fast.generator.settings reads.
+_SM = ("metrics_generator", "processor", "span_metrics")
+_SG = ("metrics_generator", "processor", "service_graphs")
+GENERATOR = {
+    *(("metrics_generator", k) for k in (
+        "processors", "max_active_series", "max_cardinality_per_label", "collection_interval",
+        "disable_collection", "ingestion_time_range_slack", "remote_write_headers",
+    )),
+    *((*_SM, k) for k in ("histogram_buckets", "dimensions", "intrinsic_dimensions")),
+    *((*_SG, k) for k in (
+        "histogram_buckets", "dimensions", "peer_attributes", "enable_client_server_prefix",
+        "enable_virtual_node_label", "enable_messaging_system_latency_histogram",
+    )),
+}  # fmt: skip
 
 # The per-tenant compaction overrides the compactor reads: its name -> path in the tree.
 COMPACTION = {
