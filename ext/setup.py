@@ -9,6 +9,11 @@ extensions = [
         ["tempo_fast_kernels/histogram.pyx"],
         extra_compile_args=["-O3"],
     ),
+    Extension(
+        "tempo_fast_kernels.sketch",
+        ["tempo_fast_kernels/sketch.pyx"],
+        extra_compile_args=["-O3"],
+    ),
 ]
 
 setup(

@@ -1,5 +1,6 @@
 """Cython kernels for tempo-fast: vectorised math over whole columns (never per item in Python)."""
 
-from tempo_fast_kernels.histogram import bucket_counts
+from tempo_fast_kernels.histogram import accumulate, bucket_counts, cumulative, observe
+from tempo_fast_kernels.sketch import SketchSet
 
-__all__ = ["bucket_counts"]
+__all__ = ["SketchSet", "accumulate", "bucket_counts", "cumulative", "observe"]

@@ -1,13 +1,47 @@
 # cython: language_level=3
-"""Histogram bucketing over a whole buffer of float64 values.
+"""Histogram bucketing over whole columns of float64 values.
 
 Prometheus ``le`` semantics: a value goes into the first bucket whose upper bound is
 >= the value; values above every bound (and +Inf) go into the last, implicit +Inf bucket.
 NaN values are skipped (neither counted nor summed).
+
+Columns are the batch layout of the generator: ``index`` (u32 per value) names a distinct
+key of the batch, ``key_series`` (i64 per key) maps that key to a series row (< 0: the key
+was not admitted, its values are skipped).
 """
 
 from libc.math cimport isnan
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+from tempo_fast_kernels._checks cimport check_index, check_refs
+
+
+cdef inline Py_ssize_t bucket_of(const double* b, Py_ssize_t nb, double v) noexcept nogil:
+    """First j with ``b[j] >= v``, ``nb`` when none (``v`` is not NaN); branch-free search."""
+    if nb == 0:
+        return 0
+    cdef Py_ssize_t base = 0, n = nb, half
+    while n > 1:
+        half = n >> 1
+        base += half * (b[base + half] < v)
+        n -= half
+    return base + (b[base] < v)
+
+
+cdef int check_bounds(const double[:] bounds) except -1:
+    cdef Py_ssize_t i, nb = bounds.shape[0]
+    for i in range(1, nb):
+        if not bounds[i - 1] < bounds[i]:
+            raise ValueError("bounds must be strictly increasing and not NaN")
+    if nb == 1 and isnan(bounds[0]):
+        raise ValueError("bounds must be strictly increasing and not NaN")
+    return 0
+
+
+cdef inline int check_series(const int64_t[:] key_series, Py_ssize_t rows) except -1:
+    """Every admitted key names an existing row."""
+    check_refs(key_series, rows, "key_series", "series")
+    return 0
 
 
 def bucket_counts(const double[:] values, const double[:] bounds, uint64_t[:] counts) -> float:
@@ -21,15 +55,8 @@ def bucket_counts(const double[:] values, const double[:] bounds, uint64_t[:] co
         raise ValueError(
             f"counts has {counts.shape[0]} slots, expected len(bounds) + 1 = {nb + 1}"
         )
-    cdef Py_ssize_t i
-    for i in range(1, nb):
-        if not bounds[i - 1] < bounds[i]:
-            raise ValueError("bounds must be strictly increasing and not NaN")
-    if nb == 1 and isnan(bounds[0]):
-        raise ValueError("bounds must be strictly increasing and not NaN")
-
-    cdef Py_ssize_t n = values.shape[0]
-    cdef Py_ssize_t lo, hi, mid
+    check_bounds(bounds)
+    cdef Py_ssize_t i, n = values.shape[0]
     cdef double v
     cdef double total = 0.0
     with nogil:
@@ -38,14 +65,106 @@ def bucket_counts(const double[:] values, const double[:] bounds, uint64_t[:] co
             if isnan(v):
                 continue
             total += v
-            # first index whose bound >= v (nb when none: the +Inf bucket)
-            lo = 0
-            hi = nb
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if bounds[mid] < v:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            counts[lo] += 1
+            counts[bucket_of(&bounds[0], nb, v)] += 1
     return total
+
+
+def observe(
+    const uint32_t[:] index,
+    const int64_t[:] key_series,
+    const double[:] values,
+    const double[:] bounds,
+    uint64_t[:, ::1] buckets,
+    double[:] sums,
+    uint64_t[:] counts,
+) -> None:
+    """Observe ``values`` into per-series histograms, in place.
+
+    For each value i: ``s = key_series[index[i]]``; skipped when ``s < 0`` or the value is
+    NaN; else ``buckets[s, j] += 1`` for the first ``j`` with ``bounds[j] >= v``
+    (``len(bounds)``, the +Inf bucket, when none), ``sums[s] += v``, ``counts[s] += 1``.
+    ``buckets`` has ``len(bounds) + 1`` columns and is *not* cumulative; ``sums`` and
+    ``counts`` have one entry per row of ``buckets``. Everything is checked before any
+    write: a bad shape or an out-of-range id raises ValueError and changes nothing.
+    """
+    cdef Py_ssize_t nb = bounds.shape[0]
+    cdef Py_ssize_t rows = buckets.shape[0]
+    if buckets.shape[1] != nb + 1:
+        raise ValueError(
+            f"buckets has {buckets.shape[1]} columns, expected len(bounds) + 1 = {nb + 1}"
+        )
+    if sums.shape[0] != rows or counts.shape[0] != rows:
+        raise ValueError(
+            f"sums ({sums.shape[0]}) and counts ({counts.shape[0]}) must have one entry per "
+            f"row of buckets ({rows})"
+        )
+    check_bounds(bounds)
+    check_index(index, values.shape[0], key_series.shape[0])
+    check_series(key_series, rows)
+
+    cdef Py_ssize_t i, n = values.shape[0]
+    cdef int64_t s
+    cdef double v
+    cdef const double* b = &bounds[0] if nb > 0 else NULL
+    with nogil:
+        for i in range(n):
+            s = key_series[index[i]]
+            v = values[i]
+            if s < 0 or isnan(v):
+                continue
+            buckets[s, bucket_of(b, nb, v)] += 1
+            sums[s] += v
+            counts[s] += 1
+
+
+def accumulate(
+    const uint32_t[:] index,
+    const int64_t[:] key_series,
+    const double[:] values,
+    double[:] acc,
+) -> None:
+    """``acc[s] += values[i]`` (``+= 1.0`` when ``values`` is None) for each item i, with
+    ``s = key_series[index[i]]``; ``s < 0`` and NaN values are skipped. Checked before any
+    write, as :func:`observe`."""
+    cdef Py_ssize_t n = index.shape[0] if values is None else values.shape[0]
+    check_index(index, n, key_series.shape[0])
+    check_series(key_series, acc.shape[0])
+    cdef Py_ssize_t i
+    cdef int64_t s
+    cdef double v
+    with nogil:
+        if values is None:
+            for i in range(n):
+                s = key_series[index[i]]
+                if s >= 0:
+                    acc[s] += 1.0
+        else:
+            for i in range(n):
+                s = key_series[index[i]]
+                v = values[i]
+                if s >= 0 and not isnan(v):
+                    acc[s] += v
+
+
+def cumulative(const uint64_t[:, ::1] buckets, const int64_t[:] rows, uint64_t[:, ::1] out) -> None:
+    """``out[k, :]`` = running sum of ``buckets[rows[k], :]``: the cumulative ``le`` counts of
+    the chosen series, for exposition and remote write."""
+    cdef Py_ssize_t nr = rows.shape[0], width = buckets.shape[1], n_rows = buckets.shape[0]
+    if out.shape[0] != nr or out.shape[1] != width:
+        raise ValueError(
+            f"out has shape ({out.shape[0]}, {out.shape[1]}), expected ({nr}, {width})"
+        )
+    cdef Py_ssize_t k, j
+    cdef int64_t r
+    for k in range(nr):
+        r = rows[k]
+        if r < 0 or r >= n_rows:
+            raise ValueError(f"rows[{k}] = {r} is not a row of buckets ({n_rows} rows)")
+    cdef uint64_t run
+    with nogil:
+        for k in range(nr):
+            r = rows[k]
+            run = 0
+            for j in range(width):
+                run += buckets[r, j]
+                out[k, j] = run
