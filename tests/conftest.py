@@ -1,4 +1,4 @@
-"""Shared fixtures: a running tempo-fast server per test (or per module)."""
+"""Shared fixtures: a running tempo-fast server per test (or per module), a real Prometheus."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.prometheus import Prometheus
 from tests.server import TempoServer
 
 FAST_CUT = {
@@ -31,3 +32,12 @@ def fast_server(tmp_path: Path) -> Iterator[TempoServer]:
     s = TempoServer(tmp_path / "tempo", overrides=FAST_CUT).start()
     yield s
     s.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[Prometheus]:
+    """A real Prometheus receiving remote writes, shared by the session (tests keep apart by
+    label values)."""
+    p = Prometheus().start()
+    yield p
+    p.close()

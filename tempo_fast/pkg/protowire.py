@@ -17,14 +17,18 @@ class DecodeError(ValueError):
     """The bytes are not a well-formed protobuf message."""
 
 
-def _varint(value: int) -> bytes:
-    value &= _MASK64  # negative int64: two's complement, ten bytes
+def encode_varint(value: int) -> bytes:
+    """A base-128 varint (a negative int64 as its two's complement: ten bytes)."""
+    value &= _MASK64
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_varint = encode_varint
 
 
 class Writer:
