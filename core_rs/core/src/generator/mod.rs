@@ -42,13 +42,20 @@ impl Hasher for PreHashed {
 /// Distinct keys of a batch by hash: the caller hashes a key (without building it)
 /// and compares candidates itself, so a lookup allocates nothing.
 #[derive(Default)]
-struct KeyIndex {
+pub(crate) struct KeyIndex {
     first: std::collections::HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
     /// Next key with the same hash (`u32::MAX` ends the chain).
     next: Vec<u32>,
 }
 
 impl KeyIndex {
+    fn with_capacity(n: usize) -> KeyIndex {
+        KeyIndex {
+            first: std::collections::HashMap::with_capacity_and_hasher(n, Default::default()),
+            next: Vec::with_capacity(n),
+        }
+    }
+
     /// The index of the key with hash `h` for which `eq` holds.
     #[inline]
     fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
@@ -81,6 +88,65 @@ impl KeyIndex {
             }
         }
         new
+    }
+}
+
+/// Distinct label-value tuples of a batch, stored flat (one string buffer, no
+/// allocation per key or per label).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Keys {
+    width: usize,
+    count: usize,
+    text: String,
+    /// End offset in `text` of each label value, `width` per key.
+    ends: Vec<u32>,
+}
+
+impl Keys {
+    pub fn new(width: usize) -> Keys {
+        Keys { width, ..Default::default() }
+    }
+
+    /// Labels per key.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Label `p` of key `k`.
+    #[inline]
+    pub fn get(&self, k: usize, p: usize) -> &str {
+        let i = k * self.width + p;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    /// The labels of key `k`.
+    pub fn key(&self, k: usize) -> impl Iterator<Item = &str> + '_ {
+        (0..self.width).map(move |p| self.get(k, p))
+    }
+
+    /// Appends a key of `width` labels.
+    #[inline]
+    pub fn push<'s>(&mut self, labels: impl Iterator<Item = &'s str>) {
+        for l in labels {
+            self.text.push_str(l);
+            self.ends.push(self.text.len() as u32);
+        }
+        self.count += 1;
+        debug_assert_eq!(self.ends.len(), self.count * self.width);
+    }
+
+    /// Every key as owned strings (tests, small batches).
+    pub fn to_vecs(&self) -> Vec<Vec<String>> {
+        (0..self.count).map(|k| self.key(k).map(str::to_string).collect()).collect()
     }
 }
 

@@ -19,7 +19,7 @@ use super::attrs::{
     sanitize_label_name, scan_attrs, scan_span, Found, KeySet, KIND_CLIENT, KIND_CONSUMER,
     KIND_PRODUCER, KIND_SERVER, STATUS_ERROR,
 };
-use super::{seconds_between, seconds_to_ns, within_slack, KeyIndex};
+use super::{seconds_between, seconds_to_ns, within_slack, KeyIndex, Keys};
 use crate::model::{IdMap, Request, SpanId, TraceId};
 
 /// The store's settings (Tempo's `processor.service_graphs` names).
@@ -58,7 +58,7 @@ impl Default for ServiceGraphConfig {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EdgeBatch {
     /// Distinct label-value tuples (`label_names` order), first-seen order.
-    pub keys: Vec<Vec<String>>,
+    pub keys: Keys,
     /// Per edge: position in `keys`.
     pub index: Vec<u32>,
     pub server_seconds: Vec<f64>,
@@ -284,12 +284,10 @@ impl Builder {
 
     fn finish(mut self, strings: &Interner) -> EdgeBatch {
         let n = self.labels;
-        self.out.keys = self
-            .ids
-            .chunks(n.max(1))
-            .take(self.out.exemplar_trace_ids.len())
-            .map(|c| c.iter().map(|&id| strings.get(id).to_string()).collect())
-            .collect();
+        self.out.keys = Keys::new(n);
+        for k in 0..self.out.exemplar_trace_ids.len() {
+            self.out.keys.push(self.ids[k * n..(k + 1) * n].iter().map(|&id| strings.get(id)));
+        }
         self.out
     }
 }

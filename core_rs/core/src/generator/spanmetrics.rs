@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use super::attrs::{kind_name, sanitize_label_name, scan_attrs, scan_span, status_name, KeySet};
-use super::{within_slack, KeyIndex};
+use super::{within_slack, KeyIndex, Keys};
 use crate::model::{Request, TraceId};
 
 /// The intrinsic dimensions Tempo supports, by label name.
@@ -57,7 +57,7 @@ pub fn dimension_label(name: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanMetricsBatch {
     /// Distinct label-value tuples, first-seen order.
-    pub keys: Vec<Vec<String>>,
+    pub keys: Keys,
     /// Per kept span: position in `keys`.
     pub index: Vec<u32>,
     /// Per kept span: latency in seconds (0 when the end precedes the start).
@@ -148,6 +148,7 @@ impl SpanMetricsProcessor {
     pub fn process(&self, req: &Request, now_ns: u64) -> SpanMetricsBatch {
         let n = req.spans.len();
         let mut b = SpanMetricsBatch {
+            keys: Keys::new(self.label_names.len()),
             index: Vec::with_capacity(n),
             latency: Vec::with_capacity(n),
             size: Vec::with_capacity(n),
@@ -156,7 +157,7 @@ impl SpanMetricsProcessor {
         let buf: &[u8] = &req.buf;
         let ni = self.intrinsics.len();
         let nl = self.label_names.len();
-        let mut index = KeyIndex::default();
+        let mut index = KeyIndex::with_capacity(n.min(1024));
         let mut res = self.resource_keys.found();
         let mut span_found = self.span_keys.found();
         let mut cur_resource = u32::MAX;
@@ -205,10 +206,7 @@ impl SpanMetricsProcessor {
             }
             let h = h.finish();
             let keys = &b.keys;
-            let found = index.find(h, |k| {
-                let key = &keys[k as usize];
-                (0..nl).all(|p| key[p] == label(p))
-            });
+            let found = index.find(h, |k| (0..nl).all(|p| keys.get(k as usize, p) == label(p)));
             let (start, end) = (span.start_unix_nano, span.end_unix_nano);
             let latency = if start < end {
                 (end - start) as f64 / 1e9
@@ -229,7 +227,7 @@ impl SpanMetricsProcessor {
                 }
                 None => {
                     let k = index.insert(h);
-                    b.keys.push((0..nl).map(|p| label(p).to_string()).collect());
+                    b.keys.push((0..nl).map(label));
                     b.exemplar_trace_ids.push(span.trace_id);
                     b.exemplar_latency.push(latency);
                     b.exemplar_time_ms.push(time_ms);
