@@ -129,7 +129,7 @@ impl Keys {
     }
 
     /// The labels of key `k`.
-    pub fn key(&self, k: usize) -> impl Iterator<Item = &str> + '_ {
+    pub fn key(&self, k: usize) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.width).map(move |p| self.get(k, p))
     }
 
