@@ -42,6 +42,7 @@ class PushResult:
     message: str  # OTLP partial_success.error_message, "" when nothing was rejected
     response: bytes  # ExportTraceServiceResponse protobuf ("" when fully accepted)
     lag_seconds: bytes  # float64 array (native endian): now - span end, one per accepted span
+    batch: SpanBatch | None  # the accepted spans for the metrics generator; None when none
 
 class TracePart:
     """Opaque rows of one trace from one source (live traces, head, a block)."""
@@ -222,3 +223,83 @@ class TagRequest:
 
 def search_otlp(q: str, requests: list[bytes], spss: int = 3, limit: int = 0) -> bytes:
     """Search OTLP request bodies in memory; JSON list of TraceSearchMetadata."""
+
+# ---------------------------------------------------------------- metrics generator
+# Columns are little-endian bytes for numpy.frombuffer: u32 index, f64 seconds/sizes,
+# i64 milliseconds, u8 flags. Keys are distinct label-value tuples, first-seen order.
+
+class SpanBatch:
+    """The accepted spans of one push (shares the request buffer with the ingester)."""
+
+    spans: int  # number of spans
+
+def span_batch_from_otlp(body: bytes) -> SpanBatch:
+    """A SpanBatch from a protobuf ExportTraceServiceRequest (tests and benches).
+    Raises DecodeError for an invalid body."""
+
+class SpanMetricsBatch:
+    keys: list[tuple[str, ...]]  # distinct label-value tuples (len(label_names) each)
+    index: bytes  # u32 per kept span: position in keys
+    latency: bytes  # f64 per kept span: (end - start) seconds, 0.0 when negative
+    size: bytes  # f64 per kept span: the span's protobuf message length
+    exemplar_trace_ids: list[str]  # per key: 32-hex trace id of its last span
+    exemplar_latency: bytes  # f64 per key: that span's latency seconds
+    exemplar_time_ms: bytes  # i64 per key: that span's end time, unix ms
+    outside_slack: int  # spans dropped: end outside now ± slack
+    negative_duration: int  # kept spans whose end precedes their start
+
+class SpanMetricsProcessor:
+    """Span-metrics label values per span (Tempo's span-metrics processor).
+
+    ``intrinsics``: an ordered subset of "service", "span_name", "span_kind",
+    "status_code", "status_message" (ValueError otherwise); ``dimensions``: attribute
+    names, looked up in resource attributes first then span attributes ("" when
+    missing). ``slack_seconds`` 0 disables the ingestion time range check."""
+
+    label_names: list[str]  # intrinsics, then sanitised dimension labels (``__`` prefix
+    # on a clash with an intrinsic name; dimensions sharing a label share one column,
+    # valued from the last of them)
+
+    def __init__(
+        self, intrinsics: list[str], dimensions: list[str], slack_seconds: float = 30.0
+    ) -> None: ...
+    def process(self, batch: SpanBatch, now_ns: int) -> SpanMetricsBatch: ...
+
+class EdgeBatch:
+    keys: list[tuple[str, ...]]  # distinct label-value tuples (len(label_names) each)
+    index: bytes  # u32 per edge: position in keys
+    server_seconds: bytes  # f64 per edge
+    client_seconds: bytes  # f64 per edge
+    failed: bytes  # u8 per edge: 1 when either side has status ERROR
+    messaging_seconds: bytes  # f64 per edge: consumer start - producer end; NaN when not
+    # a messaging edge, the histogram is disabled or the difference is not positive
+    exemplar_trace_ids: list[str]  # per key: 32-hex trace id of its last edge
+    dropped_spans: int  # spans refused because max_items edges were waiting
+    expired_edges: int  # edges that expired unpaired (virtual-node edges included)
+    outside_slack: int  # spans dropped: end outside now ± slack
+
+class ServiceGraphStore:
+    """Service-graph edges waiting for their other half (Tempo's service-graphs
+    processor); thread-safe, the GIL released in push and expire."""
+
+    label_names: list[str]  # client, server, connection_type, (virtual_node), dimensions
+    # (client_X and server_X pairs with enable_client_server_prefix)
+
+    def __init__(
+        self,
+        wait_seconds: float = 10.0,
+        max_items: int = 10000,
+        dimensions: list[str] = ...,
+        enable_client_server_prefix: bool = False,
+        enable_virtual_node_label: bool = False,
+        enable_messaging_system_latency_histogram: bool = False,
+        peer_attributes: list[str] = ...,  # ["peer.service", "db.name", "db.system"]
+        database_name_attributes: list[str] = ...,  # ["db.namespace", "db.name", "db.system"]
+        slack_seconds: float = 30.0,
+    ) -> None: ...
+    def push(self, batch: SpanBatch, now_ns: int) -> EdgeBatch:
+        """Edges completed by this batch."""
+    def expire(self, now_ns: int) -> EdgeBatch:
+        """Edges waiting wait_seconds or longer: virtual-node edges emitted, the rest
+        dropped (all counted in expired_edges)."""
+    def __len__(self) -> int: ...

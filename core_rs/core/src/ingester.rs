@@ -112,6 +112,9 @@ pub struct PushOutcome {
     pub messages: Vec<String>,
     /// Seconds between each accepted span's end and now (ingestion lag).
     pub lag_seconds: Vec<f64>,
+    /// The accepted spans (after the per-trace limits), for the metrics generator;
+    /// None when no span was accepted.
+    pub request: Option<Arc<Request>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -540,6 +543,7 @@ impl Ingester {
         let now = unix_nanos_now();
         out.lag_seconds =
             req.spans.iter().map(|s| (now as f64 - s.end_unix_nano as f64) / 1e9).collect();
+        out.request = Some(req);
         Ok(out)
     }
 
@@ -1110,6 +1114,10 @@ mod tests {
         assert!(out.truncated.span > 0 && out.truncated.resource > 0, "{:?}", out.truncated);
         assert!(out.messages[0].starts_with("LIVE_TRACES_EXCEEDED"));
         assert_eq!(ing.tenant("a").unwrap().live.lock().len(), traces - 1);
+        // the outcome carries the accepted (limited, truncated) request
+        let accepted = out.request.as_ref().unwrap();
+        assert_eq!(accepted.spans.len(), out.accepted as usize);
+        assert!(accepted.buf.len() < body.len());
         let accepted_a = out.accepted as usize;
         // the bucket is empty now: the next push is refused whole
         let err = ing.push("a", &body, Encoding::Protobuf, false, 20 << 20).unwrap_err();

@@ -10,6 +10,7 @@
 //! - [`live`]: live traces grouped by trace id.
 //! - [`traceql`]: the TraceQL lexer, parser, validator and canonical printer.
 //! - [`search`]: TraceQL search over blocks, head chunks and live traces.
+//! - [`generator`]: the metrics generator's span-metrics keys and service-graph edge store.
 //! - [`ingester`]: per-tenant instances tying WAL, live traces, head chunks and block cuts.
 //!
 //! No Python here: the pyo3 layer lives in `core_rs/py`.
@@ -17,6 +18,7 @@
 pub mod block;
 pub mod blocklist;
 pub mod columnar;
+pub mod generator;
 pub mod ingester;
 pub mod limits;
 pub mod live;

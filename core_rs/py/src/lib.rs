@@ -5,6 +5,7 @@
 //! `tempo_fast/_core.pyi`.
 
 mod compaction;
+mod generator;
 mod search;
 
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ create_exception!(
     "The ingester is over its memory limit; the client should retry later."
 );
 
-fn decode_error(py: Python<'_>, e: &CoreDecodeError) -> PyErr {
+pub(crate) fn decode_error(py: Python<'_>, e: &CoreDecodeError) -> PyErr {
     let err = match e {
         CoreDecodeError::TooLarge { .. } => TooLargeError::new_err(e.to_string()),
         _ => DecodeError::new_err(e.to_string()),
@@ -95,6 +96,8 @@ struct PushResult {
     message: String,
     response: Py<PyBytes>,
     lag_seconds: Py<PyBytes>,
+    /// The accepted spans for the metrics generator; None when none was accepted.
+    batch: Option<Py<generator::SpanBatch>>,
 }
 
 /// Rows of one trace from one source; opaque to Python.
@@ -261,7 +264,7 @@ fn encoding(name: &str) -> PyResult<Encoding> {
 }
 
 /// What Python sees of a push.
-fn push_result(py: Python<'_>, out: PushOutcome) -> PushResult {
+fn push_result(py: Python<'_>, out: PushOutcome) -> PyResult<PushResult> {
     let invalid = out.rejected.total();
     let mut messages = Vec::new();
     if invalid > 0 {
@@ -276,7 +279,11 @@ fn push_result(py: Python<'_>, out: PushOutcome) -> PushResult {
     let response = otlp::export_response(rejected, &message);
     let lag: Vec<u8> = out.lag_seconds.iter().flat_map(|v| v.to_ne_bytes()).collect();
     let t = out.truncated;
-    PushResult {
+    let batch = match out.request {
+        Some(req) if !req.spans.is_empty() => Some(Py::new(py, generator::SpanBatch { req })?),
+        _ => None,
+    };
+    Ok(PushResult {
         accepted: out.accepted as u64,
         invalid_trace_id: out.rejected.invalid_trace_id as u64,
         invalid_span_id: out.rejected.invalid_span_id as u64,
@@ -286,7 +293,8 @@ fn push_result(py: Python<'_>, out: PushOutcome) -> PushResult {
         message,
         response: PyBytes::new(py, &response).unbind(),
         lag_seconds: PyBytes::new(py, &lag).unbind(),
-    }
+        batch,
+    })
 }
 
 /// Per-tenant WAL, live traces, head chunks and block cutting.
@@ -336,7 +344,7 @@ impl Ingester {
         let out = py
             .detach(|| inner.push(tenant, body, encoding, gzip, max_bytes))
             .map_err(|e| push_error(py, e))?;
-        Ok(push_result(py, out))
+        push_result(py, out)
     }
 
     /// `push` without ever waiting for room (backpressure): None where `push` would
@@ -354,7 +362,7 @@ impl Ingester {
         let encoding = self::encoding(encoding)?;
         let inner = &self.inner;
         match py.detach(|| inner.try_push(tenant, body, encoding, gzip, max_bytes)) {
-            Ok(out) => Ok(Some(push_result(py, out))),
+            Ok(out) => push_result(py, out).map(Some),
             Err(PushError::WouldWait) => Ok(None),
             Err(e) => Err(push_error(py, e)),
         }
@@ -785,5 +793,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compaction::compact_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(export_block, m)?)?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
+    generator::register(m)?;
     Ok(())
 }

@@ -1,0 +1,243 @@
+//! Span-metrics key extraction: per span of a batch, the label values of Tempo's
+//! `traces_spanmetrics_*` series (intrinsics, then configured dimensions looked up in
+//! the resource first and the span second), its latency and its size.
+
+use std::hash::{BuildHasher, Hasher};
+
+use super::attrs::{kind_name, sanitize_label_name, scan_attrs, scan_span, status_name, KeySet};
+use super::{within_slack, KeyIndex, Keys};
+use crate::model::{Request, TraceId};
+
+/// The intrinsic dimensions Tempo supports, by label name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intrinsic {
+    Service,
+    SpanName,
+    SpanKind,
+    StatusCode,
+    StatusMessage,
+}
+
+impl Intrinsic {
+    pub const ALL: [Intrinsic; 5] = [
+        Intrinsic::Service,
+        Intrinsic::SpanName,
+        Intrinsic::SpanKind,
+        Intrinsic::StatusCode,
+        Intrinsic::StatusMessage,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Intrinsic::Service => "service",
+            Intrinsic::SpanName => "span_name",
+            Intrinsic::SpanKind => "span_kind",
+            Intrinsic::StatusCode => "status_code",
+            Intrinsic::StatusMessage => "status_message",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Intrinsic> {
+        Intrinsic::ALL.into_iter().find(|i| i.label() == name)
+    }
+}
+
+/// Tempo's label for a configured dimension: sanitised, and prefixed with `__` when
+/// it would collide with an intrinsic's name (`SanitizeLabelNameWithCollisions`).
+pub fn dimension_label(name: &str) -> String {
+    let s = sanitize_label_name(name);
+    if Intrinsic::parse(&s).is_some() {
+        format!("__{s}")
+    } else {
+        s
+    }
+}
+
+/// One batch's span-metrics input: distinct keys and per-span columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanMetricsBatch {
+    /// Distinct label-value tuples, first-seen order.
+    pub keys: Keys,
+    /// Per kept span: position in `keys`.
+    pub index: Vec<u32>,
+    /// Per kept span: latency in seconds (0 when the end precedes the start).
+    pub latency: Vec<f64>,
+    /// Per kept span: its protobuf message length.
+    pub size: Vec<f64>,
+    /// Per key: the trace id, latency and end time (unix ms) of its last span.
+    pub exemplar_trace_ids: Vec<TraceId>,
+    pub exemplar_latency: Vec<f64>,
+    pub exemplar_time_ms: Vec<i64>,
+    /// Spans dropped because their end is outside now ± slack.
+    pub outside_slack: u64,
+    /// Kept spans whose end precedes their start.
+    pub negative_duration: u64,
+}
+
+/// Extracts span-metrics keys; stateless between batches.
+#[derive(Debug, Clone)]
+pub struct SpanMetricsProcessor {
+    intrinsics: Vec<Intrinsic>,
+    label_names: Vec<String>,
+    /// Per dimension label: its attribute's slot in `resource_keys` and `span_keys`.
+    dim_slots: Vec<(usize, usize)>,
+    /// `service.name` (slot 0) and the dimensions.
+    resource_keys: KeySet,
+    span_keys: KeySet,
+    no_keys: KeySet,
+    slack_ns: u64,
+    hasher: ahash::RandomState,
+}
+
+impl SpanMetricsProcessor {
+    /// `intrinsics`: an ordered subset of the intrinsic label names; `dimensions`:
+    /// attribute names as configured. Dimensions whose labels coincide share one label,
+    /// valued from the last of them (Tempo: "the last one configured wins").
+    pub fn new(
+        intrinsics: &[String],
+        dimensions: &[String],
+        slack_seconds: f64,
+    ) -> Result<SpanMetricsProcessor, String> {
+        let mut ints = Vec::new();
+        for name in intrinsics {
+            let i = Intrinsic::parse(name).ok_or_else(|| {
+                format!(
+                    "unknown intrinsic dimension {name:?} (expected one of service, span_name, \
+                     span_kind, status_code, status_message)"
+                )
+            })?;
+            if ints.contains(&i) {
+                return Err(format!("intrinsic dimension {name:?} given twice"));
+            }
+            ints.push(i);
+        }
+        let mut label_names: Vec<String> = ints.iter().map(|i| i.label().to_string()).collect();
+        let mut resource_keys = KeySet::default();
+        resource_keys.slot("service.name");
+        let mut span_keys = KeySet::default();
+        let mut dim_slots: Vec<(usize, usize)> = Vec::new();
+        for d in dimensions {
+            let label = dimension_label(d);
+            let slots = (resource_keys.slot(d), span_keys.slot(d));
+            match label_names[ints.len()..].iter().position(|l| *l == label) {
+                Some(p) => dim_slots[p] = slots,
+                None => {
+                    label_names.push(label);
+                    dim_slots.push(slots);
+                }
+            }
+        }
+        Ok(SpanMetricsProcessor {
+            intrinsics: ints,
+            label_names,
+            dim_slots,
+            resource_keys,
+            span_keys,
+            no_keys: KeySet::default(),
+            slack_ns: super::seconds_to_ns(slack_seconds),
+            hasher: ahash::RandomState::new(),
+        })
+    }
+
+    /// Intrinsic label names then dimension labels.
+    pub fn label_names(&self) -> &[String] {
+        &self.label_names
+    }
+
+    /// One pass over the request's spans.
+    pub fn process(&self, req: &Request, now_ns: u64) -> SpanMetricsBatch {
+        let n = req.spans.len();
+        let mut b = SpanMetricsBatch {
+            keys: Keys::new(self.label_names.len()),
+            index: Vec::with_capacity(n),
+            latency: Vec::with_capacity(n),
+            size: Vec::with_capacity(n),
+            ..Default::default()
+        };
+        let buf: &[u8] = &req.buf;
+        let ni = self.intrinsics.len();
+        let nl = self.label_names.len();
+        let mut index = KeyIndex::with_capacity(n.min(1024));
+        let mut res = self.resource_keys.found();
+        let mut span_found = self.span_keys.found();
+        let mut cur_resource = u32::MAX;
+        // Whether every dimension was found on the resource (spans need no attribute walk).
+        let mut all_on_resource = false;
+        for span in &req.spans {
+            if !within_slack(span.end_unix_nano, now_ns, self.slack_ns) {
+                b.outside_slack += 1;
+                continue;
+            }
+            let ri = req.scopes[span.scope as usize].resource;
+            if ri != cur_resource {
+                cur_resource = ri;
+                let msg = req.resources[ri as usize].resource.get(buf);
+                scan_attrs(msg, 1, &self.resource_keys, &mut res);
+                res.render();
+                all_on_resource = self.dim_slots.iter().all(|&(r, _)| res.has(r));
+            }
+            let keys = if all_on_resource { &self.no_keys } else { &self.span_keys };
+            let fields = scan_span(span.msg.get(buf), keys, &mut span_found);
+            span_found.render();
+            let kind = kind_name(span.kind);
+            let status = status_name(fields.status_code);
+            let service = res.get(0).unwrap_or("");
+            let label = |p: usize| -> &str {
+                if p < ni {
+                    match self.intrinsics[p] {
+                        Intrinsic::Service => service,
+                        Intrinsic::SpanName => fields.name,
+                        Intrinsic::SpanKind => &kind,
+                        Intrinsic::StatusCode => &status,
+                        Intrinsic::StatusMessage => fields.status_message,
+                    }
+                } else {
+                    let (r, s) = self.dim_slots[p - ni];
+                    match res.get(r) {
+                        Some(v) => v,
+                        None => span_found.get(s).unwrap_or(""),
+                    }
+                }
+            };
+            let mut h = self.hasher.build_hasher();
+            for p in 0..nl {
+                h.write(label(p).as_bytes());
+                h.write_u8(0xff);
+            }
+            let h = h.finish();
+            let keys = &b.keys;
+            let found = index.find(h, |k| (0..nl).all(|p| keys.get(k as usize, p) == label(p)));
+            let (start, end) = (span.start_unix_nano, span.end_unix_nano);
+            let latency = if start < end {
+                (end - start) as f64 / 1e9
+            } else {
+                if end < start {
+                    b.negative_duration += 1;
+                }
+                0.0
+            };
+            let time_ms = (end / 1_000_000) as i64;
+            let k = match found {
+                Some(k) => {
+                    let e = k as usize;
+                    b.exemplar_trace_ids[e] = span.trace_id;
+                    b.exemplar_latency[e] = latency;
+                    b.exemplar_time_ms[e] = time_ms;
+                    k
+                }
+                None => {
+                    let k = index.insert(h);
+                    b.keys.push((0..nl).map(label));
+                    b.exemplar_trace_ids.push(span.trace_id);
+                    b.exemplar_latency.push(latency);
+                    b.exemplar_time_ms.push(time_ms);
+                    k
+                }
+            };
+            b.index.push(k);
+            b.latency.push(latency);
+            b.size.push(span.msg.len as f64);
+        }
+        b
+    }
+}

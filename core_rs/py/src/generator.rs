@@ -1,0 +1,252 @@
+//! The metrics generator's Rust core at the boundary: a push's accepted spans as an
+//! opaque [`SpanBatch`], span-metrics keys and the service-graph edge store. Per-span
+//! columns cross as little-endian bytes (numpy.frombuffer on the Python side); only
+//! distinct keys become Python objects. The GIL is released for every span loop.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use tempo_core::generator::{
+    hex_id, EdgeBatch as CoreEdgeBatch, Keys, ServiceGraphConfig, ServiceGraphStore as CoreStore,
+    SpanMetricsBatch as CoreSpanBatch, SpanMetricsProcessor as CoreProcessor,
+};
+use tempo_core::model::{Request, TraceId};
+use tempo_core::otlp;
+
+use crate::decode_error;
+
+/// The accepted spans of one push (shares the request buffer; no copy).
+#[pyclass(frozen)]
+pub struct SpanBatch {
+    pub req: Arc<Request>,
+}
+
+#[pymethods]
+impl SpanBatch {
+    /// Number of spans.
+    #[getter]
+    fn spans(&self) -> usize {
+        self.req.spans.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SpanBatch(spans={})", self.req.spans.len())
+    }
+}
+
+/// A SpanBatch from a protobuf `ExportTraceServiceRequest` (tests and benches).
+#[pyfunction]
+pub fn span_batch_from_otlp(py: Python<'_>, body: &[u8]) -> PyResult<SpanBatch> {
+    let req = py.detach(|| otlp::scan(Arc::from(body))).map_err(|e| decode_error(py, &e))?;
+    Ok(SpanBatch { req: Arc::new(req) })
+}
+
+/// `values` as little-endian fixed-width bytes.
+fn le_bytes<T: Copy, const N: usize>(
+    py: Python<'_>,
+    values: &[T],
+    to_le: impl Fn(T) -> [u8; N],
+) -> PyResult<Py<PyBytes>> {
+    let b = PyBytes::new_with(py, values.len() * N, |out| {
+        for (chunk, &v) in out.chunks_exact_mut(N).zip(values) {
+            chunk.copy_from_slice(&to_le(v));
+        }
+        Ok(())
+    })?;
+    Ok(b.unbind())
+}
+
+fn key_list(py: Python<'_>, keys: &Keys) -> PyResult<Py<PyList>> {
+    let tuples =
+        (0..keys.len()).map(|k| PyTuple::new(py, keys.key(k))).collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, tuples)?.unbind())
+}
+
+fn trace_ids(py: Python<'_>, ids: &[TraceId]) -> PyResult<Py<PyList>> {
+    Ok(PyList::new(py, ids.iter().map(|t| hex_id(t)))?.unbind())
+}
+
+/// Span-metrics label values per span (Tempo's `span-metrics` processor).
+#[pyclass(frozen)]
+pub struct SpanMetricsProcessor {
+    inner: Arc<CoreProcessor>,
+}
+
+#[pymethods]
+impl SpanMetricsProcessor {
+    #[new]
+    #[pyo3(signature = (intrinsics, dimensions, slack_seconds=30.0))]
+    fn new(intrinsics: Vec<String>, dimensions: Vec<String>, slack_seconds: f64) -> PyResult<Self> {
+        let p = CoreProcessor::new(&intrinsics, &dimensions, slack_seconds)
+            .map_err(PyValueError::new_err)?;
+        Ok(SpanMetricsProcessor { inner: Arc::new(p) })
+    }
+
+    /// Intrinsics then sanitised dimension labels.
+    #[getter]
+    fn label_names(&self) -> Vec<String> {
+        self.inner.label_names().to_vec()
+    }
+
+    fn process(
+        &self,
+        py: Python<'_>,
+        batch: PyRef<'_, SpanBatch>,
+        now_ns: u64,
+    ) -> PyResult<SpanMetricsBatch> {
+        let (p, req) = (self.inner.clone(), batch.req.clone());
+        let b = py.detach(move || p.process(&req, now_ns));
+        SpanMetricsBatch::from_core(py, b)
+    }
+}
+
+/// One batch's distinct span-metrics keys and per-span columns.
+#[pyclass(frozen, get_all)]
+pub struct SpanMetricsBatch {
+    keys: Py<PyList>,
+    index: Py<PyBytes>,
+    latency: Py<PyBytes>,
+    size: Py<PyBytes>,
+    exemplar_trace_ids: Py<PyList>,
+    exemplar_latency: Py<PyBytes>,
+    exemplar_time_ms: Py<PyBytes>,
+    outside_slack: u64,
+    negative_duration: u64,
+}
+
+impl SpanMetricsBatch {
+    fn from_core(py: Python<'_>, b: CoreSpanBatch) -> PyResult<Self> {
+        Ok(SpanMetricsBatch {
+            keys: key_list(py, &b.keys)?,
+            index: le_bytes(py, &b.index, u32::to_le_bytes)?,
+            latency: le_bytes(py, &b.latency, f64::to_le_bytes)?,
+            size: le_bytes(py, &b.size, f64::to_le_bytes)?,
+            exemplar_trace_ids: trace_ids(py, &b.exemplar_trace_ids)?,
+            exemplar_latency: le_bytes(py, &b.exemplar_latency, f64::to_le_bytes)?,
+            exemplar_time_ms: le_bytes(py, &b.exemplar_time_ms, i64::to_le_bytes)?,
+            outside_slack: b.outside_slack,
+            negative_duration: b.negative_duration,
+        })
+    }
+}
+
+/// Service-graph edges waiting for their other half (thread-safe; one per tenant).
+#[pyclass(frozen)]
+pub struct ServiceGraphStore {
+    inner: Arc<CoreStore>,
+}
+
+#[pymethods]
+impl ServiceGraphStore {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        wait_seconds=10.0,
+        max_items=10000,
+        dimensions=Vec::new(),
+        enable_client_server_prefix=false,
+        enable_virtual_node_label=false,
+        enable_messaging_system_latency_histogram=false,
+        peer_attributes=vec!["peer.service".to_string(), "db.name".to_string(), "db.system".to_string()],
+        database_name_attributes=vec!["db.namespace".to_string(), "db.name".to_string(), "db.system".to_string()],
+        slack_seconds=30.0,
+    ))]
+    fn new(
+        wait_seconds: f64,
+        max_items: usize,
+        dimensions: Vec<String>,
+        enable_client_server_prefix: bool,
+        enable_virtual_node_label: bool,
+        enable_messaging_system_latency_histogram: bool,
+        peer_attributes: Vec<String>,
+        database_name_attributes: Vec<String>,
+        slack_seconds: f64,
+    ) -> Self {
+        let cfg = ServiceGraphConfig {
+            wait_seconds,
+            max_items,
+            dimensions,
+            enable_client_server_prefix,
+            enable_virtual_node_label,
+            enable_messaging_system_latency_histogram,
+            peer_attributes,
+            database_name_attributes,
+            slack_seconds,
+        };
+        ServiceGraphStore { inner: Arc::new(CoreStore::new(cfg)) }
+    }
+
+    /// `client`, `server`, `connection_type`, `virtual_node` (when enabled), dimensions.
+    #[getter]
+    fn label_names(&self) -> Vec<String> {
+        self.inner.label_names().to_vec()
+    }
+
+    /// Edges completed by this batch.
+    fn push(
+        &self,
+        py: Python<'_>,
+        batch: PyRef<'_, SpanBatch>,
+        now_ns: u64,
+    ) -> PyResult<EdgeBatch> {
+        let (s, req) = (self.inner.clone(), batch.req.clone());
+        let b = py.detach(move || s.push(&req, now_ns));
+        EdgeBatch::from_core(py, b)
+    }
+
+    /// Edges waiting `wait_seconds` or longer: virtual-node edges emitted, the rest dropped.
+    fn expire(&self, py: Python<'_>, now_ns: u64) -> PyResult<EdgeBatch> {
+        let s = self.inner.clone();
+        let b = py.detach(move || s.expire(now_ns));
+        EdgeBatch::from_core(py, b)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+/// Completed (or virtual-node) edges by distinct label values, with per-edge columns.
+#[pyclass(frozen, get_all)]
+pub struct EdgeBatch {
+    keys: Py<PyList>,
+    index: Py<PyBytes>,
+    server_seconds: Py<PyBytes>,
+    client_seconds: Py<PyBytes>,
+    failed: Py<PyBytes>,
+    messaging_seconds: Py<PyBytes>,
+    exemplar_trace_ids: Py<PyList>,
+    dropped_spans: u64,
+    expired_edges: u64,
+    outside_slack: u64,
+}
+
+impl EdgeBatch {
+    fn from_core(py: Python<'_>, b: CoreEdgeBatch) -> PyResult<Self> {
+        Ok(EdgeBatch {
+            keys: key_list(py, &b.keys)?,
+            index: le_bytes(py, &b.index, u32::to_le_bytes)?,
+            server_seconds: le_bytes(py, &b.server_seconds, f64::to_le_bytes)?,
+            client_seconds: le_bytes(py, &b.client_seconds, f64::to_le_bytes)?,
+            failed: PyBytes::new(py, &b.failed).unbind(),
+            messaging_seconds: le_bytes(py, &b.messaging_seconds, f64::to_le_bytes)?,
+            exemplar_trace_ids: trace_ids(py, &b.exemplar_trace_ids)?,
+            dropped_spans: b.dropped_spans,
+            expired_edges: b.expired_edges,
+            outside_slack: b.outside_slack,
+        })
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<SpanBatch>()?;
+    m.add_class::<SpanMetricsProcessor>()?;
+    m.add_class::<SpanMetricsBatch>()?;
+    m.add_class::<ServiceGraphStore>()?;
+    m.add_class::<EdgeBatch>()?;
+    m.add_function(wrap_pyfunction!(span_batch_from_otlp, m)?)?;
+    Ok(())
+}
