@@ -38,6 +38,7 @@ from tempo_fast.frontend.grpc_streaming import StreamingQuerier, StreamingServer
 from tempo_fast.frontend.port_split import SplitSite
 from tempo_fast.frontend.search import SearchFrontend, SearchLimits
 from tempo_fast.frontend.tags import TagsFrontend
+from tempo_fast.generator.generator import Generator, GeneratorCollector
 from tempo_fast.ingester import IngesterService, core_config
 from tempo_fast.ingester.flusher import BlockFlusher
 from tempo_fast.overrides import Overrides
@@ -89,6 +90,8 @@ class Core:
     compact_blocks: CompactFn | None = None
     search_query: Callable[..., Any] | None = None
     tag_request: Callable[..., Any] | None = None
+    # the metrics-generator's Rust processors are present (stand-ins leave it off)
+    metrics_generator: bool = False
 
     @classmethod
     def rust(cls) -> Core:
@@ -107,6 +110,7 @@ class Core:
             _core.compact_blocks,
             _core.SearchQuery,
             _core.TagRequest,
+            metrics_generator=True,
         )
 
 
@@ -145,6 +149,7 @@ class App:
         self.overrides: Overrides | None = None
         self.flusher: BlockFlusher | None = None
         self.compactor: Compactor | None = None
+        self.generator: Generator | None = None
         self._api: HttpApi | None = None
         self._grpc: dict[str, GrpcReceiver] = {}
         self._udp: dict[str, JaegerAgentReceiver] = {}
@@ -210,6 +215,14 @@ class App:
             asyncio.create_task(self.ingester.watch_flushes(), name="flush-watcher"),
             asyncio.create_task(self.overrides.watch(), name="overrides-reloader"),
         ]
+        if cfg.metrics_generator is not None and self._core.metrics_generator:
+            self.generator = Generator(
+                cfg.metrics_generator, self.overrides.tree, self.metrics.registry
+            )
+            self.metrics.registry.register(
+                GeneratorCollector(self.generator, cfg.multitenancy_enabled)
+            )
+            self._tasks.append(asyncio.create_task(self.generator.run(), name="metrics-generator"))
         self.distributor = Distributor(
             self.ingester,
             self.metrics,
@@ -217,6 +230,7 @@ class App:
             retry_after=cfg.distributor.retry_after_on_resource_exhausted or 1.0,
             # with fsync "always" a push waits for the disk: never on the event loop
             inline_max_bytes=0 if cfg.storage.wal_fsync == "always" else INLINE_MAX_BYTES,
+            forward=self.generator.push if self.generator is not None else None,
         )
         await self._serve_receivers()
         self.readiness.ready = True
@@ -259,6 +273,8 @@ class App:
                 await self._runners.pop(name).cleanup()
         if self.distributor is not None:
             await loop.run_in_executor(None, self.distributor.close)
+        if self.generator is not None:  # last collection and remote-write flush
+            await self.generator.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg.log import get_logger
@@ -58,6 +58,7 @@ class PushResult(Protocol):
     message: str
     response: bytes
     lag_seconds: bytes
+    batch: Any  # the accepted spans (SpanBatch) for the metrics-generator, or None
 
 
 class IngesterClient(Protocol):
@@ -108,8 +109,11 @@ class Distributor:
         retry_after: float = 1.0,
         max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
         inline_max_bytes: int = INLINE_MAX_BYTES,
+        forward: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._ingester = ingester
+        # the metrics-generator's queue: (tenant, accepted spans); must not block
+        self._forward = forward
         self._metrics = metrics
         self._multitenancy = multitenancy
         self._retry_after = retry_after
@@ -178,6 +182,8 @@ class Distributor:
             raise self.refuse(_KINDS.get(reason, "invalid"), reason, str(e)) from None
         if result is not None:
             self._count(tenant, len(body), result, receiver, transport)
+            if self._forward is not None and result.accepted:
+                self._forward(tenant, result.batch)
         return result
 
     async def push_async(

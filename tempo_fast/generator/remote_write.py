@@ -85,7 +85,7 @@ def _varint(value: int) -> bytes:
     return encode_varint(value)
 
 
-def _label_field(name: str, value: str) -> bytes:
+def label_field(name: str, value: str) -> bytes:
     """``TimeSeries.labels`` (field 1): Label{1: name, 2: value}."""
     n, v = name.encode(), value.encode()
     label = b"\x0a" + _varint(len(n)) + n + b"\x12" + _varint(len(v)) + v
@@ -139,7 +139,7 @@ class SeriesEncoder:
                     raise ValueError(f"invalid label name {name!r}")
                 if len(cache) >= _PAIR_CACHE:
                     cache.clear()  # bounded: label values may be of any cardinality
-                field_ = cache[(name, value)] = _label_field(name, value)
+                field_ = cache[(name, value)] = label_field(name, value)
             parts.append(field_)
         return b"".join(parts)
 

@@ -211,7 +211,10 @@ def test_grafana_datasource_points_at_tempo_fast(
     config, _ = tempo_config
     grafana = _service("grafana")
     assert grafana.get("profiles") == ["grafana"], "Grafana is optional"
-    assert _depends_on(grafana) == {"tempo-fast": "service_healthy"}
+    assert _depends_on(grafana) == {
+        "tempo-fast": "service_healthy",
+        "prometheus": "service_started",
+    }
     provisioning = "/etc/grafana/provisioning/datasources"
     source = COMPOSE_DIR / _mounts(grafana)[provisioning]
     files = sorted(source.glob("*.yaml"))
@@ -221,6 +224,24 @@ def test_grafana_datasource_points_at_tempo_fast(
     assert tempo["url"] == f"http://tempo-fast:{config.server.http_listen_port}"
     # search streams over gRPC on the HTTP port (stream_over_http_enabled)
     assert tempo["jsonData"]["streamingEnabled"] == {"search": True, "metrics": False}
+    [prom] = [ds for ds in datasources if ds["type"] == "prometheus"]
+    assert tempo["jsonData"]["serviceMap"]["datasourceUid"] == prom["uid"]
+    assert prom["url"] == "http://prometheus:9090"
+
+
+def test_generator_remote_writes_to_the_compose_prometheus(
+    tempo_config: tuple[Config, dict[str, str]],
+) -> None:
+    config, _ = tempo_config
+    prometheus = _service("prometheus")
+    assert "--web.enable-remote-write-receiver" in prometheus["command"]
+    assert "--enable-feature=exemplar-storage" in prometheus["command"]
+    assert (COMPOSE_DIR / _mounts(prometheus)["/etc/prometheus/prometheus.yml"]).is_file()
+    gen = config.metrics_generator
+    assert gen is not None
+    assert [rw.url for rw in gen.remote_write] == ["http://prometheus:9090/api/v1/write"]
+    processors = config.overrides.defaults["metrics_generator"]["processors"]
+    assert set(processors) == {"service-graphs", "span-metrics"}
 
 
 def test_readme_exists() -> None:

@@ -1,0 +1,261 @@
+"""Series tables: each processor's distinct label sets, mapped to dense ids, with their values
+held in numpy columns the Cython kernels update in place.
+
+A table holds one label set shared by several metric families (span metrics' calls, latency and
+size; the service graph's request, failed and latency families), so a batch maps its distinct
+keys to ids once for all of them. Python touches each distinct key of a batch once; per-span work
+is in the kernels.
+
+Bounds: ``max_active_series`` per tenant (new series past it fold into one series per table
+labelled ``metric_overflow="true"``), ``max_cardinality_per_label`` (new values past it become
+``__cardinality_overflow__``), label names and values cut to Tempo's length limits, and series
+idle for ``stale_duration`` removed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tempo_fast_kernels.histogram import accumulate, observe
+
+OVERFLOW_VALUE = "__cardinality_overflow__"
+OVERFLOW_LABEL = ("metric_overflow", "true")
+_MIN_CAPACITY = 64
+
+
+@dataclass
+class Limits:
+    """Per-tenant series bounds; shared by every table of the tenant."""
+
+    max_active_series: int = 0  # 0: no limit
+    max_cardinality_per_label: int = 0  # 0: no limit
+    max_label_value_length: int = 2048
+    active: int = 0  # series alive in every table of the tenant
+    limited: int = 0  # new series folded into the overflow series
+    label_overflow: int = 0  # label values replaced by __cardinality_overflow__
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self) -> bool:
+        """Reserve room for one new series; False when the tenant is at its limit."""
+        with self.lock:
+            if self.max_active_series and self.active >= self.max_active_series:
+                self.limited += 1
+                return False
+            self.active += 1
+            return True
+
+    def release(self, n: int) -> None:
+        with self.lock:
+            self.active -= n
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family of a table: a counter or a classic histogram."""
+
+    name: str  # counters: with _total; histograms: the base name
+    help: str
+    bounds: tuple[float, ...] = ()  # histograms only
+    # a counter exported only once non-zero (Tempo creates failed-request series on the
+    # first failure)
+    sparse: bool = False
+
+    @property
+    def histogram(self) -> bool:
+        return bool(self.bounds)
+
+
+class Columns:
+    """A family's values, one row per series id."""
+
+    def __init__(self, family: Family, capacity: int) -> None:
+        self.family = family
+        nb = len(family.bounds) + 1
+        self.bounds = np.asarray(family.bounds, dtype=np.float64)
+        self.value = np.zeros(capacity, dtype=np.float64)  # counter value or histogram sum
+        self.count = np.zeros(capacity if family.histogram else 0, dtype=np.uint64)
+        self.buckets = np.zeros((capacity if family.histogram else 0, nb), dtype=np.uint64)
+        self.sent = np.zeros(capacity if family.sparse else 0, dtype=bool)  # sparse: exported
+
+    def grow(self, capacity: int) -> None:
+        self.value = _grown(self.value, capacity)
+        if self.family.sparse:
+            self.sent = _grown(self.sent, capacity)
+        if self.family.histogram:
+            self.count = _grown(self.count, capacity)
+            self.buckets = _grown(self.buckets, capacity)
+
+    def keep(self, rows: np.ndarray, capacity: int) -> None:
+        """Keep ``rows`` (in order) as rows 0..len(rows)-1."""
+        n = len(rows)
+        self.value = _kept(self.value, rows, n, capacity)
+        if self.family.sparse:
+            self.sent = _kept(self.sent, rows, n, capacity)
+        if self.family.histogram:
+            self.count = _kept(self.count, rows, n, capacity)
+            self.buckets = _kept(self.buckets, rows, n, capacity)
+
+
+def _grown(a: np.ndarray, capacity: int) -> np.ndarray:
+    out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _kept(a: np.ndarray, rows: np.ndarray, n: int, capacity: int) -> np.ndarray:
+    out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+    out[:n] = a[rows]
+    return out
+
+
+@dataclass
+class Exemplar:
+    trace_id: str
+    value: float
+    time_ms: int
+
+
+class SeriesTable:
+    """The series of one label set and the families that share it. Thread-safe: updates hold
+    ``lock``; readers (collection, exposition) take it too."""
+
+    def __init__(
+        self,
+        label_names: Sequence[str],
+        families: Sequence[Family],
+        limits: Limits,
+    ) -> None:
+        self.label_names = tuple(label_names)
+        self.families = {f.name: Columns(f, _MIN_CAPACITY) for f in families}
+        self.limits = limits
+        self.lock = threading.Lock()
+        self._ids: dict[tuple[str, ...], int] = {}
+        self.keys: list[tuple[str, ...]] = []  # by id
+        self.exemplars: list[Exemplar | None] = []  # by id
+        self.wire: list[Any] = []  # by id: encoded labels, filled by the exporter
+        self.last_seen = np.zeros(_MIN_CAPACITY, dtype=np.float64)
+        self.exported = np.zeros(_MIN_CAPACITY, dtype=bool)  # has been sent once
+        self._label_values: list[set[str]] = [set() for _ in self.label_names]
+        self._overflow_id = -1
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.last_seen)
+
+    def ids(self, keys: Sequence[tuple[str, ...]], now: float) -> np.ndarray:
+        """Series id per key (creating series as the limits allow), marked seen at ``now``.
+        Call with ``lock`` held."""
+        out = np.empty(len(keys), dtype=np.int64)
+        known = self._ids
+        for i, key in enumerate(keys):
+            sid = known.get(key)
+            if sid is None:
+                sid = self._create(key)
+            out[i] = sid
+        self.last_seen[out] = now
+        return out
+
+    def _create(self, key: tuple[str, ...]) -> int:
+        cleaned = self._clean(key)
+        sid = self._ids.get(cleaned)
+        if sid is None:
+            sid = self._add(cleaned) if self.limits.take() else self._overflow()
+        if len(self._ids) < 4 * max(self.limits.max_active_series, 1 << 16):
+            self._ids[key] = sid  # remember the raw key too (bounded)
+        return sid
+
+    def _clean(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        """Values cut to the length limit; past ``max_cardinality_per_label`` distinct values
+        of a label, new values become ``__cardinality_overflow__``."""
+        limits = self.limits
+        n = limits.max_label_value_length
+        out = [v[:n] if n and len(v) > n else v for v in key]
+        cap = limits.max_cardinality_per_label
+        if cap:
+            for i, v in enumerate(out):
+                seen = self._label_values[i]
+                if v not in seen:
+                    if len(seen) >= cap:
+                        out[i] = OVERFLOW_VALUE
+                        limits.label_overflow += 1
+                    else:
+                        seen.add(v)
+        return tuple(out)
+
+    def _add(self, key: tuple[str, ...]) -> int:
+        sid = len(self.keys)
+        if sid >= self.capacity:
+            capacity = 2 * self.capacity
+            self.last_seen = _grown(self.last_seen, capacity)
+            self.exported = _grown(self.exported, capacity)
+            for columns in self.families.values():
+                columns.grow(capacity)
+        self.keys.append(key)
+        self.exemplars.append(None)
+        self._ids[key] = sid
+        return sid
+
+    def _overflow(self) -> int:
+        if self._overflow_id < 0:
+            self.limits.active += 1  # the overflow series itself is one active series
+            self._overflow_id = self._add(("",) * len(self.label_names) + ("true",))
+        return self._overflow_id
+
+    def labels(self, sid: int) -> list[tuple[str, str]]:
+        """The series' label pairs (empty values left out, as Prometheus treats them)."""
+        key = self.keys[sid]
+        pairs = [(n, v) for n, v in zip(self.label_names, key, strict=False) if v]
+        if len(key) > len(self.label_names):
+            pairs.append(OVERFLOW_LABEL)
+        return pairs
+
+    def add(self, family: str, index: np.ndarray, series: np.ndarray, values: np.ndarray) -> None:
+        """Observe ``values[i]`` into series ``series[index[i]]`` (histograms) or add it
+        (counters). Call with ``lock`` held."""
+        columns = self.families[family]
+        if columns.family.histogram:
+            observe(index, series, values, columns.bounds, columns.buckets, columns.value,
+                    columns.count)  # fmt: skip
+        else:
+            accumulate(index, series, values, columns.value)
+
+    def count(self, family: str, index: np.ndarray, series: np.ndarray) -> None:
+        """Add 1 per entry of ``index`` to a counter family."""
+        accumulate(index, series, None, self.families[family].value)
+
+    def drop_stale(self, before: float) -> int:
+        """Remove series last seen before ``before``; returns how many."""
+        with self.lock:
+            n = len(self.keys)
+            alive = self.last_seen[:n] >= before
+            if alive.all():
+                return 0
+            rows = np.flatnonzero(alive)
+            capacity = max(_MIN_CAPACITY, 2 * len(rows))
+            self.keys = [self.keys[r] for r in rows]
+            self.exemplars = [self.exemplars[r] for r in rows]
+            self.wire = [self.wire[r] for r in rows if r < len(self.wire)]
+            if len(self.wire) < len(rows):
+                self.wire = []  # a gap: let the exporter rebuild it
+            self.last_seen = _kept(self.last_seen, rows, len(rows), capacity)
+            self.exported = _kept(self.exported, rows, len(rows), capacity)
+            for columns in self.families.values():
+                columns.keep(rows, capacity)
+            overflow = self._overflow_id
+            self._overflow_id = -1
+            if overflow >= 0 and alive[overflow]:
+                self._overflow_id = int(np.searchsorted(rows, overflow))
+            self._ids = {key: i for i, key in enumerate(self.keys)}
+            self._label_values = [
+                {k[i] for k in self.keys if i < len(k)} for i in range(len(self.label_names))
+            ]
+            removed = n - len(rows)
+        self.limits.release(removed)
+        return removed

@@ -1,0 +1,94 @@
+"""Remote-write encoding of series tables: sorted labels, histogram series, zero samples."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from tempo_fast.generator import export
+from tempo_fast.generator.registry import Exemplar, Family, Limits, SeriesTable
+from tempo_fast.generator.remote_write import SeriesEncoder
+from tempo_fast.pkg.protowire import fields
+
+CALLS = Family("traces_spanmetrics_calls_total", "calls")
+FAILED = Family("failed_total", "failed", sparse=True)
+LATENCY = Family("traces_spanmetrics_latency", "latency", (0.1, 1.0))
+
+
+def decode(got: export.Collected) -> list[tuple[dict[str, str], list[tuple[float, int]], list]]:
+    """The ``WriteRequest`` of ``got`` as (labels, samples, exemplars) per time series,
+    checking the labels are sorted and unique."""
+    out = []
+    for num, _, ts_bytes in fields(SeriesEncoder().request(got.series, got.exemplars)):
+        assert num == 1 and isinstance(ts_bytes, bytes)
+        labels, samples, exemplars = [], [], []
+        for n, _, v in fields(ts_bytes):
+            assert isinstance(v, bytes)
+            if n == 1:
+                kv = {k: val.decode() for k, _, val in fields(v)}  # type: ignore[union-attr]
+                labels.append((kv[1], kv[2]))
+            elif n == 2:
+                d = dict((k, val) for k, _, val in fields(v))
+                samples.append((struct.unpack("<d", d[1].to_bytes(8, "little"))[0], d[2]))
+            elif n == 3:
+                exemplars.append(v)
+        names = [k for k, _ in labels]
+        assert names == sorted(names) and len(set(names)) == len(names)
+        out.append((dict(labels), samples, exemplars))
+    return out
+
+
+def test_le_text_is_prometheus_shortest_form() -> None:
+    assert [export.le_text(b) for b in (0.1, 12.8, 1.0, 0.002, float("inf"))] == [
+        "0.1", "12.8", "1", "0.002", "+Inf",
+    ]  # fmt: skip
+
+
+def test_counters_and_histograms_become_prometheus_series() -> None:
+    t = SeriesTable(("service", "Zone", "span_name"), [CALLS, FAILED, LATENCY], Limits())
+    with t.lock:
+        ids = t.ids([("a", "eu", "x")], now=1.0)
+        index = np.zeros(3, dtype=np.uint32)
+        t.count(CALLS.name, index, ids)
+        t.add(LATENCY.name, index, ids, np.array([0.05, 0.5, 5.0]))
+        t.exemplars[0] = Exemplar("ab" * 16, 0.5, 1234)
+    external = [("cluster", "c1"), ("service", "ignored-own-label-wins")]
+    got = decode(export.collect(t, external, ts_ms=120_500, zero_ts_ms=119_999))
+    by_name = {(lab["__name__"], lab.get("le")): (lab, s, e) for lab, s, e in got}
+    lab, samples, _ = by_name[("traces_spanmetrics_calls_total", None)]
+    assert lab == {
+        "__name__": "traces_spanmetrics_calls_total",
+        "Zone": "eu",
+        "cluster": "c1",
+        "service": "a",
+        "span_name": "x",
+    }
+    assert samples == [(0.0, 119_999), (3.0, 120_500)]  # zero sample first, then the value
+    assert ("failed_total", None) not in by_name  # sparse counter still 0
+    buckets = {le: s[-1][0] for (n, le), (_, s, _) in by_name.items() if n.endswith("_bucket")}
+    assert buckets == {"0.1": 1.0, "1": 2.0, "+Inf": 3.0}
+    assert by_name[("traces_spanmetrics_latency_sum", None)][1][-1][0] == 5.55
+    assert by_name[("traces_spanmetrics_latency_count", None)][1][-1][0] == 3.0
+    assert len(by_name[("traces_spanmetrics_latency_bucket", "1")][2]) == 1  # the exemplar
+    assert not by_name[("traces_spanmetrics_latency_bucket", "0.1")][2]
+    # second collection: no zero sample any more
+    got = decode(export.collect(t, external, ts_ms=121_500, zero_ts_ms=119_999))
+    assert all(len(s) == 1 for _, s, _ in got)
+
+
+def test_sparse_counter_gets_its_zero_sample_when_it_first_appears() -> None:
+    t = SeriesTable(("service",), [CALLS, FAILED], Limits())
+    with t.lock:
+        ids = t.ids([("a",)], now=1.0)
+        t.count(CALLS.name, np.zeros(1, dtype=np.uint32), ids)
+    export.collect(t, [], ts_ms=60_500, zero_ts_ms=59_999)
+    with t.lock:
+        t.count(FAILED.name, np.zeros(1, dtype=np.uint32), ids)
+    got = decode(export.collect(t, [], ts_ms=61_500, zero_ts_ms=59_999))
+    failed = [s for lab, s, _ in got if lab["__name__"] == "failed_total"]
+    assert failed == [[(0.0, 59_999), (1.0, 61_500)]]
+
+
+def test_end_of_previous_minute() -> None:
+    assert export.end_of_previous_minute(125_000) == 119_999
