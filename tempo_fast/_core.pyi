@@ -259,7 +259,6 @@ class SpanMetricsProcessor:
     label_names: list[str]  # intrinsics, then sanitised dimension labels (``__`` prefix
     # on a clash with an intrinsic name; dimensions sharing a label share one column,
     # valued from the last of them)
-
     def __init__(
         self, intrinsics: list[str], dimensions: list[str], slack_seconds: float = 30.0
     ) -> None: ...
@@ -284,7 +283,6 @@ class ServiceGraphStore:
 
     label_names: list[str]  # client, server, connection_type, (virtual_node), dimensions
     # (client_X and server_X pairs with enable_client_server_prefix)
-
     def __init__(
         self,
         wait_seconds: float = 10.0,

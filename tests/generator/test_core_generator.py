@@ -103,6 +103,8 @@ def test_span_metrics_keys_and_columns() -> None:
     assert np.frombuffer(out.exemplar_latency, dtype="<f8").tolist() == [1.5, 1.0, 0.0]
     times = np.frombuffer(out.exemplar_time_ms, dtype="<i8")
     assert times[0] == (now - SEC // 2) // 1_000_000
+    # a key seen again is the same tuple object (cached on the Rust side)
+    assert p.process(batch, now).keys[0] is out.keys[0]
     with pytest.raises(ValueError):
         _core.SpanMetricsProcessor(["nope"], [])
 

@@ -3,7 +3,8 @@
 //! columns cross as little-endian bytes (numpy.frombuffer on the Python side); only
 //! distinct keys become Python objects. The GIL is released for every span loop.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -59,10 +60,41 @@ fn le_bytes<T: Copy, const N: usize>(
     Ok(b.unbind())
 }
 
-fn key_list(py: Python<'_>, keys: &Keys) -> PyResult<Py<PyList>> {
-    let tuples =
-        (0..keys.len()).map(|k| PyTuple::new(py, keys.key(k))).collect::<PyResult<Vec<_>>>()?;
-    Ok(PyList::new(py, tuples)?.unbind())
+/// The key tuples handed out recently, so a key seen again is the same tuple object
+/// (no new str or tuple objects for it). Bounded: cleared when full.
+#[derive(Default)]
+struct TupleCache {
+    tuples: HashMap<Box<[u8]>, Py<PyTuple>, ahash::RandomState>,
+    /// The key's labels, each followed by 0xff (never in UTF-8).
+    scratch: Vec<u8>,
+}
+
+const TUPLE_CACHE_MAX: usize = 1 << 16;
+
+impl TupleCache {
+    fn list(&mut self, py: Python<'_>, keys: &Keys) -> PyResult<Py<PyList>> {
+        if self.tuples.len() + keys.len() > TUPLE_CACHE_MAX {
+            self.tuples.clear();
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        for k in 0..keys.len() {
+            self.scratch.clear();
+            for l in keys.key(k) {
+                self.scratch.extend_from_slice(l.as_bytes());
+                self.scratch.push(0xff);
+            }
+            let t = match self.tuples.get(self.scratch.as_slice()) {
+                Some(t) => t.clone_ref(py),
+                None => {
+                    let t = PyTuple::new(py, keys.key(k))?.unbind();
+                    self.tuples.insert(self.scratch.as_slice().into(), t.clone_ref(py));
+                    t
+                }
+            };
+            out.push(t);
+        }
+        Ok(PyList::new(py, out)?.unbind())
+    }
 }
 
 fn trace_ids(py: Python<'_>, ids: &[TraceId]) -> PyResult<Py<PyList>> {
@@ -73,6 +105,7 @@ fn trace_ids(py: Python<'_>, ids: &[TraceId]) -> PyResult<Py<PyList>> {
 #[pyclass(frozen)]
 pub struct SpanMetricsProcessor {
     inner: Arc<CoreProcessor>,
+    tuples: Mutex<TupleCache>,
 }
 
 #[pymethods]
@@ -82,7 +115,7 @@ impl SpanMetricsProcessor {
     fn new(intrinsics: Vec<String>, dimensions: Vec<String>, slack_seconds: f64) -> PyResult<Self> {
         let p = CoreProcessor::new(&intrinsics, &dimensions, slack_seconds)
             .map_err(PyValueError::new_err)?;
-        Ok(SpanMetricsProcessor { inner: Arc::new(p) })
+        Ok(SpanMetricsProcessor { inner: Arc::new(p), tuples: Mutex::default() })
     }
 
     /// Intrinsics then sanitised dimension labels.
@@ -99,7 +132,8 @@ impl SpanMetricsProcessor {
     ) -> PyResult<SpanMetricsBatch> {
         let (p, req) = (self.inner.clone(), batch.req.clone());
         let b = py.detach(move || p.process(&req, now_ns));
-        SpanMetricsBatch::from_core(py, b)
+        let keys = self.tuples.lock().unwrap_or_else(|e| e.into_inner()).list(py, &b.keys)?;
+        SpanMetricsBatch::from_core(py, keys, b)
     }
 }
 
@@ -118,9 +152,9 @@ pub struct SpanMetricsBatch {
 }
 
 impl SpanMetricsBatch {
-    fn from_core(py: Python<'_>, b: CoreSpanBatch) -> PyResult<Self> {
+    fn from_core(py: Python<'_>, keys: Py<PyList>, b: CoreSpanBatch) -> PyResult<Self> {
         Ok(SpanMetricsBatch {
-            keys: key_list(py, &b.keys)?,
+            keys,
             index: le_bytes(py, &b.index, u32::to_le_bytes)?,
             latency: le_bytes(py, &b.latency, f64::to_le_bytes)?,
             size: le_bytes(py, &b.size, f64::to_le_bytes)?,
@@ -137,6 +171,7 @@ impl SpanMetricsBatch {
 #[pyclass(frozen)]
 pub struct ServiceGraphStore {
     inner: Arc<CoreStore>,
+    tuples: Mutex<TupleCache>,
 }
 
 #[pymethods]
@@ -176,7 +211,7 @@ impl ServiceGraphStore {
             database_name_attributes,
             slack_seconds,
         };
-        ServiceGraphStore { inner: Arc::new(CoreStore::new(cfg)) }
+        ServiceGraphStore { inner: Arc::new(CoreStore::new(cfg)), tuples: Mutex::default() }
     }
 
     /// `client`, `server`, `connection_type`, `virtual_node` (when enabled), dimensions.
@@ -194,18 +229,25 @@ impl ServiceGraphStore {
     ) -> PyResult<EdgeBatch> {
         let (s, req) = (self.inner.clone(), batch.req.clone());
         let b = py.detach(move || s.push(&req, now_ns));
-        EdgeBatch::from_core(py, b)
+        self.edges(py, b)
     }
 
     /// Edges waiting `wait_seconds` or longer: virtual-node edges emitted, the rest dropped.
     fn expire(&self, py: Python<'_>, now_ns: u64) -> PyResult<EdgeBatch> {
         let s = self.inner.clone();
         let b = py.detach(move || s.expire(now_ns));
-        EdgeBatch::from_core(py, b)
+        self.edges(py, b)
     }
 
     fn __len__(&self) -> usize {
         self.inner.len()
+    }
+}
+
+impl ServiceGraphStore {
+    fn edges(&self, py: Python<'_>, b: CoreEdgeBatch) -> PyResult<EdgeBatch> {
+        let keys = self.tuples.lock().unwrap_or_else(|e| e.into_inner()).list(py, &b.keys)?;
+        EdgeBatch::from_core(py, keys, b)
     }
 }
 
@@ -225,9 +267,9 @@ pub struct EdgeBatch {
 }
 
 impl EdgeBatch {
-    fn from_core(py: Python<'_>, b: CoreEdgeBatch) -> PyResult<Self> {
+    fn from_core(py: Python<'_>, keys: Py<PyList>, b: CoreEdgeBatch) -> PyResult<Self> {
         Ok(EdgeBatch {
-            keys: key_list(py, &b.keys)?,
+            keys,
             index: le_bytes(py, &b.index, u32::to_le_bytes)?,
             server_seconds: le_bytes(py, &b.server_seconds, f64::to_le_bytes)?,
             client_seconds: le_bytes(py, &b.client_seconds, f64::to_le_bytes)?,
