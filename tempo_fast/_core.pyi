@@ -238,13 +238,18 @@ def span_batch_from_otlp(body: bytes) -> SpanBatch:
     Raises DecodeError for an invalid body."""
 
 class SpanMetricsBatch:
-    keys: list[tuple[str, ...]]  # distinct label-value tuples (len(label_names) each)
-    index: bytes  # u32 per kept span: position in keys
+    """One batch's span-metrics columns. Keys have ids stable across batches (until the
+    ``generation`` changes); only keys not handed out before come with their labels."""
+
+    new_keys: list[tuple[int, tuple[str, ...]]]  # (key id, label values) of new keys
+    generation: int  # changes when earlier key ids stop meaning anything
+    key_ids: bytes  # u32 per distinct key of the batch (the exemplar columns follow it)
+    index: bytes  # u32 per kept span: its key id
     latency: bytes  # f64 per kept span: (end - start) seconds, 0.0 when negative
     size: bytes  # f64 per kept span: the span's protobuf message length
-    exemplar_trace_ids: list[str]  # per key: 32-hex trace id of its last span
-    exemplar_latency: bytes  # f64 per key: that span's latency seconds
-    exemplar_time_ms: bytes  # i64 per key: that span's end time, unix ms
+    exemplar_trace_ids: bytes  # 16 bytes per key_ids entry: the trace id of its last span
+    exemplar_latency: bytes  # f64 per key_ids entry: that span's latency seconds
+    exemplar_time_ms: bytes  # i64 per key_ids entry: that span's end time, unix ms
     outside_slack: int  # spans dropped: end outside now ± slack
     negative_duration: int  # kept spans whose end precedes their start
 
@@ -260,9 +265,15 @@ class SpanMetricsProcessor:
     # on a clash with an intrinsic name; dimensions sharing a label share one column,
     # valued from the last of them)
     def __init__(
-        self, intrinsics: list[str], dimensions: list[str], slack_seconds: float = 30.0
+        self,
+        intrinsics: list[str],
+        dimensions: list[str],
+        slack_seconds: float = 30.0,
+        max_keys: int = 1 << 20,  # key ids remembered before a new generation starts
     ) -> None: ...
     def process(self, batch: SpanBatch, now_ns: int) -> SpanMetricsBatch: ...
+    def reset_keys(self) -> None:
+        """Forget every key id: the next batch hands out all its keys again."""
 
 class EdgeBatch:
     keys: list[tuple[str, ...]]  # distinct label-value tuples (len(label_names) each)

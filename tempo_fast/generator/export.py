@@ -111,7 +111,7 @@ def collect(
         table.exported[:n] = True
         snap = [(c, c.value[:n].copy(), c.count[:n].copy(), c.buckets[:n].copy(),
                  _mark_sent(c, n)) for c in table.families.values()]  # fmt: skip
-        exs = list(table.exemplars[:n]) if exemplars else [None] * n
+        exs = [table.exemplar(sid) for sid in range(n)] if exemplars else [None] * n
     out = out if out is not None else Collected()
     zero = zero_ts_ms if zero_ts_ms < ts_ms else None
     for columns, value, count, buckets, unsent in snap:
@@ -123,15 +123,13 @@ def collect(
                 s = segs[sid]
                 first = zero if fresh[sid] else None
                 ex = exs[sid]
-                ex_bucket = -1
-                if ex is not None and ex.value == ex.value:  # not NaN
-                    ex_bucket = bisect.bisect_left(bounds, ex.value)
+                ex_bucket = -1 if ex is None else bisect.bisect_left(bounds, ex[1])
                 row = cum[sid]
                 for j, le in enumerate(wire.les):
                     labels = s.before_name + wire.bucket + s.before_le + le + s.after_le
                     out.add(labels, float(row[j]), ts_ms, first)
                     if j == ex_bucket:
-                        out.exemplars[labels] = (ex.trace_id, ex.value, ex.time_ms)
+                        out.exemplars[labels] = ex  # type: ignore[assignment]
                 tail = s.before_le + s.after_le
                 out.add(s.before_name + wire.sum + tail, float(value[sid]), ts_ms, first)
                 out.add(s.before_name + wire.count + tail, float(count[sid]), ts_ms, first)

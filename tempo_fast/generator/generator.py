@@ -396,6 +396,8 @@ class GeneratorCollector(Collector):
             )
             reasons = dict(inst.discarded)
             for p in inst.processors:
+                if isinstance(p, SpanMetrics) and p.lost_spans:
+                    reasons["internal_error"] = reasons.get("internal_error", 0) + p.lost_spans
                 if p.outside_slack:
                     reasons["outside_metrics_ingestion_slack"] = (
                         reasons.get("outside_metrics_ingestion_slack", 0) + p.outside_slack

@@ -100,23 +100,16 @@ class Columns:
             self.buckets = _kept(self.buckets, rows, n, capacity)
 
 
-def _grown(a: np.ndarray, capacity: int) -> np.ndarray:
-    out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+def _grown(a: np.ndarray, capacity: int, fill: float = 0) -> np.ndarray:
+    out = np.full((capacity, *a.shape[1:]), fill, dtype=a.dtype)
     out[: len(a)] = a
     return out
 
 
-def _kept(a: np.ndarray, rows: np.ndarray, n: int, capacity: int) -> np.ndarray:
-    out = np.zeros((capacity, *a.shape[1:]), dtype=a.dtype)
+def _kept(a: np.ndarray, rows: np.ndarray, n: int, capacity: int, fill: float = 0) -> np.ndarray:
+    out = np.full((capacity, *a.shape[1:]), fill, dtype=a.dtype)
     out[:n] = a[rows]
     return out
-
-
-@dataclass
-class Exemplar:
-    trace_id: str
-    value: float
-    time_ms: int
 
 
 class SeriesTable:
@@ -135,10 +128,14 @@ class SeriesTable:
         self.lock = threading.Lock()
         self._ids: dict[tuple[str, ...], int] = {}
         self.keys: list[tuple[str, ...]] = []  # by id
-        self.exemplars: list[Exemplar | None] = []  # by id
+        self.generation = 0  # moves on when ids are renumbered (stale series removed)
         self.wire: list[Any] = []  # by id: encoded labels, filled by the exporter
         self.last_seen = np.zeros(_MIN_CAPACITY, dtype=np.float64)
         self.exported = np.zeros(_MIN_CAPACITY, dtype=bool)  # has been sent once
+        # each series' latest exemplar: value (NaN: none), time (unix ms), trace id bytes
+        self.ex_value = np.full(_MIN_CAPACITY, np.nan)
+        self.ex_time = np.zeros(_MIN_CAPACITY, dtype=np.int64)
+        self.ex_trace = np.zeros((_MIN_CAPACITY, 16), dtype=np.uint8)
         self._label_values: list[set[str]] = [set() for _ in self.label_names]
         self._overflow_id = -1
 
@@ -195,10 +192,12 @@ class SeriesTable:
             capacity = 2 * self.capacity
             self.last_seen = _grown(self.last_seen, capacity)
             self.exported = _grown(self.exported, capacity)
+            self.ex_value = _grown(self.ex_value, capacity, np.nan)
+            self.ex_time = _grown(self.ex_time, capacity)
+            self.ex_trace = _grown(self.ex_trace, capacity)
             for columns in self.families.values():
                 columns.grow(capacity)
         self.keys.append(key)
-        self.exemplars.append(None)
         self._ids[key] = sid
         return sid
 
@@ -230,6 +229,21 @@ class SeriesTable:
         """Add 1 per entry of ``index`` to a counter family."""
         accumulate(index, series, None, self.families[family].value)
 
+    def set_exemplars(
+        self, series: np.ndarray, trace_ids: np.ndarray, values: np.ndarray, times: np.ndarray
+    ) -> None:
+        """Each series' latest exemplar (``trace_ids``: n×16 bytes). Call with ``lock`` held."""
+        self.ex_trace[series] = trace_ids
+        self.ex_value[series] = values
+        self.ex_time[series] = times
+
+    def exemplar(self, sid: int) -> tuple[str, float, int] | None:
+        """(trace id hex, value, time ms) of the series' exemplar, if it has one."""
+        value = float(self.ex_value[sid])
+        if value != value:
+            return None
+        return self.ex_trace[sid].tobytes().hex(), value, int(self.ex_time[sid])
+
     def drop_stale(self, before: float) -> int:
         """Remove series last seen before ``before``; returns how many."""
         with self.lock:
@@ -240,7 +254,9 @@ class SeriesTable:
             rows = np.flatnonzero(alive)
             capacity = max(_MIN_CAPACITY, 2 * len(rows))
             self.keys = [self.keys[r] for r in rows]
-            self.exemplars = [self.exemplars[r] for r in rows]
+            self.ex_value = _kept(self.ex_value, rows, len(rows), capacity, np.nan)
+            self.ex_time = _kept(self.ex_time, rows, len(rows), capacity)
+            self.ex_trace = _kept(self.ex_trace, rows, len(rows), capacity)
             self.wire = [self.wire[r] for r in rows if r < len(self.wire)]
             if len(self.wire) < len(rows):
                 self.wire = []  # a gap: let the exporter rebuild it
@@ -253,6 +269,7 @@ class SeriesTable:
             if overflow >= 0 and alive[overflow]:
                 self._overflow_id = int(np.searchsorted(rows, overflow))
             self._ids = {key: i for i, key in enumerate(self.keys)}
+            self.generation += 1
             self._label_values = [
                 {k[i] for k in self.keys if i < len(k)} for i in range(len(self.label_names))
             ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tempo_fast._core import EdgeBatch, ServiceGraphStore, SpanBatch
-from tempo_fast.generator.registry import Exemplar, Family, Limits, SeriesTable
+from tempo_fast.generator.registry import Family, Limits, SeriesTable
 from tempo_fast.generator.settings import ServiceGraphSettings
 
 REQUEST = "traces_service_graph_request_total"
@@ -99,9 +99,10 @@ class ServiceGraphs:
             last = np.zeros(len(out.keys), dtype=np.int64)
             np.maximum.at(last, index.astype(np.int64), np.arange(len(index), dtype=np.int64))
             server = np.frombuffer(out.server_seconds, dtype=np.float64)
-            now_ms = now_ns // 1_000_000
-            exemplars = table.exemplars
-            for k, trace_id in enumerate(out.exemplar_trace_ids):
-                exemplars[series[k]] = Exemplar(trace_id, float(server[last[k]]), now_ms)
+            traces = np.frombuffer(
+                b"".join(bytes.fromhex(t) for t in out.exemplar_trace_ids), dtype=np.uint8
+            ).reshape(-1, 16)
+            times = np.full(len(series), now_ns // 1_000_000, dtype=np.int64)
+            table.set_exemplars(series, traces, server[last], times)
         self.edges += len(index)
         return len(index)

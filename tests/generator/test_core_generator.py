@@ -87,11 +87,12 @@ def test_span_metrics_keys_and_columns() -> None:
         "__service",
     ]
     out = p.process(batch, now)
-    assert out.keys == [
-        ("api", "GET /", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET", "GET", "prod", ""),
-        ("api", "SELECT", "SPAN_KIND_CLIENT", "STATUS_CODE_ERROR", "", "prod", ""),
-        ("api", "neg", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET", "7", "prod", ""),
+    assert out.new_keys == [
+        (0, ("api", "GET /", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET", "GET", "prod", "")),
+        (1, ("api", "SELECT", "SPAN_KIND_CLIENT", "STATUS_CODE_ERROR", "", "prod", "")),
+        (2, ("api", "neg", "SPAN_KIND_SERVER", "STATUS_CODE_UNSET", "7", "prod", "")),
     ]
+    assert np.frombuffer(out.key_ids, dtype="<u4").tolist() == [0, 1, 2]
     assert (out.outside_slack, out.negative_duration) == (1, 1)
     index = np.frombuffer(out.index, dtype="<u4")
     latency = np.frombuffer(out.latency, dtype="<f8")
@@ -99,12 +100,18 @@ def test_span_metrics_keys_and_columns() -> None:
     assert index.tolist() == [0, 1, 0, 2]
     assert latency.tolist() == [2.0, 1.0, 1.5, 0.0]
     assert size[0] == len(spans[0].SerializeToString())
-    assert out.exemplar_trace_ids[0] == (2).to_bytes(16, "big").hex()
+    assert out.exemplar_trace_ids[:16] == (2).to_bytes(16, "big")
     assert np.frombuffer(out.exemplar_latency, dtype="<f8").tolist() == [1.5, 1.0, 0.0]
     times = np.frombuffer(out.exemplar_time_ms, dtype="<i8")
     assert times[0] == (now - SEC // 2) // 1_000_000
-    # a key seen again is the same tuple object (cached on the Rust side)
-    assert p.process(batch, now).keys[0] is out.keys[0]
+    # keys keep their ids across batches: only new keys come with labels
+    fresh = span(9, 9, 0, SERVER, "new", now - SEC, now)
+    again = _core.span_batch_from_otlp(
+        body(({"service.name": "api", "env": "prod"}, [spans[1], fresh]))
+    )
+    out = p.process(again, now)
+    assert [k for k, _ in out.new_keys] == [3] and out.generation == 0
+    assert np.frombuffer(out.index, dtype="<u4").tolist() == [1, 3]
     with pytest.raises(ValueError):
         _core.SpanMetricsProcessor(["nope"], [])
 
@@ -154,6 +161,6 @@ def test_ingester_push_result_carries_the_accepted_batch(tmp_path) -> None:
         res = ing.push("t", req)
         assert res.batch is not None and res.batch.spans == 1
         p = _core.SpanMetricsProcessor(["service", "span_name"], [])
-        assert p.process(res.batch, now).keys == [("a", "op")]
+        assert p.process(res.batch, now).new_keys == [(0, ("a", "op"))]
     finally:
         ing.close()

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 
 from tempo_fast.generator import export
-from tempo_fast.generator.registry import Exemplar, Family, Limits, SeriesTable
+from tempo_fast.generator.registry import Family, Limits, SeriesTable
 from tempo_fast.generator.remote_write import SeriesEncoder
 from tempo_fast.pkg.protowire import fields
 
@@ -52,7 +52,7 @@ def test_counters_and_histograms_become_prometheus_series() -> None:
         index = np.zeros(3, dtype=np.uint32)
         t.count(CALLS.name, index, ids)
         t.add(LATENCY.name, index, ids, np.array([0.05, 0.5, 5.0]))
-        t.exemplars[0] = Exemplar("ab" * 16, 0.5, 1234)
+        t.set_exemplars(ids, np.full((1, 16), 0xAB, np.uint8), np.array([0.5]), np.array([1234]))
     external = [("cluster", "c1"), ("service", "ignored-own-label-wins")]
     got = decode(export.collect(t, external, ts_ms=120_500, zero_ts_ms=119_999))
     by_name = {(lab["__name__"], lab.get("le")): (lab, s, e) for lab, s, e in got}

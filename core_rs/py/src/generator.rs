@@ -11,8 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use tempo_core::generator::{
-    hex_id, EdgeBatch as CoreEdgeBatch, Keys, ServiceGraphConfig, ServiceGraphStore as CoreStore,
-    SpanMetricsBatch as CoreSpanBatch, SpanMetricsProcessor as CoreProcessor,
+    hex_id, EdgeBatch as CoreEdgeBatch, KeyIds, Keys, ServiceGraphConfig,
+    ServiceGraphStore as CoreStore, SpanMetricsProcessor as CoreProcessor,
 };
 use tempo_core::model::{Request, TraceId};
 use tempo_core::otlp;
@@ -101,21 +101,33 @@ fn trace_ids(py: Python<'_>, ids: &[TraceId]) -> PyResult<Py<PyList>> {
     Ok(PyList::new(py, ids.iter().map(|t| hex_id(t)))?.unbind())
 }
 
-/// Span-metrics label values per span (Tempo's `span-metrics` processor).
+/// Span-metrics label values per span (Tempo's `span-metrics` processor). Keys get ids that
+/// stay the same across batches, so Python maps a key to its series once.
 #[pyclass(frozen)]
 pub struct SpanMetricsProcessor {
     inner: Arc<CoreProcessor>,
-    tuples: Mutex<TupleCache>,
+    ids: Arc<Mutex<KeyIds>>,
 }
+
+/// Distinct keys a processor remembers before it starts over (a new generation).
+const MAX_KEY_IDS: usize = 1 << 20;
 
 #[pymethods]
 impl SpanMetricsProcessor {
     #[new]
-    #[pyo3(signature = (intrinsics, dimensions, slack_seconds=30.0))]
-    fn new(intrinsics: Vec<String>, dimensions: Vec<String>, slack_seconds: f64) -> PyResult<Self> {
+    #[pyo3(signature = (intrinsics, dimensions, slack_seconds=30.0, max_keys=MAX_KEY_IDS))]
+    fn new(
+        intrinsics: Vec<String>,
+        dimensions: Vec<String>,
+        slack_seconds: f64,
+        max_keys: usize,
+    ) -> PyResult<Self> {
         let p = CoreProcessor::new(&intrinsics, &dimensions, slack_seconds)
             .map_err(PyValueError::new_err)?;
-        Ok(SpanMetricsProcessor { inner: Arc::new(p), tuples: Mutex::default() })
+        Ok(SpanMetricsProcessor {
+            inner: Arc::new(p),
+            ids: Arc::new(Mutex::new(KeyIds::new(max_keys))),
+        })
     }
 
     /// Intrinsics then sanitised dimension labels.
@@ -124,47 +136,65 @@ impl SpanMetricsProcessor {
         self.inner.label_names().to_vec()
     }
 
+    /// Forgets every key id (a new generation): the next batch hands out all its keys again.
+    fn reset_keys(&self) {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).reset();
+    }
+
     fn process(
         &self,
         py: Python<'_>,
         batch: PyRef<'_, SpanBatch>,
         now_ns: u64,
     ) -> PyResult<SpanMetricsBatch> {
-        let (p, req) = (self.inner.clone(), batch.req.clone());
-        let b = py.detach(move || p.process(&req, now_ns));
-        let keys = self.tuples.lock().unwrap_or_else(|e| e.into_inner()).list(py, &b.keys)?;
-        SpanMetricsBatch::from_core(py, keys, b)
-    }
-}
-
-/// One batch's distinct span-metrics keys and per-span columns.
-#[pyclass(frozen, get_all)]
-pub struct SpanMetricsBatch {
-    keys: Py<PyList>,
-    index: Py<PyBytes>,
-    latency: Py<PyBytes>,
-    size: Py<PyBytes>,
-    exemplar_trace_ids: Py<PyList>,
-    exemplar_latency: Py<PyBytes>,
-    exemplar_time_ms: Py<PyBytes>,
-    outside_slack: u64,
-    negative_duration: u64,
-}
-
-impl SpanMetricsBatch {
-    fn from_core(py: Python<'_>, keys: Py<PyList>, b: CoreSpanBatch) -> PyResult<Self> {
+        let (p, req, ids) = (self.inner.clone(), batch.req.clone(), self.ids.clone());
+        let (b, key_ids, new, generation) = py.detach(move || {
+            let mut b = p.process(&req, now_ns);
+            let mut ids = ids.lock().unwrap_or_else(|e| e.into_inner());
+            let (key_ids, new) = ids.assign(&b.keys);
+            for i in b.index.iter_mut() {
+                *i = key_ids[*i as usize];
+            }
+            (b, key_ids, new, ids.generation())
+        });
+        let new_keys = new
+            .iter()
+            .map(|&k| (key_ids[k], PyTuple::new(py, b.keys.key(k)).map(|t| t.unbind())))
+            .map(|(id, t)| t.map(|t| (id, t)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let traces: Vec<u8> = b.exemplar_trace_ids.iter().flatten().copied().collect();
         Ok(SpanMetricsBatch {
-            keys,
+            new_keys: PyList::new(py, new_keys)?.unbind(),
+            generation,
+            key_ids: le_bytes(py, &key_ids, u32::to_le_bytes)?,
             index: le_bytes(py, &b.index, u32::to_le_bytes)?,
             latency: le_bytes(py, &b.latency, f64::to_le_bytes)?,
             size: le_bytes(py, &b.size, f64::to_le_bytes)?,
-            exemplar_trace_ids: trace_ids(py, &b.exemplar_trace_ids)?,
+            exemplar_trace_ids: PyBytes::new(py, &traces).unbind(),
             exemplar_latency: le_bytes(py, &b.exemplar_latency, f64::to_le_bytes)?,
             exemplar_time_ms: le_bytes(py, &b.exemplar_time_ms, i64::to_le_bytes)?,
             outside_slack: b.outside_slack,
             negative_duration: b.negative_duration,
         })
     }
+}
+
+/// One batch's span-metrics columns. Keys are stable ids: `index` gives each kept span's key
+/// id, `key_ids` the batch's distinct ids (the exemplar columns follow it), `new_keys` the
+/// labels of ids not handed out before in this `generation`.
+#[pyclass(frozen, get_all)]
+pub struct SpanMetricsBatch {
+    new_keys: Py<PyList>,
+    generation: u64,
+    key_ids: Py<PyBytes>,
+    index: Py<PyBytes>,
+    latency: Py<PyBytes>,
+    size: Py<PyBytes>,
+    exemplar_trace_ids: Py<PyBytes>,
+    exemplar_latency: Py<PyBytes>,
+    exemplar_time_ms: Py<PyBytes>,
+    outside_slack: u64,
+    negative_duration: u64,
 }
 
 /// Service-graph edges waiting for their other half (thread-safe; one per tenant).

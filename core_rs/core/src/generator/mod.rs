@@ -150,6 +150,65 @@ impl Keys {
     }
 }
 
+/// Ids for keys that stay the same across batches, so a caller maps each key to its series
+/// once and then only looks at new keys. Bounded: past `max` keys the map is cleared and
+/// `generation` moves on (every key of the next batch is new again).
+#[derive(Debug)]
+pub struct KeyIds {
+    map: std::collections::HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    scratch: Vec<u8>,
+    generation: u64,
+    max: usize,
+}
+
+impl KeyIds {
+    pub fn new(max: usize) -> KeyIds {
+        KeyIds { map: Default::default(), scratch: Vec::new(), generation: 0, max: max.max(1) }
+    }
+
+    /// Changes whenever earlier ids stop meaning anything.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Forgets every id (a new generation): the next batch's keys are all new.
+    pub fn reset(&mut self) {
+        self.map.clear();
+        self.generation += 1;
+    }
+
+    /// The stable id of each of `keys`, and which of them (positions in `keys`) are new.
+    pub fn assign(&mut self, keys: &Keys) -> (Vec<u32>, Vec<usize>) {
+        if self.map.len() + keys.len() > self.max {
+            self.reset();
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut new = Vec::new();
+        for k in 0..keys.len() {
+            self.scratch.clear();
+            for l in keys.key(k) {
+                self.scratch.extend_from_slice(l.as_bytes());
+                self.scratch.push(0xff); // never in UTF-8: labels cannot run together
+            }
+            let next = self.map.len() as u32;
+            let id = *self.map.entry(self.scratch.as_slice().into()).or_insert_with(|| {
+                new.push(k);
+                next
+            });
+            ids.push(id);
+        }
+        (ids, new)
+    }
+}
+
 /// Lower-case hex of a trace id (exemplars).
 pub use crate::search::fields::hex as hex_id;
 

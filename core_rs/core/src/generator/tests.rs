@@ -693,3 +693,21 @@ fn interned_strings_are_compacted_without_losing_waiting_edges() {
     let b = st.expire(NOW + 15 * SEC);
     assert_eq!(edge_keys(&b), vec![(strs(&["y", "keep", "virtual_node", "dv"]), 1)]);
 }
+
+#[test]
+fn key_ids_are_stable_across_batches_and_bounded() {
+    let mut a = Keys::new(2);
+    a.push(["x", "1"].into_iter());
+    a.push(["y", "2"].into_iter());
+    let mut b = Keys::new(2);
+    b.push(["y", "2"].into_iter());
+    b.push(["x", "12"].into_iter());
+    b.push(["x1", "2"].into_iter()); // same text run together: a different key
+    let mut ids = KeyIds::new(5);
+    assert_eq!(ids.assign(&a), (vec![0, 1], vec![0, 1]));
+    assert_eq!(ids.assign(&b), (vec![1, 2, 3], vec![1, 2]));
+    assert_eq!((ids.generation(), ids.len()), (0, 4));
+    // past the bound: cleared, a new generation, every key new again
+    assert_eq!(ids.assign(&a), (vec![0, 1], vec![0, 1]));
+    assert_eq!(ids.generation(), 1);
+}
