@@ -49,6 +49,9 @@ pub struct SearchPlan {
     pub with_name: bool,
     /// The pipeline is a single spanset filter: a trace matches iff one of its rows does.
     pub single_filter: Option<*const FieldExpr>,
+    /// Read every attribute column (lists and dedicated columns), as TraceQL metrics'
+    /// `compare()` does: it counts all attribute values of the spans.
+    pub all_attributes: bool,
     /// Column names the scan reads, with dedicated columns named by attribute (resolved
     /// per block by [`SearchPlan::columns_for`]).
     columns: BTreeSet<&'static str>,
@@ -106,6 +109,7 @@ impl SearchPlan {
             out_fields: Vec::new(),
             with_name: false,
             single_filter: None,
+            all_attributes: false,
             columns: ALWAYS.iter().copied().collect(),
             attrs: Vec::new(),
             filter_columns: BTreeSet::new(),
@@ -225,6 +229,18 @@ impl SearchPlan {
         }
     }
 
+    /// Reads the columns of expression `e` too (and compiles its regexes), for an
+    /// expression evaluated outside the pipeline.
+    pub fn read_expr(&mut self, e: &FieldExpr) {
+        self.walk_fields(e);
+    }
+
+    /// Reads every attribute list and dedicated column, and the span intrinsics.
+    pub fn read_all_attributes(&mut self) {
+        self.all_attributes = true;
+        self.columns.extend([schema::ATTRS, schema::RESOURCE_ATTRS, schema::NAME, schema::KIND]);
+    }
+
     /// Reads attribute `a` too (its columns), as a returned field.
     pub fn use_field_attribute(&mut self, a: &Attribute) {
         self.use_attribute(a);
@@ -326,7 +342,22 @@ impl SearchPlan {
 
     /// Names of the columns to read from a block with `dedicated` columns.
     pub fn columns_for(&self, dedicated: &[DedicatedColumn]) -> Vec<String> {
-        columns_of(&self.columns, &self.attrs, dedicated)
+        let mut out = columns_of(&self.columns, &self.attrs, dedicated);
+        if self.all_attributes {
+            let (mut si, mut ri) = (0, 0);
+            for d in dedicated {
+                let i = match d.scope {
+                    DedicatedScope::Span => &mut si,
+                    DedicatedScope::Resource => &mut ri,
+                };
+                let name = schema::dedicated_column_name(d.scope, *i);
+                *i += 1;
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
     }
 
     /// With a single filter, what a row group prefilter reads: the filter's columns (as
@@ -355,6 +386,9 @@ impl SearchPlan {
         dedicated: &[DedicatedColumn],
         no_nulls: impl Fn(&str) -> bool,
     ) -> Vec<String> {
+        if self.all_attributes {
+            return self.columns_for(dedicated);
+        }
         columns_for_group(&self.columns, &self.attrs, dedicated, &no_nulls)
     }
 
