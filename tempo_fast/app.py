@@ -35,6 +35,7 @@ from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.frontend.grpc_streaming import StreamingQuerier, StreamingServer
+from tempo_fast.frontend.metrics import MetricsFrontend
 from tempo_fast.frontend.port_split import SplitSite
 from tempo_fast.frontend.search import SearchFrontend, SearchLimits
 from tempo_fast.frontend.tags import TagsFrontend
@@ -89,6 +90,7 @@ class Core:
     compact_blocks: CompactFn | None = None
     search_query: Callable[..., Any] | None = None
     tag_request: Callable[..., Any] | None = None
+    metrics_query: Callable[..., Any] | None = None
 
     @classmethod
     def rust(cls) -> Core:
@@ -107,6 +109,7 @@ class Core:
             _core.compact_blocks,
             _core.SearchQuery,
             _core.TagRequest,
+            _core.MetricsQuery,
         )
 
 
@@ -279,7 +282,7 @@ class App:
         """The HTTP API; with ``stream_over_http_enabled`` also gRPC ``StreamingQuerier`` on
         the same port (an internal grpcio server on a Unix socket behind a :class:`SplitSite`)."""
         cfg = self.config
-        search = tags = None
+        search = tags = traceql_metrics = None
         if self._core.search_query is not None:
             search = SearchFrontend(
                 lambda: self.querier,
@@ -288,6 +291,10 @@ class App:
             )
             if self._core.tag_request is not None:
                 tags = TagsFrontend(search, lambda: self.querier, self._core.tag_request)
+            if self._core.metrics_query is not None:
+                traceql_metrics = MetricsFrontend(
+                    lambda: self.querier, search.pool, self._core.metrics_query
+                )
         self._api = HttpApi(
             None,
             self.metrics,
@@ -298,6 +305,7 @@ class App:
             request_timeout=cfg.server.http_server_write_timeout,
             search=search,
             tags=tags,
+            traceql_metrics=traceql_metrics,
         )
         host, port = cfg.server.http_listen_address, cfg.server.http_listen_port
         if not cfg.stream_over_http_enabled:

@@ -262,6 +262,27 @@ def _combine(into: dict[str, Any], t: Mapping[str, Any]) -> None:
                 cur[k] = cur.get(k, 0) + s[k]
 
 
+def block_groups(
+    querier: Querier, tenant: str, lo: int, hi: int, target_bytes: int
+) -> list[list[BlockRef]]:
+    """``tenant``'s blocks overlapping ``[lo, hi]`` (unix ns), newest first, in groups from
+    one block list of up to ``target_bytes`` (a larger block alone)."""
+    blocks = [b for b in querier.list_blocks(tenant) if b.start_ns <= hi and b.end_ns >= lo]
+    blocks.sort(key=lambda b: (b.end_ns, b.block_id), reverse=True)
+    groups: list[list[BlockRef]] = []
+    group: list[BlockRef] = []
+    for b in blocks:
+        if group and (
+            b.store != group[0].store or sum(x.size for x in group) + b.size > target_bytes
+        ):
+            groups.append(group)
+            group = []
+        group.append(b)
+    if group:
+        groups.append(group)
+    return groups
+
+
 class JobCache:
     """Answers of jobs over complete blocks (immutable), least recently used evicted, bounded
     in entries and bytes; an answer larger than an eighth of the bytes is not kept."""
@@ -338,18 +359,7 @@ class SearchFrontend:
             return jobs
         lo, hi = params.start * NS, (params.end + 1) * NS
         for tenant in tenants:
-            blocks = [b for b in querier.list_blocks(tenant) if b.start_ns <= hi and b.end_ns >= lo]
-            blocks.sort(key=lambda b: (b.end_ns, b.block_id), reverse=True)
-            group: list[BlockRef] = []
-            for b in blocks:
-                if group and (
-                    b.store != group[0].store
-                    or sum(x.size for x in group) + b.size > self.limits.target_bytes_per_job
-                ):
-                    jobs.append(Job(tenant, group))
-                    group = []
-                group.append(b)
-            if group:
+            for group in block_groups(querier, tenant, lo, hi, self.limits.target_bytes_per_job):
                 jobs.append(Job(tenant, group))
         return jobs
 
