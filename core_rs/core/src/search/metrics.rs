@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch, StringArray};
 
 use super::fields::{hex, BatchView, ItemIndex};
 use super::plan::{SearchOptions, SearchPlan};
@@ -118,7 +118,7 @@ fn walk(
             Ok(serde_json::json!({"op": op, "lhs": lhs, "rhs": rhs, "second": []}))
         }
         MetricsExpr::Pipeline { pipeline, first, second } => {
-            let mut plan = SearchPlan::from_pipeline(pipeline, options.clone());
+            let mut plan = SearchPlan::for_metrics(pipeline, options.clone());
             let leaf = leaf(&mut plan, first)?;
             let i = leaves.len();
             leaves.push(MetricsLeaf { plan, ..leaf });
@@ -421,7 +421,10 @@ impl BatchSink for LeafSink<'_> {
             let view = BatchView::new(batch, dedicated);
             super::eval::Eval::new(&view, &leaf.plan.regexes).filter(&c.filter)
         });
-        let mut t = LeafTraces { sink: self, mask: mask.as_deref(), rows: Vec::new() };
+        let direct: Vec<Option<&StringArray>> =
+            leaf.by.iter().map(|f| direct_column(batch, f)).collect();
+        let mut t =
+            LeafTraces { sink: self, mask: mask.as_deref(), rows: Vec::new(), direct: &direct };
         eval_batch(&leaf.plan, batch, dedicated, &mut t)
     }
 }
@@ -430,6 +433,23 @@ struct LeafTraces<'s, 'l> {
     sink: &'s mut LeafSink<'l>,
     mask: Option<&'s [bool]>,
     rows: Vec<u32>,
+    /// Per `by` field: its string column when the field reads one directly (a row whose
+    /// value there is null falls back to the generic lookup).
+    direct: &'s [Option<&'s StringArray>],
+}
+
+/// The string column `f` reads first: `resource.service.name` and the span `name`.
+fn direct_column<'b>(batch: &'b RecordBatch, f: &Field) -> Option<&'b StringArray> {
+    let col = match f {
+        Field::Attribute(a)
+            if a.scope == AttributeScope::Resource && !a.parent && a.name == "service.name" =>
+        {
+            schema::RESOURCE_SERVICE_NAME
+        }
+        Field::Intrinsic(Intrinsic::Name) => schema::NAME,
+        _ => return None,
+    };
+    batch.column_by_name(col).and_then(|c| c.as_any().downcast_ref::<StringArray>())
 }
 
 impl TraceSink for LeafTraces<'_, '_> {
@@ -448,6 +468,7 @@ impl TraceSink for LeafTraces<'_, '_> {
         let durations = view.u64s(schema::DURATION);
         let window = s.start != 0 || s.end != 0;
         let mut key: Vec<K<'_>> = Vec::with_capacity(leaf.by.len());
+        let mut last: Option<(Vec<K<'_>>, u32)> = None;
         let mut exemplar: Option<(u32, i64, f64, usize)> = None;
         let mut candidates = 0u32;
         for &r in &self.rows {
@@ -486,10 +507,21 @@ impl TraceSink for LeafTraces<'_, '_> {
                 continue; // Tempo drops spans without a bucket
             }
             key.clear();
-            for f in &leaf.by {
-                key.push(K::of(field_of(view, f, r)));
+            for (f, direct) in leaf.by.iter().zip(self.direct) {
+                key.push(match direct {
+                    Some(a) if a.is_valid(r) => K::Str(a.value(r)),
+                    _ => K::of(field_of(view, f, r)),
+                });
             }
-            let i = s.series.index(&key);
+            // Neighbouring spans mostly share their key (one service per resource).
+            let i = match last {
+                Some((ref k, i)) if *k == key => i,
+                _ => {
+                    let i = s.series.index(&key);
+                    last = Some((key.clone(), i));
+                    i
+                }
+            };
             s.out.index.push(i);
             s.out.ts.push(ts);
             if leaf.field.is_some() {

@@ -82,6 +82,16 @@ const ALWAYS: &[&str] = &[
     schema::TRACE_END,
 ];
 
+/// Columns every metrics scan reads.
+const METRICS_ALWAYS: &[&str] = &[
+    schema::TRACE_ID,
+    schema::SPAN_ID,
+    schema::START,
+    schema::DURATION,
+    schema::TRACE_START,
+    schema::TRACE_END,
+];
+
 impl SearchPlan {
     /// Compiles `q` for `/api/search`; the error is the HTTP 400 body.
     pub fn compile(q: &str, options: SearchOptions) -> Result<SearchPlan, String> {
@@ -100,6 +110,20 @@ impl SearchPlan {
     }
 
     pub fn from_pipeline(pipeline: Pipeline, options: SearchOptions) -> SearchPlan {
+        Self::with_columns(pipeline, options, ALWAYS)
+    }
+
+    /// A plan for TraceQL metrics: besides what the pipeline reads, only the span identity,
+    /// times and the trace's extent (no root names or service stats).
+    pub fn for_metrics(pipeline: Pipeline, options: SearchOptions) -> SearchPlan {
+        Self::with_columns(pipeline, options, METRICS_ALWAYS)
+    }
+
+    fn with_columns(
+        pipeline: Pipeline,
+        options: SearchOptions,
+        always: &[&'static str],
+    ) -> SearchPlan {
         let mut plan = SearchPlan {
             pipeline,
             regexes: Regexes::new(),
@@ -110,7 +134,7 @@ impl SearchPlan {
             with_name: false,
             single_filter: None,
             all_attributes: false,
-            columns: ALWAYS.iter().copied().collect(),
+            columns: always.iter().copied().collect(),
             attrs: Vec::new(),
             filter_columns: BTreeSet::new(),
             filter_attrs: Vec::new(),
