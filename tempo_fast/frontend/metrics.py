@@ -735,7 +735,7 @@ def render_series(s: Series, req: MetricsRequest) -> dict[str, Any] | None:
     if samples:
         out["samples"] = samples
     exemplars = []
-    for ts, value, trace, span in sorted(s.exemplars):
+    for ts, value, trace, _span in sorted(s.exemplars):
         i = 0 if req.instant else (ts - start - 1) // req.step
         if i < 0 or i >= len(s.values) or math.isnan(s.values[i]):
             continue
@@ -743,10 +743,9 @@ def render_series(s: Series, req: MetricsRequest) -> dict[str, Any] | None:
             value = float(s.values[i])  # Tempo's attachExemplars
         exemplars.append(
             {
-                "labels": [
-                    {"key": "trace:id", "value": {"stringValue": trace}},
-                    {"key": "span:id", "value": {"stringValue": span}},
-                ],
+                # Tempo fetches only the trace id for exemplars (ExemplarMetaConditions),
+                # hex without leading zeros (util.TraceIDToHexString).
+                "labels": [{"key": "trace:id", "value": {"stringValue": trace.lstrip("0")}}],
                 "value": value,
                 "timestampMs": str(ts // MS),
             }
