@@ -67,7 +67,7 @@ async def run(q):
     c0, t0 = cpu(), time.perf_counter()
     got = await fe.query([tenant], req)
     wall, cpu_s = time.perf_counter() - t0, cpu() - c0
-    total = sum(sum(x["value"] for x in s.get("samples", [])) for s in got.get("series", []))
+    total = sum(sum(x.get("value", 0) for x in s.get("samples", [])) for s in got.get("series", []))
     return {"spans": int(got["metrics"]["inspectedSpans"]), "cpu_s": cpu_s, "wall_s": wall,
             "series": len(got.get("series", [])), "total": total,
             "jobs": got["metrics"]["totalJobs"]}

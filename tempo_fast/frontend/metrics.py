@@ -720,11 +720,18 @@ def math_series(op: str, lhs: list[Series], rhs: list[Series]) -> list[Series]:
     return out
 
 
+def _value(obj: dict[str, Any], v: float) -> dict[str, Any]:
+    """``obj`` with ``value`` set, left out when 0 (gogo jsonpb omits zero scalars)."""
+    if v != 0:
+        obj["value"] = float(v)
+    return obj
+
+
 def render_series(s: Series, req: MetricsRequest) -> dict[str, Any] | None:
     """A ``TimeSeries`` JSON object (gogo jsonpb), None without samples."""
     start = req.start if req.instant else ts_kernels.align(req.start, req.end, req.step)[0]
     samples = [
-        {"timestampMs": str((start + (i + 1) * req.step) // MS), "value": float(v)}
+        _value({"timestampMs": str((start + (i + 1) * req.step) // MS)}, v)
         for i, v in enumerate(s.values.tolist())
         if not math.isnan(v)
     ]
@@ -742,13 +749,15 @@ def render_series(s: Series, req: MetricsRequest) -> dict[str, Any] | None:
         if math.isnan(value):
             value = float(s.values[i])  # Tempo's attachExemplars
         exemplars.append(
-            {
-                # Tempo fetches only the trace id for exemplars (ExemplarMetaConditions),
-                # hex without leading zeros (util.TraceIDToHexString).
-                "labels": [{"key": "trace:id", "value": {"stringValue": trace.lstrip("0")}}],
-                "value": value,
-                "timestampMs": str(ts // MS),
-            }
+            _value(
+                {
+                    # Tempo fetches only the trace id for exemplars (ExemplarMetaConditions),
+                    # hex without leading zeros (util.TraceIDToHexString).
+                    "labels": [{"key": "trace:id", "value": {"stringValue": trace.lstrip("0")}}],
+                    "timestampMs": str(ts // MS),
+                },
+                value,
+            )
         )
     if exemplars:
         out["exemplars"] = exemplars
@@ -862,11 +871,10 @@ class MetricsFrontend:
         out: dict[str, Any] = {}
         if raw.instant:
             instant = [
-                {
-                    "labels": r["labels"],
-                    "value": r["samples"][0]["value"],
-                    "promLabels": r["promLabels"],
-                }
+                _value(
+                    {"labels": r["labels"], "promLabels": r["promLabels"]},
+                    r["samples"][0].get("value", 0.0),
+                )
                 for r in rendered
                 if r.get("samples")
             ]
