@@ -42,6 +42,12 @@ DEFAULT_MAX_DURATION_NS = 24 * 3600 * NS
 MAX_EXEMPLARS = 100
 #: Tempo's ``query_frontend.metrics.max_intervals`` default.
 MAX_INTERVALS = 10_000
+#: Series (distinct ``by()`` keys) kept per query; Tempo's ``max_response_series``.
+MAX_SERIES = 1000
+#: Distinct (attribute, value) pairs ``compare()`` keeps.
+MAX_COMPARE_VALUES = 20_000
+#: Index of a key beyond the bound: the kernels skip rows past the arrays.
+_DROPPED = (1 << 31) - 1
 #: ``since`` default (``pkg/api`` ``defaultSince``).
 DEFAULT_SINCE_NS = 3600 * NS
 EXPONENTS = ts_kernels.EXPONENTS
@@ -179,6 +185,10 @@ class MetricsLimits:
     max_exemplars: int = MAX_EXEMPLARS
     max_intervals: int = MAX_INTERVALS
     target_bytes_per_job: int = 100 << 20
+    # Distinct by() keys kept per query (``max_response_series``); more make the answer
+    # PARTIAL. compare() keys are (attribute, value) pairs: a larger bound.
+    max_series: int = MAX_SERIES
+    max_compare_values: int = MAX_COMPARE_VALUES
 
 
 @dataclass(frozen=True)
@@ -367,7 +377,9 @@ class Series:
 class LeafAccumulator:
     """Per (series, step) state of one bracketed pipeline, merged over jobs."""
 
-    def __init__(self, spec: Mapping[str, Any], req: MetricsRequest, steps: int) -> None:
+    def __init__(
+        self, spec: Mapping[str, Any], req: MetricsRequest, steps: int, max_keys: int = 0
+    ) -> None:
         self.func: str = spec["func"]
         self.by: list[str] = list(spec["by"])
         self.quantiles: list[float] = list(spec.get("quantiles") or [])
@@ -387,6 +399,8 @@ class LeafAccumulator:
         self.buckets = np.zeros((0, steps, EXPONENTS), dtype=np.uint64)
         self.exemplars: list[tuple[int, int, float, str, str]] = []
         self.lock = threading.Lock()
+        self.max_keys = max_keys  # 0: no bound
+        self.partial = False
 
     @property
     def bucketed(self) -> bool:
@@ -427,6 +441,10 @@ class LeafAccumulator:
                 key = (names[i], *k) if names else tuple(k)
                 row = self.keys.get(key)
                 if row is None:
+                    if self.max_keys and len(self.key_list) >= self.max_keys:
+                        self.partial = True
+                        mapping[i] = _DROPPED
+                        continue
                     row = self.keys[key] = len(self.key_list)
                     self.key_list.append(key)
                 mapping[i] = row
@@ -481,6 +499,8 @@ class LeafAccumulator:
             for j in range(len(ex_index)):
                 i = int(ex_index[j])
                 row = int(mapping[i >> 1]) * 2 + (i & 1) if self.stride == 2 else int(mapping[i])
+                if row >= self.rows:
+                    continue
                 self.exemplars.append(
                     (row, int(ex_ts[j]), float(ex_value[j]), out["ex_trace"][j], out["ex_span"][j])
                 )
@@ -842,7 +862,16 @@ class MetricsFrontend:
             raise SearchError(400, "end must be greater than start")
         steps = ts_kernels.interval_count(req.start, req.end, req.step)
         tree = orjson.loads(query.tree)
-        leaves = [LeafAccumulator(spec, req, steps) for spec in query.leaves]
+        lim = self.limits
+        leaves = [
+            LeafAccumulator(
+                spec,
+                req,
+                steps,
+                lim.max_compare_values if spec["func"] == "compare" else lim.max_series,
+            )
+            for spec in query.leaves
+        ]
         figures = Merged()
         loop = asyncio.get_running_loop()
         jobs = await loop.run_in_executor(self.pool, self.plan, querier, tenants, req)
@@ -882,6 +911,12 @@ class MetricsFrontend:
                 out["series"] = instant
         elif rendered:
             out["series"] = rendered
+        if any(leaf.partial for leaf in leaves):
+            out["status"] = "PARTIAL"
+            out["message"] = (
+                f"Response exceeds maximum series limit of {lim.max_series}, a partial response"
+                " is returned. Warning: the accuracy of each individual value is not guaranteed."
+            )
         out["metrics"] = figures.metrics()
         return out
 

@@ -139,6 +139,28 @@ def test_count_and_rate_by_service(loaded: tuple[TempoServer, list[Span]]) -> No
     assert int(m["inspectedSpans"]) >= len(spans)
 
 
+def test_typed_labels(loaded: tuple[TempoServer, list[Span]]) -> None:
+    server, spans = loaded
+    q = "{} | count_over_time() by (span.http.status_code, kind)"
+    got = query(server, "/api/metrics/query", q=q, start=START, end=END)
+    want: dict[tuple[str, str], int] = {}
+    kinds = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+    for s in spans:
+        if START * NS < s.start <= END * NS:
+            k = (str(s.attrs["http.status_code"]), kinds[s.kind])
+            want[k] = want.get(k, 0) + 1
+    seen = {}
+    for s in got["series"]:
+        code, kind = s["labels"]
+        assert code["key"] == "span.http.status_code" and kind["key"] == "kind"
+        seen[(code["value"]["intValue"], kind["value"]["stringValue"])] = s.get("value", 0.0)
+        assert s["promLabels"] == (
+            f'{{kind="{kind["value"]["stringValue"]}", '
+            f'"span.http.status_code"="{code["value"]["intValue"]}"}}'
+        )
+    assert seen == {k: float(v) for k, v in want.items()}
+
+
 def test_ungrouped_filter_and_default_step(loaded: tuple[TempoServer, list[Span]]) -> None:
     server, spans = loaded
     got = query(server, q="{ status = error } | count_over_time()", start=START, end=END)

@@ -291,3 +291,36 @@ def test_topk_keeps_the_highest_series_per_step() -> None:
     assert math.isnan(got["0"][0]) and got["0"][1] == 5
     bottom = m.top_bottom(series, 1, False)
     assert {s.labels[0][1][1] for s in bottom} == {"0", "1", "2"}
+
+
+def job_out(keys: list[tuple], index: list[int], ts: list[int]) -> dict:
+    empty = np.zeros(0)
+    return {
+        "keys": keys,
+        "key_names": [],
+        "index": np.array(index, dtype=np.uint32).tobytes(),
+        "ts": np.array(ts, dtype=np.int64).tobytes(),
+        "values": b"",
+        "ex_index": empty.astype(np.uint32).tobytes(),
+        "ex_ts": empty.astype(np.int64).tobytes(),
+        "ex_value": empty.tobytes(),
+        "ex_trace": [],
+        "ex_span": [],
+    }
+
+
+def test_jobs_merge_by_key_and_the_series_bound_makes_it_partial() -> None:
+    req = m.MetricsRequest("q", 0, 30 * NS, 10 * NS, 0)
+    leaf = m.LeafAccumulator({"func": "count_over_time", "by": ["x"]}, req, 3, max_keys=2)
+    a, b, c = ("string", "a"), ("string", "b"), ("string", "c")
+    leaf.add(job_out([(a,), (b,)], [0, 1, 1], [5 * NS, 15 * NS, 25 * NS]))
+    leaf.add(job_out([(b,), (c,), (a,)], [0, 1, 2, 2], [5 * NS, 5 * NS, 5 * NS, 30 * NS]))
+    got = {s.labels[0][1][1]: s.values.tolist() for s in leaf.series()}
+    assert got == {"a": [2.0, 0.0, 1.0], "b": [1.0, 1.0, 1.0]}
+    assert leaf.partial
+    # Nil by() values are dropped from the labels; all nil keeps the first as nil.
+    leaf = m.LeafAccumulator({"func": "count_over_time", "by": ["x", "y"]}, req, 3)
+    nil = ("nil", None)
+    leaf.add(job_out([(nil, nil), (a, nil)], [0, 1], [5 * NS, 5 * NS]))
+    labels = sorted(s.key for s in leaf.series())
+    assert labels == ['{x="<nil>"}', '{x="a"}']
