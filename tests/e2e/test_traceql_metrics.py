@@ -292,6 +292,16 @@ def test_compare_baseline_and_selection(loaded: tuple[TempoServer, list[Span]]) 
     assert sel[("baseline", "status", "unset")] == counts(ok)
     assert sel[("selection_total", "status", "nil")] == counts(errors)
     assert sel[("baseline_total", "resource.service.name", "nil")] == counts(ok)
+    # A selection window: only errors starting in [lo, hi) are the selection.
+    lo, hi = T0 + 20 * NS, T0 + 40 * NS
+    got = query(server, **range_params(f"{{}} | compare({{ status = error }}, 10, {lo}, {hi})"))
+    windowed = {
+        s["labels"][1]["value"].get("stringValue"): values(s)
+        for s in got["series"]
+        if s["labels"][0]["value"].get("stringValue") == "selection"
+        and s["labels"][1]["key"] == "status"
+    }
+    assert windowed == {"error": counts([x for x in errors if lo <= x.start < hi])}
     # Ten values at most per attribute and side; user.id has more: flagged.
     user_ids = [k for k in sel if k[0] == "baseline" and k[1] == "span.user.id"]
     assert len(user_ids) == 10
