@@ -293,7 +293,7 @@ class App:
                 tags = TagsFrontend(search, lambda: self.querier, self._core.tag_request)
             if self._core.metrics_query is not None:
                 traceql_metrics = MetricsFrontend(
-                    lambda: self.querier, search.pool, self._core.metrics_query
+                    lambda: self.querier, search.pool, self._core.metrics_query, cache=search.cache
                 )
         self._api = HttpApi(
             None,

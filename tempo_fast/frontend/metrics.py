@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 from tempo_fast_kernels import timeseries as ts_kernels
 
-from tempo_fast.frontend.search import Merged, SearchError, block_groups
+from tempo_fast.frontend.search import JobCache, Merged, SearchError, block_groups
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.querier.querier import BlockRef, Querier
 
@@ -805,11 +805,13 @@ class MetricsFrontend:
         pool: Any,
         compile_query: Callable[..., Any],
         limits: MetricsLimits | None = None,
+        cache: JobCache | None = None,
     ) -> None:
         self._querier = querier
         self.pool = pool
         self._compile = compile_query
         self.limits = limits or MetricsLimits()
+        self.cache = cache if cache is not None else JobCache()
 
     def compile(self, req: MetricsRequest) -> Any:
         try:
@@ -839,7 +841,16 @@ class MetricsFrontend:
         if job.blocks is None:
             outs = querier.metrics_recent(job.tenant, query, req.exemplars)
         else:
-            outs = querier.metrics_blocks(job.tenant, query, job.blocks, req.exemplars)
+            # Blocks are immutable: a job's answer depends only on them and the request.
+            key = ("metrics", job.tenant, tuple(b.block_id for b in job.blocks))
+            key += (query.canonical, req.start, req.end, req.step, req.exemplars)
+            outs = self.cache.get(key)
+            if outs is None:
+                outs = querier.metrics_blocks(job.tenant, query, job.blocks, req.exemplars)
+                size = sum(
+                    len(o[c]) for o in outs for c in ("index", "ts", "values", "ex_ts")
+                ) + sum(64 * len(o["keys"]) for o in outs)
+                self.cache.put(key, outs, size)
         for leaf, out in zip(leaves, outs, strict=True):
             leaf.add(out)
         with lock:

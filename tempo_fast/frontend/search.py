@@ -291,12 +291,13 @@ class JobCache:
         self._entries = entries
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._data: OrderedDict[tuple[Any, ...], tuple[bytes, dict[str, int]]] = OrderedDict()
+        self._data: OrderedDict[tuple[Any, ...], tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> tuple[bytes, dict[str, int]] | None:
+    def get(self, key: tuple[Any, ...]) -> Any:
+        """The answer kept for ``key``, or None."""
         with self._lock:
             v = self._data.get(key)
             if v is None:
@@ -304,21 +305,24 @@ class JobCache:
                 return None
             self._data.move_to_end(key)
             self.hits += 1
-            return v
+            return v[0]
 
-    def put(self, key: tuple[Any, ...], value: tuple[bytes, dict[str, int]]) -> None:
-        size = len(value[0])
+    def put(self, key: tuple[Any, ...], value: Any, size: int | None = None) -> None:
+        """Keep ``value`` (a search answer ``(body, figures)``, sized by its body, or any
+        answer of ``size`` bytes)."""
+        if size is None:
+            size = len(value[0])
         if size > self._max_bytes // 8:
             return
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[0])
-            self._data[key] = value
+                self._bytes -= old[1]
+            self._data[key] = (value, size)
             self._bytes += size
             while len(self._data) > self._entries or self._bytes > self._max_bytes:
                 _, evicted = self._data.popitem(last=False)
-                self._bytes -= len(evicted[0])
+                self._bytes -= evicted[1]
 
 
 class SearchFrontend:
