@@ -317,6 +317,9 @@ class App:
                 multi_tenant_queries=cfg.query_frontend.multi_tenant_queries_enabled,
                 request_timeout=cfg.server.http_server_write_timeout,
                 metrics=self.metrics,
+                metrics_service=lambda: (
+                    self._api.traceql_metrics if self._api is not None else None
+                ),
             )
         )
         try:

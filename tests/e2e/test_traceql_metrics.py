@@ -407,3 +407,46 @@ def test_queries_are_counted(loaded: tuple[TempoServer, list[Span]]) -> None:
     ]
     assert any('status="400"' in x and float(x.split()[-1]) >= 1 for x in lines)
     assert any('status="200"' in x for x in lines)
+
+
+def _decode(data: bytes) -> dict[int, list]:
+    from tempo_fast.pkg.protowire import fields
+
+    out: dict[int, list] = {}
+    for number, _, value in fields(data):
+        out.setdefault(number, []).append(value)
+    return out
+
+
+def test_streaming_grpc_answers_as_http(loaded: tuple[TempoServer, list[Span]]) -> None:
+    import struct
+
+    import grpc
+
+    from tempo_fast.pkg.protowire import Writer
+
+    server, _ = loaded
+    q = "{} | count_over_time() by (resource.service.name)"
+    want = query(server, **range_params(q))
+    body = Writer().string(1, q).uint(2, START * NS).uint(3, END * NS).uint(4, STEP * NS)
+    with grpc.insecure_channel(f"127.0.0.1:{server.http_port}") as channel:
+        call = channel.unary_stream("/tempopb.StreamingQuerier/MetricsQueryRange")
+        (message,) = list(call(bytes(body), timeout=30))
+        got: dict[str, dict[str, float]] = {}
+        for series in _decode(message)[1]:
+            s = _decode(series)
+            label = _decode(s[1][0])
+            assert label[1][0] == b"resource.service.name"
+            svc = _decode(label[2][0])[1][0].decode()  # AnyValue.string_value
+            got[svc] = {}
+            for sample in s.get(2, []):
+                f = _decode(sample)
+                value = struct.unpack("<d", struct.pack("<Q", f[1][0]))[0] if 1 in f else 0.0
+                got[svc][str(f[2][0])] = value
+        assert got == {k: values(v) for k, v in series_by(want, "resource.service.name").items()}
+        instant = channel.unary_stream("/tempopb.StreamingQuerier/MetricsQueryInstant")
+        body = Writer().string(1, "{}").uint(2, START * NS).uint(3, END * NS)
+        with pytest.raises(grpc.RpcError) as info:
+            list(instant(bytes(body), timeout=30))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details() == "not a metrics query"
