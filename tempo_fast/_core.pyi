@@ -224,7 +224,7 @@ class MetricsQuery:
     tree: str  # JSON: {"leaf": i, "second": [...]} or {"op", "lhs", "rhs", "second"}
     canonical: str
     leaves: list[dict[str, Any]]  # func, by, quantiles, bucket_scale (+ top_n, compare_*)
-    def __init__(self, q: str, start_ns: int = 0, end_ns: int = 0) -> None: ...
+    def __init__(self, q: str, start_ns: int = 0, end_ns: int = 0, step_ns: int = 0) -> None: ...
 
 class TagRequest:
     """Tag names of ``scopes`` or the values of ``tag`` (a TraceQL identifier), over the spans
@@ -247,6 +247,7 @@ def metrics_otlp(
     query: MetricsQuery, requests: list[bytes], exemplars: int = 0
 ) -> list[dict[str, Any]]:
     """Run a metrics query over OTLP request bodies in memory. Per leaf: ``keys`` (tuples of
-    ``(type, value)`` labels), ``key_names`` (``compare()``), columns as bytes ``index``
+    ``(type, value)`` labels), ``key_names`` and ``maxed`` (``compare()``: per attribute and
+    side its top N values and totals, counts per step), columns as bytes ``index``
     (u32), ``ts`` (i64 ns), ``values`` (f64), exemplar columns ``ex_index``, ``ex_ts``,
     ``ex_value``, ``ex_trace``, ``ex_span``, and figures (``spans``, ``inspected_*``)."""

@@ -401,6 +401,7 @@ class LeafAccumulator:
         self.lock = threading.Lock()
         self.max_keys = max_keys  # 0: no bound
         self.partial = False
+        self.maxed: set[str] = set()  # compare(): attributes over top N in some job
 
     @property
     def bucketed(self) -> bool:
@@ -424,7 +425,7 @@ class LeafAccumulator:
             self.buckets = pad(self.buckets, 0)
         else:
             self.count = pad(self.count, 0.0)
-            if self.func not in ("rate", "count_over_time", "compare"):
+            if self.func not in ("rate", "count_over_time"):
                 self.total = pad(self.total, 0.0)
                 self.comp = pad(self.comp, 0.0)
                 self.minimum = pad(self.minimum, math.nan)
@@ -436,6 +437,7 @@ class LeafAccumulator:
         with self.lock:
             keys = out["keys"]
             names = out.get("key_names") or []
+            self.maxed.update(out.get("maxed") or ())
             mapping = np.empty(len(keys), dtype=np.uint32)
             for i, k in enumerate(keys):
                 key = (names[i], *k) if names else tuple(k)
@@ -498,7 +500,7 @@ class LeafAccumulator:
             ex_value = np.frombuffer(out["ex_value"], dtype=np.float64)
             for j in range(len(ex_index)):
                 i = int(ex_index[j])
-                row = int(mapping[i >> 1]) * 2 + (i & 1) if self.stride == 2 else int(mapping[i])
+                row = (i & 1) if self.stride == 2 else int(mapping[i])  # compare: the side
                 if row >= self.rows:
                     continue
                 self.exemplars.append(
@@ -620,35 +622,32 @@ class LeafAccumulator:
         return out
 
     def _compare(self) -> list[Series]:
-        """Tempo's ``BaselineAggregator.Results`` over the merged counts: the top N values
-        of each attribute per side, each attribute's totals, and an error series for an
-        attribute with more than N values."""
+        """Tempo's ``BaselineAggregator.Results`` over the merged job answers (each job's
+        top N values per attribute and side, and its totals): the top N values of each
+        attribute per side, its totals, and an error series for an attribute with more than
+        N values in a job or overall."""
         out: list[Series] = []
-        sides = (("baseline", 0), ("selection", 1))
+        counts = self.total + self.comp  # per (key * 2 + side, step)
         by_attr: dict[str, list[int]] = {}
         for k, key in enumerate(self.key_list):
             by_attr.setdefault(key[0], []).append(k)
-        maxed: set[str] = set()
+        maxed = set(self.maxed)
         totals: dict[tuple[int, str], Series] = {}
-        for side, sel in sides:
+        for side, sel in (("baseline", 0), ("selection", 1)):
             for name, ks in by_attr.items():
-                rows = [k * 2 + sel for k in ks]
+                rows = [k * 2 + sel for k in ks if self.key_list[k][1][0] != "nil"]
                 present = [r for r in rows if self.count[r].sum() > 0]
-                if not present:
-                    continue
-                ranked = sorted(present, key=lambda r: -float(self.count[r].sum()))
                 if len(present) > self.top_n:
                     maxed.add(name)
+                ranked = sorted(present, key=lambda r: -float(counts[r].sum()))
                 for r in ranked[: self.top_n]:
-                    value = self.key_list[r // 2][1]
-                    labels = [("__meta_type", ("string", side)), (name, value)]
-                    out.append(Series(labels, self.count[r].copy()))
-                tot = np.sum(self.count[present], axis=0)
-                series = Series(
-                    [("__meta_type", ("string", f"{side}_total")), (name, ("nil", None))], tot
-                )
-                totals[(sel, name)] = series
-                out.append(series)
+                    labels = [("__meta_type", ("string", side)), (name, self.key_list[r // 2][1])]
+                    out.append(Series(labels, counts[r].copy()))
+                total = [k * 2 + sel for k in ks if self.key_list[k][1][0] == "nil"]
+                if total and self.count[total[0]].sum() > 0:
+                    labels = [("__meta_type", ("string", f"{side}_total")), (name, ("nil", None))]
+                    totals[(sel, name)] = Series(labels, counts[total[0]].copy())
+                    out.append(totals[(sel, name)])
         for name in sorted(maxed):
             labels = [("__meta_error", ("string", "__too_many_values__")), (name, ("nil", None))]
             out.append(Series(labels, np.full(self.steps, np.nan)))
@@ -815,7 +814,7 @@ class MetricsFrontend:
 
     def compile(self, req: MetricsRequest) -> Any:
         try:
-            return self._compile(req.q, start_ns=req.start, end_ns=req.end)
+            return self._compile(req.q, start_ns=req.start, end_ns=req.end, step_ns=req.step)
         except ValueError as e:
             raise SearchError(400, str(e)) from None
 

@@ -212,7 +212,7 @@ pub fn run_tags(py: Python<'_>, req: &TagRequest, sources: Vec<Source>) -> PyRes
 }
 
 /// A compiled TraceQL metrics query over spans starting in `(start_ns, end_ns]` (the
-/// aligned window). Raises ValueError with the HTTP 400 body for a query Tempo refuses
+/// aligned window) in steps of `step_ns`. Raises ValueError with the HTTP 400 body for a query Tempo refuses
 /// (`not a metrics query` for a plain search).
 #[pyclass(frozen, name = "MetricsQuery")]
 pub struct PyMetricsQuery {
@@ -222,9 +222,10 @@ pub struct PyMetricsQuery {
 #[pymethods]
 impl PyMetricsQuery {
     #[new]
-    #[pyo3(signature = (q, start_ns=0, end_ns=0))]
-    fn new(q: &str, start_ns: u64, end_ns: u64) -> PyResult<Self> {
-        let query = MetricsQuery::compile(q, start_ns, end_ns).map_err(PyValueError::new_err)?;
+    #[pyo3(signature = (q, start_ns=0, end_ns=0, step_ns=0))]
+    fn new(q: &str, start_ns: u64, end_ns: u64, step_ns: u64) -> PyResult<Self> {
+        let query =
+            MetricsQuery::compile(q, start_ns, end_ns, step_ns).map_err(PyValueError::new_err)?;
         Ok(PyMetricsQuery { query: Arc::new(query) })
     }
 
@@ -297,7 +298,8 @@ fn bytes_of<T: Copy>(py: Python<'_>, v: &[T]) -> Py<PyBytes> {
 
 /// Runs every leaf of `query` over `sources`: per leaf a dict of columns (`index` u32,
 /// `ts` i64, `values` f64, exemplar columns), distinct `keys` (tuples of `(type, value)`
-/// labels; for `compare()` one label, its attribute name in `key_names`) and figures.
+/// labels; for `compare()` one label, nil for an attribute's totals, its attribute name in
+/// `key_names`, and `maxed` attributes) and figures.
 pub fn run_metrics(
     py: Python<'_>,
     query: &PyMetricsQuery,
@@ -317,6 +319,7 @@ pub fn run_metrics(
         }
         d.set_item("keys", keys)?;
         d.set_item("key_names", out.key_names)?;
+        d.set_item("maxed", out.maxed)?;
         d.set_item("index", bytes_of(py, &out.index))?;
         d.set_item("ts", bytes_of(py, &out.ts))?;
         d.set_item("values", bytes_of(py, &out.values))?;

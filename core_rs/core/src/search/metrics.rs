@@ -50,6 +50,8 @@ pub struct MetricsLeaf {
     /// Divisor turning a log2 bucket of the field into its label value (1e9 for durations).
     pub bucket_scale: f64,
     pub compare: Option<Compare>,
+    /// The request's step (ns).
+    pub step_ns: u64,
 }
 
 /// `compare({filter}, topN, start, end)`.
@@ -73,15 +75,24 @@ pub struct MetricsQuery {
 }
 
 impl MetricsQuery {
-    /// Compiles `q` for spans starting in `(start_ns, end_ns]`; the error is the HTTP 400
+    /// Compiles `q` for spans starting in `(start_ns, end_ns]` in steps of `step_ns` (the
+    /// aligned request; only `compare()` counts per step in Rust); the error is the HTTP 400
     /// body.
-    pub fn compile(q: &str, start_ns: u64, end_ns: u64) -> Result<MetricsQuery, String> {
+    pub fn compile(
+        q: &str,
+        start_ns: u64,
+        end_ns: u64,
+        step_ns: u64,
+    ) -> Result<MetricsQuery, String> {
         let query = traceql::parse(q).map_err(|e| e.http_message())?;
         let canonical = query.to_string();
         let QueryBody::Metrics(m) = query.body else { return Err(NOT_METRICS.to_string()) };
         let options = SearchOptions { limit: 0, spans_per_spanset: 0, start_ns, end_ns };
         let mut leaves = Vec::new();
         let mut tree = walk(m.expr, &options, &mut leaves)?;
+        for l in &mut leaves {
+            l.step_ns = step_ns;
+        }
         if !m.second.is_empty() {
             let mut second = tree["second"].as_array().cloned().unwrap_or_default();
             second.extend(m.second.iter().map(second_json));
@@ -166,6 +177,7 @@ fn leaf(plan: &mut SearchPlan, first: MetricsFirstStage) -> Result<MetricsLeaf, 
                 quantiles: Vec::new(),
                 bucket_scale: 1.0,
                 compare: Some(Compare { filter: Box::new(f), top_n, start, end }),
+                step_ns: 0,
             });
         }
     };
@@ -190,6 +202,7 @@ fn leaf(plan: &mut SearchPlan, first: MetricsFirstStage) -> Result<MetricsLeaf, 
         quantiles,
         bucket_scale,
         compare: None,
+        step_ns: 0,
     })
 }
 
@@ -227,11 +240,13 @@ pub struct MetricsOut {
     pub keys: Vec<Vec<LabelValue>>,
     /// `compare()` only: the attribute name of each key.
     pub key_names: Vec<String>,
-    /// Per emitted row: series index (for `compare()`: key * 2 + 1 when in the selection).
+    /// Per emitted row: series index (for `compare()`: key * 2 + 1 when in the selection;
+    /// a key whose value is nil holds the attribute's totals).
     pub index: Vec<u32>,
     /// Per row: span start, unix ns.
     pub ts: Vec<i64>,
-    /// Per row: the function's value (empty for `rate` / `count_over_time` / `compare`).
+    /// Per row: the function's value (empty for `rate` / `count_over_time`; for
+    /// `compare()` the row's count in its step, `ts` being the step's end).
     pub values: Vec<f64>,
     /// Exemplars: series index (as `index`), span start ns, value (NaN for `rate` and
     /// `count_over_time`, the raw bucket value for `histogram_over_time`), trace id, span id.
@@ -240,6 +255,8 @@ pub struct MetricsOut {
     pub ex_value: Vec<f64>,
     pub ex_trace: Vec<String>,
     pub ex_span: Vec<String>,
+    /// `compare()` only: attributes with more than topN values on a side in this job.
+    pub maxed: Vec<String>,
     /// Matched spans inside the window.
     pub spans: u64,
     pub stats: JobStats,
@@ -337,28 +354,70 @@ impl Owned {
     }
 }
 
-/// Distinct keys (a tuple of label values) to dense indexes, without allocating on a hit.
+/// Distinct keys (a tuple of label values) to dense indexes, without allocating on a hit:
+/// a map from the key's hash to its first index, further keys of the same hash chained.
 #[derive(Default)]
 struct Series {
     hasher: ahash::RandomState,
-    by_hash: HashMap<u64, Vec<u32>>,
+    by_hash: HashMap<u64, u32, BuildIdentity>,
+    /// Per index: the next index with the same hash (u32::MAX: none).
+    chain: Vec<u32>,
     keys: Vec<Vec<Owned>>,
 }
 
 impl Series {
     fn index(&mut self, key: &[K<'_>]) -> u32 {
         let h = self.hasher.hash_one(key);
-        let slot = self.by_hash.entry(h).or_default();
-        for &i in slot.iter() {
-            let k = &self.keys[i as usize];
-            if k.len() == key.len() && k.iter().zip(key).all(|(a, b)| a.is(b)) {
-                return i;
+        let new = self.keys.len() as u32;
+        let mut at = match self.by_hash.entry(h) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(new);
+                u32::MAX
             }
+        };
+        let mut last = u32::MAX;
+        while at != u32::MAX {
+            let k = &self.keys[at as usize];
+            if k.len() == key.len() && k.iter().zip(key).all(|(a, b)| a.is(b)) {
+                return at;
+            }
+            last = at;
+            at = self.chain[at as usize];
         }
-        let i = self.keys.len() as u32;
+        if last != u32::MAX {
+            self.chain[last as usize] = new;
+        }
         self.keys.push(key.iter().map(|k| Owned::of(*k)).collect());
-        slot.push(i);
-        i
+        self.chain.push(u32::MAX);
+        new
+    }
+}
+
+/// Hashes a u64 that is already a hash to itself.
+#[derive(Default, Clone, Copy)]
+struct BuildIdentity;
+
+struct Identity(u64);
+
+impl std::hash::BuildHasher for BuildIdentity {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -409,6 +468,8 @@ struct LeafSink<'l> {
     exemplars: Exemplars,
     start: u64,
     end: u64,
+    /// `compare()`: span count per (key * 2 + selection) << 32 | step.
+    counts: HashMap<u64, u64, ahash::RandomState>,
 }
 
 impl BatchSink for LeafSink<'_> {
@@ -484,14 +545,17 @@ impl TraceSink for LeafTraces<'_, '_> {
                 if selected && c.start > 0 && c.end > 0 {
                     selected = ts >= c.start && ts < c.end;
                 }
-                let sel = selected as u32;
-                for_each_attribute(view, r, &mut |name, v| {
-                    let i = s.series.index(&[K::Str(name), K::of(v)]);
-                    s.out.index.push(i * 2 + sel);
-                    s.out.ts.push(ts);
+                let sel = selected as u64;
+                let Some(step) = interval_of(ts as u64, s.start, s.end, leaf.step_ns) else {
+                    continue;
+                };
+                for_each_attribute(view, r, &mut |scope, name, v| {
+                    let key = [K::Int(scope as i64), K::Str(name), K::of(v)];
+                    let i = s.series.index(&key) as u64;
+                    *s.counts.entry((i * 2 + sel) << 32 | step as u64).or_insert(0) += 1;
                 });
                 if s.exemplars.want(view.trace_id(r), ts) {
-                    exemplar = Some((sel, ts, f64::NAN, r));
+                    exemplar = Some((sel as u32, ts, f64::NAN, r));
                 }
                 continue;
             }
@@ -596,42 +660,38 @@ fn field_value(
     }
 }
 
-/// Calls `f(name, value)` for every attribute of `row` Tempo's `compare()` counts: span and
-/// resource attributes (dedicated columns included) and the intrinsics `name`, `status`,
-/// `kind`, `rootName`, `rootServiceName`. Durations, start times and ids are left out.
-fn for_each_attribute<'v>(view: &'v BatchView<'_>, row: usize, f: &mut dyn FnMut(&str, Value<'v>)) {
-    let mut seen: Vec<(AttributeScope, &str)> = Vec::new();
-    let mut emit = |scope: AttributeScope,
-                    prefix: &str,
-                    name: &'v str,
-                    v: Value<'v>,
-                    f: &mut dyn FnMut(&str, Value<'v>)| {
-        if v.is_nil() || seen.contains(&(scope, name)) {
-            return;
-        }
-        seen.push((scope, name));
-        let mut full = String::with_capacity(prefix.len() + name.len());
-        full.push_str(prefix);
-        full.push_str(name);
-        f(&full, v);
-    };
-    for (scope, prefix) in
-        [(AttributeScope::Span, "span."), (AttributeScope::Resource, "resource.")]
-    {
+/// Calls `f(scope, name, value)` for every attribute of `row` Tempo's `compare()` counts
+/// (scope 0: span, 1: resource, 2: intrinsic): span and resource attributes (dedicated
+/// columns included) and the intrinsics `name`, `status`, `kind`, `rootName`,
+/// `rootServiceName`. Durations, start times and ids are left out.
+fn for_each_attribute<'v>(
+    view: &'v BatchView<'_>,
+    row: usize,
+    f: &mut dyn FnMut(u8, &'v str, Value<'v>),
+) {
+    // Names taken from a column outside the lists, so a list entry does not count twice.
+    let mut columns: Vec<(u8, &'v str)> = Vec::new();
+    for (code, scope) in [(0u8, AttributeScope::Span), (1, AttributeScope::Resource)] {
         for (name, col) in view.dedicated_columns(scope) {
             let v = col.get(row);
-            emit(scope, prefix, name.as_str(), v, f);
+            if !v.is_nil() {
+                columns.push((code, name.as_str()));
+                f(code, name.as_str(), v);
+            }
         }
-        if scope == AttributeScope::Resource {
+        if code == 1 {
             if let Some(s) = view.strs(schema::RESOURCE_SERVICE_NAME) {
                 if arrow_array::Array::is_valid(s, row) {
-                    emit(scope, prefix, "service.name", Value::Str(s.value(row)), f);
+                    columns.push((1, "service.name"));
+                    f(1, "service.name", Value::Str(s.value(row)));
                 }
             }
         }
         if let Some(list) = view.attr_list(scope) {
             for (name, v) in list.entries(row) {
-                emit(scope, prefix, name, v, f);
+                if !v.is_nil() && !columns.contains(&(code, name)) {
+                    f(code, name, v);
+                }
             }
         }
     }
@@ -644,7 +704,101 @@ fn for_each_attribute<'v>(view: &'v BatchView<'_>, row: usize, f: &mut dyn FnMut
     ] {
         let v = view.intrinsic(i, row, ItemIndex::default());
         if !v.is_nil() {
-            f(intrinsic_name(i), v);
+            f(2, intrinsic_name(i), v);
+        }
+    }
+}
+
+/// The step of a span starting at `ts` (Tempo's `IntervalOf` over the aligned window,
+/// right-closed steps; one step `[start, end]` for an instant query; step 0 for none).
+fn interval_of(ts: u64, start: u64, end: u64, step: u64) -> Option<u32> {
+    if step == 0 {
+        return Some(0);
+    }
+    if end.wrapping_sub(start) == step {
+        return (ts >= start && ts <= end && end != start).then_some(0);
+    }
+    let s = start - start % step;
+    let e = if end.is_multiple_of(step) { end } else { end + step - end % step };
+    if !(ts > s && ts <= e) {
+        return None;
+    }
+    let off = ts - s;
+    let i = off / step;
+    Some((if i * step == off { i - 1 } else { i }) as u32)
+}
+
+/// Tempo's job-level `MetricsCompare.result`: per attribute and side its topN values by
+/// count (more make the attribute `maxed`) and its totals (a key with a nil value), as rows
+/// of (key * 2 + side, step end, count).
+fn compare_out(sink: &LeafSink<'_>, top_n: usize, out: &mut MetricsOut) {
+    // (step, count) by row
+    let mut by_row: HashMap<u64, Vec<(u32, u64)>, ahash::RandomState> = HashMap::default();
+    for (&k, &n) in &sink.counts {
+        by_row.entry(k >> 32).or_default().push(((k & 0xffff_ffff) as u32, n));
+    }
+    let name_of = |key: u64| {
+        let k = &sink.series.keys[key as usize];
+        let prefix = match k[0] {
+            Owned::Int(0) => "span.",
+            Owned::Int(1) => "resource.",
+            _ => "",
+        };
+        match &k[1] {
+            Owned::Str(s) => format!("{prefix}{s}"),
+            _ => String::new(),
+        }
+    };
+    // name -> side -> [(grand total, key)]
+    let mut attrs: std::collections::BTreeMap<String, [Vec<(u64, u64)>; 2]> = Default::default();
+    for (&row, per) in &by_row {
+        let total: u64 = per.iter().map(|p| p.1).sum();
+        attrs.entry(name_of(row >> 1)).or_default()[(row & 1) as usize].push((total, row >> 1));
+    }
+    let (start, end, step) = (sink.start, sink.end, sink.leaf.step_ns);
+    let step_end = |i: u32| -> i64 {
+        if step == 0 || end.wrapping_sub(start) == step {
+            end as i64
+        } else {
+            (start - start % step + (i as u64 + 1) * step) as i64
+        }
+    };
+    for (name, sides) in attrs {
+        let mut maxed = false;
+        for (sel, mut values) in sides.into_iter().enumerate() {
+            if values.is_empty() {
+                continue;
+            }
+            maxed |= values.len() > top_n;
+            values.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut totals: HashMap<u32, u64, ahash::RandomState> = HashMap::default();
+            for (rank, &(_, key)) in values.iter().enumerate() {
+                let per = &by_row[&(key * 2 + sel as u64)];
+                for &(i, n) in per {
+                    *totals.entry(i).or_insert(0) += n;
+                }
+                if rank < top_n {
+                    let k = out.keys.len() as u32;
+                    out.keys.push(vec![sink.series.keys[key as usize][2].label()]);
+                    out.key_names.push(name.clone());
+                    for &(i, n) in per {
+                        out.index.push(k * 2 + sel as u32);
+                        out.ts.push(step_end(i));
+                        out.values.push(n as f64);
+                    }
+                }
+            }
+            let k = out.keys.len() as u32;
+            out.keys.push(vec![None]);
+            out.key_names.push(name.clone());
+            for (i, n) in totals {
+                out.index.push(k * 2 + sel as u32);
+                out.ts.push(step_end(i));
+                out.values.push(n as f64);
+            }
+        }
+        if maxed {
+            out.maxed.push(name);
         }
     }
 }
@@ -661,19 +815,13 @@ pub fn metrics_sources(leaf: &MetricsLeaf, sources: &[Source], exemplars: usize)
         exemplars: Exemplars::new(max, start, end),
         start,
         end,
+        counts: HashMap::default(),
     };
     let stats = scan_sources(&leaf.plan, sources, &mut sink);
-    let mut out = sink.out;
+    let mut out = std::mem::take(&mut sink.out);
     out.stats = stats;
-    if leaf.compare.is_some() {
-        for k in &sink.series.keys {
-            let name = match &k[0] {
-                Owned::Str(s) => s.to_string(),
-                _ => String::new(),
-            };
-            out.key_names.push(name);
-            out.keys.push(vec![k[1].label()]);
-        }
+    if let Some(c) = &leaf.compare {
+        compare_out(&sink, c.top_n.max(0) as usize, &mut out);
     } else {
         out.keys = sink.series.keys.iter().map(|k| k.iter().map(Owned::label).collect()).collect();
     }
@@ -701,7 +849,9 @@ mod tests {
 
     fn run(q: &str, start: u64, end: u64, exemplars: usize) -> Vec<MetricsOut> {
         let (src, _) = source();
-        let query = MetricsQuery::compile(q, start, end).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let step = if end > start { (end - start) / 10 } else { 0 };
+        let query =
+            MetricsQuery::compile(q, start, end, step).unwrap_or_else(|e| panic!("{q}: {e}"));
         query
             .leaves
             .iter()
@@ -794,41 +944,72 @@ mod tests {
     }
 
     #[test]
-    fn compare_flags_the_selection_and_counts_attribute_values() {
+    fn compare_counts_values_per_side_keeps_the_top_n_and_totals() {
         let (_, batch) = source();
-        let out = &run("{} | compare({ status = error })", 0, 0, 0)[0];
+        let out = &run("{} | compare({ status = error }, 3)", 0, 0, 0)[0];
         let view = BatchView::new(&batch, &[]);
         let status = view.i32s(schema::STATUS_CODE).unwrap();
-        let errors = (0..batch.num_rows()).filter(|&r| status.value(r) == 2).count();
-        // Every span has one `status` value; the selected ones are the errors.
-        let status_rows: Vec<u32> = out
-            .index
-            .iter()
-            .copied()
-            .filter(|&i| out.key_names[(i / 2) as usize] == "status")
-            .collect();
-        assert_eq!(status_rows.len(), batch.num_rows());
-        assert_eq!(status_rows.iter().filter(|&&i| i % 2 == 1).count(), errors);
-        assert!(out.key_names.iter().any(|n| n == "resource.service.name"));
-        assert!(out.key_names.iter().any(|n| n.starts_with("span.")));
+        let errors = (0..batch.num_rows()).filter(|&r| status.value(r) == 2).count() as f64;
+        let total = |name: &str, sel: u32| -> f64 {
+            (0..out.index.len())
+                .filter(|&j| {
+                    let k = (out.index[j] / 2) as usize;
+                    out.index[j] % 2 == sel && out.key_names[k] == name && out.keys[k][0].is_none()
+                })
+                .map(|j| out.values[j])
+                .sum()
+        };
+        // Every span has one `status`: the selection's total is the errors.
+        assert_eq!(total("status", 1), errors);
+        assert_eq!(total("status", 0), batch.num_rows() as f64 - errors);
+        let value = |name: &str, sel: u32, v: &str| -> f64 {
+            (0..out.index.len())
+                .filter(|&j| {
+                    let k = (out.index[j] / 2) as usize;
+                    out.index[j] % 2 == sel
+                        && out.key_names[k] == name
+                        && out.keys[k][0] == Some(OutValue::Str(v.to_string()))
+                })
+                .map(|j| out.values[j])
+                .sum()
+        };
+        assert_eq!(value("status", 1, "error"), errors);
+        // At most 3 values per attribute and side; more mark the attribute.
+        let names: std::collections::HashSet<&String> = out.key_names.iter().collect();
+        for n in names {
+            for sel in 0..2 {
+                let kept = (0..out.keys.len())
+                    .filter(|&k| &out.key_names[k] == n && out.keys[k][0].is_some())
+                    .filter(|&k| out.index.iter().any(|&i| i == k as u32 * 2 + sel))
+                    .count();
+                assert!(kept <= 3, "{n}: {kept}");
+            }
+        }
+        assert!(out.maxed.iter().any(|n| n == "span.http.url" || n == "resource.k8s.pod.name"));
+        assert!(!out.maxed.iter().any(|n| n == "status"));
     }
 
     #[test]
     fn compile_refuses_searches_and_describes_math() {
-        assert_eq!(MetricsQuery::compile("{}", 0, 0).err().unwrap(), NOT_METRICS);
-        assert!(MetricsQuery::compile("{ .a = }", 0, 0)
+        assert_eq!(MetricsQuery::compile("{}", 0, 0, 0).err().unwrap(), NOT_METRICS);
+        assert!(MetricsQuery::compile("{ .a = }", 0, 0, 0)
             .err()
             .unwrap()
             .starts_with(traceql::INVALID_QUERY_PREFIX));
-        let q =
-            MetricsQuery::compile("({ status = error } | rate()) / ({} | rate()) | topk(3)", 0, 0)
-                .unwrap();
+        let q = MetricsQuery::compile(
+            "({ status = error } | rate()) / ({} | rate()) | topk(3)",
+            0,
+            0,
+            0,
+        )
+        .unwrap();
         assert_eq!(q.leaves.len(), 2);
         assert_eq!(q.tree["op"], "/");
         assert_eq!(q.tree["lhs"]["leaf"], 0);
         assert_eq!(q.tree["second"][0]["topk"], 3);
         let q = MetricsQuery::compile(
             "{} | quantile_over_time(duration, .5, .99) by (name) > 0.1",
+            0,
             0,
             0,
         )
