@@ -46,6 +46,20 @@ def run_load(pid: int, grpc: str, *args: str, timeout: float = 3600) -> dict[str
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def child_json(code: str, *args: str, timeout: float = 3600) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (its figures its own) with ``args``; the JSON
+    object on its last line of output."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def vm_hwm_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of a process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

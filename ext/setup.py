@@ -14,6 +14,12 @@ extensions = [
         ["tempo_fast_kernels/sketch.pyx"],
         extra_compile_args=["-O3"],
     ),
+    Extension(
+        "tempo_fast_kernels.timeseries",
+        ["tempo_fast_kernels/timeseries.pyx"],
+        extra_compile_args=["-O3"],
+        libraries=["m"],
+    ),
 ]
 
 setup(

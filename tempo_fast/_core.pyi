@@ -5,6 +5,7 @@ handles; the GIL is released while Rust works.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 __version__: str
 
@@ -102,6 +103,8 @@ class Ingester:
         """Search live traces, head chunks and completed blocks (as ``BlockStore.search``)."""
     def search_tags(self, tenant: str, request: TagRequest) -> tuple[bytes, dict[str, int]]:
         """Tag names or values from everything the ingester holds."""
+    def metrics(self, tenant: str, query: MetricsQuery, exemplars: int = 0) -> list[dict[str, Any]]:
+        """A TraceQL metrics query over everything the ingester holds (see ``metrics_otlp``)."""
     def complete_block_ids(self, tenant: str) -> list[str]:
         """Completed blocks the ingester still serves (its searches cover them)."""
     def find_trace(self, tenant: str, trace_id: bytes) -> TracePart | None:
@@ -130,6 +133,10 @@ class BlockStore:
         """Blocks that could not be opened, summed over every poll."""
     def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]:
         """``(block id, size, start unix ns, end unix ns)`` of every block of ``tenant``."""
+    def metrics(
+        self, tenant: str, query: MetricsQuery, block_ids: list[str], exemplars: int = 0
+    ) -> list[dict[str, Any]]:
+        """A TraceQL metrics query over blocks ``block_ids`` (see ``metrics_otlp``)."""
     def search(
         self, tenant: str, query: SearchQuery, block_ids: list[str]
     ) -> tuple[bytes, dict[str, int]]:
@@ -169,6 +176,10 @@ class RemoteBlocks:
         """As :meth:`BlockStore.find_trace`."""
     def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]:
         """``(block id, size, start unix ns, end unix ns)`` of every block of ``tenant``."""
+    def metrics(
+        self, tenant: str, query: MetricsQuery, block_ids: list[str], exemplars: int = 0
+    ) -> list[dict[str, Any]]:
+        """A TraceQL metrics query over blocks ``block_ids`` (see ``metrics_otlp``)."""
     def search(
         self, tenant: str, query: SearchQuery, block_ids: list[str]
     ) -> tuple[bytes, dict[str, int]]:
@@ -206,6 +217,15 @@ class SearchQuery:
     def __init__(
         self, q: str, limit: int = 20, spss: int = 3, start_ns: int = 0, end_ns: int = 0
     ) -> None: ...
+
+class MetricsQuery:
+    """A compiled TraceQL metrics query over spans starting in ``(start_ns, end_ns]``;
+    raises ValueError with Tempo's HTTP 400 body (``not a metrics query`` for a search)."""
+
+    tree: str  # JSON: {"leaf": i, "second": [...]} or {"op", "lhs", "rhs", "second"}
+    canonical: str
+    leaves: list[dict[str, Any]]  # func, by, quantiles, bucket_scale (+ top_n, compare_*)
+    def __init__(self, q: str, start_ns: int = 0, end_ns: int = 0, step_ns: int = 0) -> None: ...
 
 class TagRequest:
     """Tag names of ``scopes`` or the values of ``tag`` (a TraceQL identifier), over the spans
@@ -312,3 +332,12 @@ class ServiceGraphStore:
         """Edges waiting wait_seconds or longer: virtual-node edges emitted, the rest
         dropped (all counted in expired_edges)."""
     def __len__(self) -> int: ...
+
+def metrics_otlp(
+    query: MetricsQuery, requests: list[bytes], exemplars: int = 0
+) -> list[dict[str, Any]]:
+    """Run a metrics query over OTLP request bodies in memory. Per leaf: ``keys`` (tuples of
+    ``(type, value)`` labels), ``key_names`` and ``maxed`` (``compare()``: per attribute and
+    side its top N values and totals, counts per step), columns as bytes ``index``
+    (u32), ``ts`` (i64 ns), ``values`` (f64), exemplar columns ``ex_index``, ``ex_ts``,
+    ``ex_value``, ``ex_trace``, ``ex_span``, and figures (``spans``, ``inspected_*``)."""

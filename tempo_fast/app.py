@@ -35,6 +35,7 @@ from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.frontend.grpc_streaming import StreamingQuerier, StreamingServer
+from tempo_fast.frontend.metrics import MetricsFrontend
 from tempo_fast.frontend.port_split import SplitSite
 from tempo_fast.frontend.search import SearchFrontend, SearchLimits
 from tempo_fast.frontend.tags import TagsFrontend
@@ -90,6 +91,7 @@ class Core:
     compact_blocks: CompactFn | None = None
     search_query: Callable[..., Any] | None = None
     tag_request: Callable[..., Any] | None = None
+    metrics_query: Callable[..., Any] | None = None
     # the metrics-generator's Rust processors are present (stand-ins leave it off)
     metrics_generator: bool = False
 
@@ -110,6 +112,7 @@ class Core:
             _core.compact_blocks,
             _core.SearchQuery,
             _core.TagRequest,
+            _core.MetricsQuery,
             metrics_generator=True,
         )
 
@@ -295,7 +298,7 @@ class App:
         """The HTTP API; with ``stream_over_http_enabled`` also gRPC ``StreamingQuerier`` on
         the same port (an internal grpcio server on a Unix socket behind a :class:`SplitSite`)."""
         cfg = self.config
-        search = tags = None
+        search = tags = traceql_metrics = None
         if self._core.search_query is not None:
             search = SearchFrontend(
                 lambda: self.querier,
@@ -304,6 +307,10 @@ class App:
             )
             if self._core.tag_request is not None:
                 tags = TagsFrontend(search, lambda: self.querier, self._core.tag_request)
+            if self._core.metrics_query is not None:
+                traceql_metrics = MetricsFrontend(
+                    lambda: self.querier, search.pool, self._core.metrics_query, cache=search.cache
+                )
         self._api = HttpApi(
             None,
             self.metrics,
@@ -314,6 +321,7 @@ class App:
             request_timeout=cfg.server.http_server_write_timeout,
             search=search,
             tags=tags,
+            traceql_metrics=traceql_metrics,
         )
         host, port = cfg.server.http_listen_address, cfg.server.http_listen_port
         if not cfg.stream_over_http_enabled:
@@ -325,6 +333,9 @@ class App:
                 multi_tenant_queries=cfg.query_frontend.multi_tenant_queries_enabled,
                 request_timeout=cfg.server.http_server_write_timeout,
                 metrics=self.metrics,
+                metrics_service=lambda: (
+                    self._api.traceql_metrics if self._api is not None else None
+                ),
             )
         )
         try:

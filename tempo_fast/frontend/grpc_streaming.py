@@ -1,4 +1,5 @@
-"""Tempo's streaming gRPC search, ``tempopb.StreamingQuerier/Search``, as Grafana calls it.
+"""Tempo's streaming gRPC search, ``tempopb.StreamingQuerier/Search``, as Grafana calls it,
+and its TraceQL metrics ``MetricsQueryRange`` / ``MetricsQueryInstant`` (one final message).
 
 A grpcio (asyncio) server on an internal Unix socket, reached through the HTTP port by
 :mod:`tempo_fast.frontend.port_split`. Requests and responses are raw bytes, encoded here with
@@ -36,6 +37,8 @@ _log = get_logger("frontend")
 SERVICE = "tempopb.StreamingQuerier"
 METHOD = "Search"
 ROUTE = f"/{SERVICE}/{METHOD}"
+METRICS_RANGE = "MetricsQueryRange"
+METRICS_INSTANT = "MetricsQueryInstant"
 MAX_PACKET_BYTES = 1 << 20  # Tempo's max_grpc_streaming_packet_size
 MAX_REQUEST_BYTES = 4 << 20
 
@@ -241,6 +244,54 @@ def search_responses(
         yield bytes(w) + tail
 
 
+# --- TraceQL metrics -------------------------------------------------------------------------
+
+
+def metrics_params(data: bytes, *, instant: bool) -> dict[str, str]:
+    """``tempopb.QueryRangeRequest`` (query 1, start 2, end 3, step 4 in unix ns, exemplars
+    16) or ``QueryInstantRequest`` (query 1, start 2, end 3) as ``/api/metrics/*``
+    parameters; raises :class:`DecodeError`."""
+    out: dict[str, str] = {}
+    names = (
+        {2: "start", 3: "end"} if instant else {2: "start", 3: "end", 4: "step", 16: "exemplars"}
+    )
+    for number, wire, value in fields(data):
+        if number == 1 and wire == LEN:
+            assert isinstance(value, bytes)
+            out["q"] = value.decode("utf-8", "replace")
+        elif number in names and wire == VARINT and value:
+            out[names[number]] = f"{value}ns" if number == 4 else str(value)
+    return out
+
+
+def _sample(number: int, value: float, ts_ms: Any, w: Writer) -> None:
+    w.message(number, Writer().double(1, float(value)).uint(2, _u64(ts_ms)))
+
+
+def metrics_response(result: Mapping[str, Any], *, instant: bool) -> bytes:
+    """``QueryRangeResponse`` (series 1: labels 1, samples 2 (value 1, timestamp_ms 2),
+    exemplars 4 (labels 1, value 2, timestamp_ms 3); metrics 2; status 3; message 4) or
+    ``QueryInstantResponse`` (series 1: labels 1, value 2) from the JSON answer."""
+    w = Writer()
+    for s in result.get("series") or ():
+        ts = Writer()
+        _attributes(ts, 1, s.get("labels"))
+        if instant:
+            ts.double(2, float(s.get("value", 0.0)))
+        for sample in s.get("samples") or ():
+            _sample(2, sample.get("value", 0.0), sample.get("timestampMs"), ts)
+        for e in s.get("exemplars") or ():
+            ex = Writer()
+            _attributes(ex, 1, e.get("labels"))
+            ex.double(2, float(e.get("value", 0.0))).uint(3, _u64(e.get("timestampMs")))
+            ts.message(4, ex)
+        w.message(1, ts)
+    w.message(2, search_metrics(result.get("metrics") or {}))
+    if result.get("status") == "PARTIAL":
+        w.uint(3, 1).string(4, result.get("message", ""))
+    return bytes(w)
+
+
 # --- the RPC ---------------------------------------------------------------------------------
 
 _CODES = {
@@ -271,6 +322,15 @@ class _Abort(Exception):
         self.code, self.message = code, message
 
 
+def _abort_for(e: SearchError | TimeoutError) -> _Abort:
+    """The end of a stream for a refused request or one past the server's write timeout."""
+    if isinstance(e, SearchError):
+        return _Abort(grpc_code(e.status), e.reason)
+    return _Abort(
+        grpc.StatusCode.DEADLINE_EXCEEDED, "request timed out (server.http_server_write_timeout)"
+    )
+
+
 class StreamingQuerier:
     """The ``Search`` handler; ``service()`` is None until the search service is ready."""
 
@@ -283,8 +343,10 @@ class StreamingQuerier:
         request_timeout: float = 0.0,
         metrics: Metrics | None = None,
         max_packet_bytes: int = MAX_PACKET_BYTES,
+        metrics_service: Callable[[], Any] | None = None,
     ) -> None:
         self._service = service
+        self._metrics_service = metrics_service
         self._multitenancy = multitenancy
         self._multi_tenant_queries = multi_tenant_queries
         self._timeout = request_timeout
@@ -293,7 +355,59 @@ class StreamingQuerier:
 
     def handler(self) -> grpc.GenericRpcHandler:
         search = grpc.unary_stream_rpc_method_handler(self.search)  # raw bytes in and out
-        return grpc.method_handlers_generic_handler(SERVICE, {METHOD: search})
+        methods = {METHOD: search}
+        if self._metrics_service is not None:
+            methods[METRICS_RANGE] = grpc.unary_stream_rpc_method_handler(self.metrics_range)
+            methods[METRICS_INSTANT] = grpc.unary_stream_rpc_method_handler(self.metrics_instant)
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+    async def metrics_range(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """``MetricsQueryRange``: one final ``QueryRangeResponse`` (Grafana merges the
+        messages of a stream; one is enough)."""
+        async for message in self._metrics_query(request, context, instant=False):
+            yield message
+
+    async def metrics_instant(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """``MetricsQueryInstant``: one final ``QueryInstantResponse``."""
+        async for message in self._metrics_query(request, context, instant=True):
+            yield message
+
+    async def _metrics_query(
+        self, request: bytes, context: grpc.aio.ServicerContext, *, instant: bool
+    ) -> AsyncIterator[bytes]:
+        from tempo_fast.frontend.metrics import parse_request
+
+        started, outcome = time.perf_counter(), "success"
+        route = f"/{SERVICE}/{METRICS_INSTANT if instant else METRICS_RANGE}"
+        try:
+            ids = self._tenants(context)
+            service = self._metrics_service() if self._metrics_service else None
+            if service is None:
+                raise _Abort(grpc.StatusCode.UNAVAILABLE, "not ready: metrics are starting")
+            try:
+                params = metrics_params(request, instant=instant)
+                req = parse_request(params, service.limits, instant=instant)
+                async with asyncio.timeout(self._timeout or None):
+                    result = await service.query(ids, req)
+            except DecodeError as e:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode request: {e}") from e
+            except (SearchError, TimeoutError) as e:
+                raise _abort_for(e) from e
+            yield metrics_response(result, instant=instant)
+        except _Abort as e:
+            outcome = "error"
+            await context.abort(e.code, e.message)
+        except asyncio.CancelledError:
+            outcome = "cancel"
+            raise
+        finally:
+            if self._metrics is not None:
+                elapsed = time.perf_counter() - started
+                self._metrics.request_duration.labels("gRPC", route, outcome).observe(elapsed)
 
     def _tenants(self, context: grpc.aio.ServicerContext) -> list[str]:
         header = None
@@ -360,13 +474,8 @@ class StreamingQuerier:
                         last = metrics
                         for message in search_responses(encoded, metrics, self._max_packet):
                             yield message
-        except SearchError as e:
-            raise _Abort(grpc_code(e.status), e.reason) from e
-        except TimeoutError as e:
-            raise _Abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                "request timed out (server.http_server_write_timeout)",
-            ) from e
+        except (SearchError, TimeoutError) as e:
+            raise _abort_for(e) from e
         except (asyncio.CancelledError, _Abort):
             raise
         except Exception as e:  # a bug or a broken block: end with the reason, keep serving

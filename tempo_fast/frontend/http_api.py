@@ -15,6 +15,7 @@ from aiohttp import web
 
 from tempo_fast import __version__
 from tempo_fast.frontend.grpc_streaming import search_metrics, search_responses, trace_metadata
+from tempo_fast.frontend.metrics import MetricsFrontend, parse_request
 from tempo_fast.frontend.search import SearchError, SearchFrontend, parse_params
 from tempo_fast.frontend.tags import TagsFrontend
 from tempo_fast.pkg import tenant as tenants
@@ -73,10 +74,12 @@ class HttpApi:
         request_timeout: float,
         search: SearchFrontend | None = None,
         tags: TagsFrontend | None = None,
+        traceql_metrics: MetricsFrontend | None = None,
     ) -> None:
         self.querier = querier
         self.search = search
         self.tags = tags
+        self.traceql_metrics = traceql_metrics
         self._metrics = metrics
         self._readiness = readiness
         self._prefix = prefix
@@ -94,6 +97,8 @@ class HttpApi:
         self._add(app, "/api/v2/search/tags", "api_v2_search_tags", self.tag_names_v2)
         self._add(app, "/api/search/tag/{name}/values", "api_search_tag_values", self.values_v1)
         self._add(app, "/api/v2/search/tag/{name}/values", "api_v2_tag_values", self.values_v2)
+        self._add(app, "/api/metrics/query_range", "api_metrics_query_range", self.query_range)
+        self._add(app, "/api/metrics/query", "api_metrics_query", self.query_instant)
         self._add(app, "/api/echo", "api_echo", self.echo)
         self._add(app, "/api/status/buildinfo", "api_status_buildinfo", self.buildinfo)
         self._add(app, "/ready", "ready", self.ready)
@@ -195,6 +200,29 @@ class HttpApi:
             return self._answer(
                 op, web.Response(body=search_protobuf(result), content_type=PROTOBUF)
             )
+        body = orjson.dumps(result)
+        return self._answer(op, web.Response(body=body, content_type="application/json"))
+
+    async def query_range(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/metrics/query_range``: TraceQL metrics, Tempo's QueryRangeResponse."""
+        return await self._metrics_query(request, instant=False)
+
+    async def query_instant(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/metrics/query``: one value per series over the range."""
+        return await self._metrics_query(request, instant=True)
+
+    async def _metrics_query(self, request: web.Request, *, instant: bool) -> web.Response:
+        op = "metrics"
+        frontend = self.traceql_metrics
+        if frontend is None or self.querier is None:
+            return self._answer(op, _text(503, f"not ready: {self._readiness.reason}"))
+        try:
+            ids = self._tenants(request)
+            req = parse_request(request.query, frontend.limits, instant=instant)
+            result = await frontend.query(ids, req)
+        except SearchError as e:
+            return self._answer(op, _text(e.status, e.reason))
+        self._metrics.bytes_inspected.labels(op).inc(int(result["metrics"]["inspectedBytes"]))
         body = orjson.dumps(result)
         return self._answer(op, web.Response(body=body, content_type="application/json"))
 

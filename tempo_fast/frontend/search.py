@@ -262,6 +262,27 @@ def _combine(into: dict[str, Any], t: Mapping[str, Any]) -> None:
                 cur[k] = cur.get(k, 0) + s[k]
 
 
+def block_groups(
+    querier: Querier, tenant: str, lo: int, hi: int, target_bytes: int
+) -> list[list[BlockRef]]:
+    """``tenant``'s blocks overlapping ``[lo, hi]`` (unix ns), newest first, in groups from
+    one block list of up to ``target_bytes`` (a larger block alone)."""
+    blocks = [b for b in querier.list_blocks(tenant) if b.start_ns <= hi and b.end_ns >= lo]
+    blocks.sort(key=lambda b: (b.end_ns, b.block_id), reverse=True)
+    groups: list[list[BlockRef]] = []
+    group: list[BlockRef] = []
+    for b in blocks:
+        if group and (
+            b.store != group[0].store or sum(x.size for x in group) + b.size > target_bytes
+        ):
+            groups.append(group)
+            group = []
+        group.append(b)
+    if group:
+        groups.append(group)
+    return groups
+
+
 class JobCache:
     """Answers of jobs over complete blocks (immutable), least recently used evicted, bounded
     in entries and bytes; an answer larger than an eighth of the bytes is not kept."""
@@ -270,12 +291,13 @@ class JobCache:
         self._entries = entries
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._data: OrderedDict[tuple[Any, ...], tuple[bytes, dict[str, int]]] = OrderedDict()
+        self._data: OrderedDict[tuple[Any, ...], tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> tuple[bytes, dict[str, int]] | None:
+    def get(self, key: tuple[Any, ...]) -> Any:
+        """The answer kept for ``key``, or None."""
         with self._lock:
             v = self._data.get(key)
             if v is None:
@@ -283,21 +305,24 @@ class JobCache:
                 return None
             self._data.move_to_end(key)
             self.hits += 1
-            return v
+            return v[0]
 
-    def put(self, key: tuple[Any, ...], value: tuple[bytes, dict[str, int]]) -> None:
-        size = len(value[0])
+    def put(self, key: tuple[Any, ...], value: Any, size: int | None = None) -> None:
+        """Keep ``value`` (a search answer ``(body, figures)``, sized by its body, or any
+        answer of ``size`` bytes)."""
+        if size is None:
+            size = len(value[0])
         if size > self._max_bytes // 8:
             return
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
-                self._bytes -= len(old[0])
-            self._data[key] = value
+                self._bytes -= old[1]
+            self._data[key] = (value, size)
             self._bytes += size
             while len(self._data) > self._entries or self._bytes > self._max_bytes:
                 _, evicted = self._data.popitem(last=False)
-                self._bytes -= len(evicted[0])
+                self._bytes -= evicted[1]
 
 
 class SearchFrontend:
@@ -338,18 +363,7 @@ class SearchFrontend:
             return jobs
         lo, hi = params.start * NS, (params.end + 1) * NS
         for tenant in tenants:
-            blocks = [b for b in querier.list_blocks(tenant) if b.start_ns <= hi and b.end_ns >= lo]
-            blocks.sort(key=lambda b: (b.end_ns, b.block_id), reverse=True)
-            group: list[BlockRef] = []
-            for b in blocks:
-                if group and (
-                    b.store != group[0].store
-                    or sum(x.size for x in group) + b.size > self.limits.target_bytes_per_job
-                ):
-                    jobs.append(Job(tenant, group))
-                    group = []
-                group.append(b)
-            if group:
+            for group in block_groups(querier, tenant, lo, hi, self.limits.target_bytes_per_job):
                 jobs.append(Job(tenant, group))
         return jobs
 

@@ -29,6 +29,7 @@ class TraceSource(Protocol):
     def find_trace(self, tenant: str, trace_id: bytes) -> Any: ...
     def search(self, tenant: str, query: Any) -> tuple[bytes, dict[str, int]]: ...
     def search_tags(self, tenant: str, request: Any) -> tuple[bytes, dict[str, int]]: ...
+    def metrics(self, tenant: str, query: Any, exemplars: int) -> list[dict[str, Any]]: ...
     def complete_block_ids(self, tenant: str) -> list[str]: ...
 
 
@@ -52,6 +53,7 @@ class BlockStoreCore(Protocol):
     def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]: ...
     def search(self, tenant: str, query: Any, block_ids: list[str]) -> Any: ...
     def search_tags(self, tenant: str, request: Any, block_ids: list[str]) -> Any: ...
+    def metrics(self, tenant: str, query: Any, block_ids: list[str], exemplars: int) -> Any: ...
 
 
 class RemoteBlocksCore(Protocol):
@@ -65,6 +67,7 @@ class RemoteBlocksCore(Protocol):
     def list_blocks(self, tenant: str) -> list[tuple[str, int, int, int]]: ...
     def search(self, tenant: str, query: Any, block_ids: list[str]) -> Any: ...
     def search_tags(self, tenant: str, request: Any, block_ids: list[str]) -> Any: ...
+    def metrics(self, tenant: str, query: Any, block_ids: list[str], exemplars: int) -> Any: ...
 
 
 @dataclass
@@ -180,6 +183,25 @@ class Querier:
             with self._lock:
                 self._lookup_errors += int(stats["errors"])
         return body, stats
+
+    def metrics_recent(self, tenant: str, query: Any, exemplars: int) -> list[dict[str, Any]]:
+        """Run a TraceQL metrics query over what the ingester holds (blocking): per leaf of
+        the query, its span columns and figures."""
+        return self._ingester.metrics(tenant, query, exemplars)
+
+    def metrics_blocks(
+        self, tenant: str, query: Any, blocks: list[BlockRef], exemplars: int
+    ) -> list[dict[str, Any]]:
+        """Run a TraceQL metrics query over ``blocks`` (all from one block list; blocking)."""
+        store = self._stores()[blocks[0].store] if blocks else self._blocks
+        outs: list[dict[str, Any]] = store.metrics(
+            tenant, query, [b.block_id for b in blocks], exemplars
+        )
+        errors = int(outs[0].get("errors", 0)) if outs else 0
+        if errors:
+            with self._lock:
+                self._lookup_errors += errors
+        return outs
 
     def search_tags_recent(self, tenant: str, request: Any) -> tuple[bytes, dict[str, int]]:
         """Tag names or values from what the ingester holds (blocking)."""

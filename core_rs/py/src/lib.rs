@@ -407,6 +407,20 @@ impl Ingester {
         search::run(py, &query, sources)
     }
 
+    /// Runs a TraceQL metrics query over everything the ingester holds for `tenant`.
+    #[pyo3(signature = (tenant, query, exemplars=0))]
+    fn metrics(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        query: PyRef<'_, search::PyMetricsQuery>,
+        exemplars: usize,
+    ) -> PyResult<Py<pyo3::types::PyList>> {
+        let inner = &self.inner;
+        let sources = py.detach(|| inner.search_sources(tenant)).map_err(runtime)?;
+        search::run_metrics(py, &query, sources, exemplars)
+    }
+
     /// Tag names or values from everything the ingester holds for `tenant`.
     fn search_tags(
         &self,
@@ -511,6 +525,20 @@ impl BlockStore {
     ) -> PyResult<search::SearchOut> {
         let sources = search::pick(self.inner.blocks(tenant), &block_ids);
         search::run_tags(py, &request, sources)
+    }
+
+    /// Runs a TraceQL metrics query over `tenant`'s blocks `block_ids`.
+    #[pyo3(signature = (tenant, query, block_ids, exemplars=0))]
+    fn metrics(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        query: PyRef<'_, search::PyMetricsQuery>,
+        block_ids: Vec<String>,
+        exemplars: usize,
+    ) -> PyResult<Py<pyo3::types::PyList>> {
+        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+        search::run_metrics(py, &query, sources, exemplars)
     }
 
     /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
@@ -682,6 +710,20 @@ impl RemoteBlocks {
         search::run_tags(py, &request, sources)
     }
 
+    /// Runs a TraceQL metrics query over `tenant`'s blocks `block_ids`.
+    #[pyo3(signature = (tenant, query, block_ids, exemplars=0))]
+    fn metrics(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        query: PyRef<'_, search::PyMetricsQuery>,
+        block_ids: Vec<String>,
+        exemplars: usize,
+    ) -> PyResult<Py<pyo3::types::PyList>> {
+        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+        search::run_metrics(py, &query, sources, exemplars)
+    }
+
     /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
     fn search(
         &self,
@@ -789,6 +831,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<search::SearchQuery>()?;
     m.add_class::<search::TagRequest>()?;
     m.add_function(wrap_pyfunction!(search::search_otlp, m)?)?;
+    m.add_class::<search::PyMetricsQuery>()?;
+    m.add_function(wrap_pyfunction!(search::metrics_otlp, m)?)?;
     m.add_function(wrap_pyfunction!(render_trace, m)?)?;
     m.add_function(wrap_pyfunction!(compaction::compact_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(export_block, m)?)?;

@@ -5,15 +5,16 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyAny, PyBytes, PyDict, PyList, PyTuple};
 
 use tempo_core::block::{parse_rfc3339, BlockReader};
 use tempo_core::columnar::{build_batch, group_traces};
 use tempo_core::otlp;
 use tempo_core::schema::default_dedicated_columns;
+use tempo_core::search::metrics::{metrics_sources, MetricsOut, MetricsQuery};
 use tempo_core::search::tags::{collect_tags, TagTarget, Tags};
 use tempo_core::search::{
-    search_sources, write_json_array, Found, JobStats, SearchOptions, SearchPlan, Source,
+    search_sources, write_json_array, Found, JobStats, OutValue, SearchOptions, SearchPlan, Source,
 };
 use tempo_core::traceql::{AttributeScope, Field, QueryBody, Stage};
 
@@ -110,15 +111,9 @@ pub fn search_otlp(
     let plan = query.plan.clone();
     let body = py
         .detach(|| {
-            let reqs = requests
-                .into_iter()
-                .map(|r| otlp::scan(Arc::from(r)).map(Arc::new).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let traces = group_traces(&reqs);
-            let dedicated = default_dedicated_columns();
-            let batch = build_batch(&traces, &dedicated).map_err(|e| e.to_string())?;
+            let source = otlp_source(requests)?;
             let mut found = Found::default();
-            search_sources(&plan, &[Source::Batch(batch, dedicated)], &mut found);
+            search_sources(&plan, &[source], &mut found);
             let mut body = Vec::new();
             write_json_array(&found.traces, &mut body);
             Ok::<_, String>(body)
@@ -214,4 +209,159 @@ pub fn run_tags(py: Python<'_>, req: &TagRequest, sources: Vec<Source>) -> PyRes
     d.set_item("inspected_bytes", tags.inspected_bytes)?;
     d.set_item("errors", errors)?;
     Ok((PyBytes::new(py, &body).unbind(), d.unbind()))
+}
+
+/// A compiled TraceQL metrics query over spans starting in `(start_ns, end_ns]` (the
+/// aligned window) in steps of `step_ns`. Raises ValueError with the HTTP 400 body for a query Tempo refuses
+/// (`not a metrics query` for a plain search).
+#[pyclass(frozen, name = "MetricsQuery")]
+pub struct PyMetricsQuery {
+    pub query: Arc<MetricsQuery>,
+}
+
+#[pymethods]
+impl PyMetricsQuery {
+    #[new]
+    #[pyo3(signature = (q, start_ns=0, end_ns=0, step_ns=0))]
+    fn new(q: &str, start_ns: u64, end_ns: u64, step_ns: u64) -> PyResult<Self> {
+        let query =
+            MetricsQuery::compile(q, start_ns, end_ns, step_ns).map_err(PyValueError::new_err)?;
+        Ok(PyMetricsQuery { query: Arc::new(query) })
+    }
+
+    /// The expression over the leaves, as JSON: `{"leaf": i, "second": […]}` or
+    /// `{"op": "+", "lhs": …, "rhs": …, "second": […]}`; a second stage is `{"topk": k}`,
+    /// `{"bottomk": k}` or `{"op": ">", "value": x}`.
+    #[getter]
+    fn tree(&self) -> String {
+        self.query.tree.to_string()
+    }
+
+    #[getter]
+    fn canonical(&self) -> &str {
+        &self.query.canonical
+    }
+
+    /// Per leaf: `func`, `by` (label names), `quantiles`, `bucket_scale`, and for
+    /// `compare()` `top_n`, `compare_start`, `compare_end` (unix ns, 0 when absent).
+    #[getter]
+    fn leaves<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.query
+            .leaves
+            .iter()
+            .map(|l| {
+                let d = PyDict::new(py);
+                d.set_item("func", l.func)?;
+                d.set_item("by", l.by_names.clone())?;
+                d.set_item("quantiles", l.quantiles.clone())?;
+                d.set_item("bucket_scale", l.bucket_scale)?;
+                if let Some(c) = &l.compare {
+                    d.set_item("top_n", c.top_n)?;
+                    d.set_item("compare_start", c.start)?;
+                    d.set_item("compare_end", c.end)?;
+                }
+                Ok(d)
+            })
+            .collect()
+    }
+}
+
+fn label_py<'py>(py: Python<'py>, v: &Option<OutValue>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        None => PyTuple::new(py, ["nil".into_pyobject(py)?.into_any(), py.None().into_bound(py)])?,
+        Some(OutValue::Str(s)) => PyTuple::new(
+            py,
+            ["string".into_pyobject(py)?.into_any(), s.into_pyobject(py)?.into_any()],
+        )?,
+        Some(OutValue::Int(i)) => PyTuple::new(
+            py,
+            ["int".into_pyobject(py)?.into_any(), i.into_pyobject(py)?.into_any()],
+        )?,
+        Some(OutValue::Float(f)) => PyTuple::new(
+            py,
+            ["float".into_pyobject(py)?.into_any(), f.into_pyobject(py)?.into_any()],
+        )?,
+        Some(OutValue::Bool(b)) => PyTuple::new(
+            py,
+            ["bool".into_pyobject(py)?.into_any(), b.into_pyobject(py)?.to_owned().into_any()],
+        )?,
+    }
+    .into_any())
+}
+
+fn bytes_of<T: Copy>(py: Python<'_>, v: &[T]) -> Py<PyBytes> {
+    // SAFETY: T is a plain little-endian number (u32, i64, f64); the slice is read as bytes.
+    let b =
+        unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) };
+    PyBytes::new(py, b).unbind()
+}
+
+/// Runs every leaf of `query` over `sources`: per leaf a dict of columns (`index` u32,
+/// `ts` i64, `values` f64, exemplar columns), distinct `keys` (tuples of `(type, value)`
+/// labels; for `compare()` one label, nil for an attribute's totals, its attribute name in
+/// `key_names`, and `maxed` attributes) and figures.
+pub fn run_metrics(
+    py: Python<'_>,
+    query: &PyMetricsQuery,
+    sources: Vec<Source>,
+    exemplars: usize,
+) -> PyResult<Py<PyList>> {
+    let q = query.query.clone();
+    let outs: Vec<MetricsOut> =
+        py.detach(|| q.leaves.iter().map(|l| metrics_sources(l, &sources, exemplars)).collect());
+    let list = PyList::empty(py);
+    for out in outs {
+        let d = PyDict::new(py);
+        let keys = PyList::empty(py);
+        for k in &out.keys {
+            let items = k.iter().map(|v| label_py(py, v)).collect::<PyResult<Vec<_>>>()?;
+            keys.append(PyTuple::new(py, items)?)?;
+        }
+        d.set_item("keys", keys)?;
+        d.set_item("key_names", out.key_names)?;
+        d.set_item("maxed", out.maxed)?;
+        d.set_item("index", bytes_of(py, &out.index))?;
+        d.set_item("ts", bytes_of(py, &out.ts))?;
+        d.set_item("values", bytes_of(py, &out.values))?;
+        d.set_item("ex_index", bytes_of(py, &out.ex_index))?;
+        d.set_item("ex_ts", bytes_of(py, &out.ex_ts))?;
+        d.set_item("ex_value", bytes_of(py, &out.ex_value))?;
+        d.set_item("ex_trace", out.ex_trace)?;
+        d.set_item("ex_span", out.ex_span)?;
+        d.set_item("spans", out.spans)?;
+        d.set_item("inspected_spans", out.stats.inspected_spans)?;
+        d.set_item("inspected_traces", out.stats.inspected_traces)?;
+        d.set_item("inspected_bytes", out.stats.inspected_bytes)?;
+        d.set_item("blocks", out.stats.blocks)?;
+        d.set_item("block_bytes", out.stats.block_bytes)?;
+        d.set_item("errors", out.stats.errors)?;
+        list.append(d)?;
+    }
+    Ok(list.unbind())
+}
+
+/// Runs a metrics query over OTLP requests in memory (tests and benchmarks): one batch
+/// built from `requests` with the default dedicated columns, as [`run_metrics`].
+#[pyfunction]
+#[pyo3(signature = (query, requests, exemplars=0))]
+pub fn metrics_otlp(
+    py: Python<'_>,
+    query: PyRef<'_, PyMetricsQuery>,
+    requests: Vec<Vec<u8>>,
+    exemplars: usize,
+) -> PyResult<Py<PyList>> {
+    let source = py.detach(|| otlp_source(requests)).map_err(PyValueError::new_err)?;
+    run_metrics(py, &query, vec![source], exemplars)
+}
+
+/// OTLP requests as one in-memory batch with the default dedicated columns.
+fn otlp_source(requests: Vec<Vec<u8>>) -> Result<Source, String> {
+    let reqs = requests
+        .into_iter()
+        .map(|r| otlp::scan(Arc::from(r)).map(Arc::new).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let traces = group_traces(&reqs);
+    let dedicated = default_dedicated_columns();
+    let batch = build_batch(&traces, &dedicated).map_err(|e| e.to_string())?;
+    Ok(Source::Batch(batch, dedicated))
 }

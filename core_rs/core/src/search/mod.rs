@@ -8,6 +8,7 @@
 
 pub mod eval;
 pub mod fields;
+pub mod metrics;
 pub mod plan;
 pub mod result;
 pub mod scan;
@@ -25,7 +26,7 @@ use arrow_array::RecordBatch;
 
 pub use plan::{OutField, SearchOptions, SearchPlan};
 pub use result::{write_json_array, OutValue, ServiceStats, SpanOut, SpansetOut, TraceResult};
-pub use scan::{search_sources, JobStats, Source};
+pub use scan::{scan_sources, search_sources, BatchSink, JobStats, Source};
 
 use eval::{Col, Eval};
 use fields::{BatchView, ItemIndex};
@@ -96,6 +97,31 @@ pub fn filter_matches_any(
     Eval::new(&view, &plan.regexes).filter(unsafe { &*f }).iter().any(|&x| x)
 }
 
+/// What receives the matched spansets of each trace a batch evaluation finds.
+pub trait TraceSink {
+    /// True once no more traces are wanted (the batch stops there).
+    fn full(&self) -> bool {
+        false
+    }
+    /// The spansets the pipeline left for the trace at rows `start..end` (never empty).
+    fn trace(&mut self, view: &BatchView<'_>, start: usize, end: usize, sets: &[Spanset<'_>]);
+}
+
+/// Collects matched traces as search results, up to the plan's limit.
+pub struct SearchSink<'p> {
+    pub plan: &'p SearchPlan,
+    pub found: &'p mut Found,
+}
+
+impl TraceSink for SearchSink<'_> {
+    fn full(&self) -> bool {
+        self.plan.options.limit > 0 && self.found.len() >= self.plan.options.limit
+    }
+    fn trace(&mut self, view: &BatchView<'_>, start: usize, end: usize, sets: &[Spanset<'_>]) {
+        self.found.add(trace_result(self.plan, view, start, end, sets));
+    }
+}
+
 /// Evaluates `plan` over `batch` (whole traces, sorted by trace id), adding matched traces
 /// to `found` until it holds `plan.options.limit` traces.
 pub fn search_batch(
@@ -103,6 +129,17 @@ pub fn search_batch(
     batch: &RecordBatch,
     dedicated: &[DedicatedColumn],
     found: &mut Found,
+) -> BatchStats {
+    eval_batch(plan, batch, dedicated, &mut SearchSink { plan, found })
+}
+
+/// Evaluates `plan`'s pipeline over `batch` (whole traces, sorted by trace id) and hands
+/// each trace with matches, within the options' time range, to `sink`.
+pub fn eval_batch(
+    plan: &SearchPlan,
+    batch: &RecordBatch,
+    dedicated: &[DedicatedColumn],
+    sink: &mut dyn TraceSink,
 ) -> BatchStats {
     let runs = trace_runs(batch);
     let mut stats = BatchStats { spans: batch.num_rows() as u64, traces: runs.len() as u64 };
@@ -158,9 +195,8 @@ pub fn search_batch(
         None => Vec::new(),
     };
     let single = plan.single_filter.map(|f| mask_of(unsafe { &*f }));
-    let limit = plan.options.limit;
     for &(start, end) in &runs {
-        if limit > 0 && found.len() >= limit {
+        if sink.full() {
             stats.spans = start as u64;
             break;
         }
@@ -184,7 +220,7 @@ pub fn search_batch(
         if sets.is_empty() {
             continue;
         }
-        found.add(trace_result(plan, &view, start, end, &sets));
+        sink.trace(&view, start, end, &sets);
     }
     stats
 }

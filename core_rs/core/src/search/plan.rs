@@ -49,6 +49,9 @@ pub struct SearchPlan {
     pub with_name: bool,
     /// The pipeline is a single spanset filter: a trace matches iff one of its rows does.
     pub single_filter: Option<*const FieldExpr>,
+    /// Read every attribute column (lists and dedicated columns), as TraceQL metrics'
+    /// `compare()` does: it counts all attribute values of the spans.
+    pub all_attributes: bool,
     /// Column names the scan reads, with dedicated columns named by attribute (resolved
     /// per block by [`SearchPlan::columns_for`]).
     columns: BTreeSet<&'static str>,
@@ -79,6 +82,16 @@ const ALWAYS: &[&str] = &[
     schema::TRACE_END,
 ];
 
+/// Columns every metrics scan reads.
+const METRICS_ALWAYS: &[&str] = &[
+    schema::TRACE_ID,
+    schema::SPAN_ID,
+    schema::START,
+    schema::DURATION,
+    schema::TRACE_START,
+    schema::TRACE_END,
+];
+
 impl SearchPlan {
     /// Compiles `q` for `/api/search`; the error is the HTTP 400 body.
     pub fn compile(q: &str, options: SearchOptions) -> Result<SearchPlan, String> {
@@ -97,6 +110,20 @@ impl SearchPlan {
     }
 
     pub fn from_pipeline(pipeline: Pipeline, options: SearchOptions) -> SearchPlan {
+        Self::with_columns(pipeline, options, ALWAYS)
+    }
+
+    /// A plan for TraceQL metrics: besides what the pipeline reads, only the span identity,
+    /// times and the trace's extent (no root names or service stats).
+    pub fn for_metrics(pipeline: Pipeline, options: SearchOptions) -> SearchPlan {
+        Self::with_columns(pipeline, options, METRICS_ALWAYS)
+    }
+
+    fn with_columns(
+        pipeline: Pipeline,
+        options: SearchOptions,
+        always: &[&'static str],
+    ) -> SearchPlan {
         let mut plan = SearchPlan {
             pipeline,
             regexes: Regexes::new(),
@@ -106,7 +133,8 @@ impl SearchPlan {
             out_fields: Vec::new(),
             with_name: false,
             single_filter: None,
-            columns: ALWAYS.iter().copied().collect(),
+            all_attributes: false,
+            columns: always.iter().copied().collect(),
             attrs: Vec::new(),
             filter_columns: BTreeSet::new(),
             filter_attrs: Vec::new(),
@@ -225,6 +253,18 @@ impl SearchPlan {
         }
     }
 
+    /// Reads the columns of expression `e` too (and compiles its regexes), for an
+    /// expression evaluated outside the pipeline.
+    pub fn read_expr(&mut self, e: &FieldExpr) {
+        self.walk_fields(e);
+    }
+
+    /// Reads every attribute list and dedicated column, and the span intrinsics.
+    pub fn read_all_attributes(&mut self) {
+        self.all_attributes = true;
+        self.columns.extend([schema::ATTRS, schema::RESOURCE_ATTRS, schema::NAME, schema::KIND]);
+    }
+
     /// Reads attribute `a` too (its columns), as a returned field.
     pub fn use_field_attribute(&mut self, a: &Attribute) {
         self.use_attribute(a);
@@ -326,7 +366,22 @@ impl SearchPlan {
 
     /// Names of the columns to read from a block with `dedicated` columns.
     pub fn columns_for(&self, dedicated: &[DedicatedColumn]) -> Vec<String> {
-        columns_of(&self.columns, &self.attrs, dedicated)
+        let mut out = columns_of(&self.columns, &self.attrs, dedicated);
+        if self.all_attributes {
+            let (mut si, mut ri) = (0, 0);
+            for d in dedicated {
+                let i = match d.scope {
+                    DedicatedScope::Span => &mut si,
+                    DedicatedScope::Resource => &mut ri,
+                };
+                let name = schema::dedicated_column_name(d.scope, *i);
+                *i += 1;
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
     }
 
     /// With a single filter, what a row group prefilter reads: the filter's columns (as
@@ -355,6 +410,9 @@ impl SearchPlan {
         dedicated: &[DedicatedColumn],
         no_nulls: impl Fn(&str) -> bool,
     ) -> Vec<String> {
+        if self.all_attributes {
+            return self.columns_for(dedicated);
+        }
         columns_for_group(&self.columns, &self.attrs, dedicated, &no_nulls)
     }
 

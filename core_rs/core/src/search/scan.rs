@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 
-use super::{filter_matches_any, search_batch, trace_runs, Found, SearchPlan};
+use super::{
+    eval_batch, filter_matches_any, trace_runs, BatchStats, Found, SearchPlan, SearchSink,
+};
 use crate::block::{BlockError, BlockReader, ChunkReader, StatValue};
 use crate::log::{self, Level};
 use crate::schema::{self, DedicatedColumn, DedicatedScope, DedicatedType};
@@ -35,24 +37,57 @@ pub struct JobStats {
     pub pruned_row_groups: u64,
 }
 
+/// What a scan hands each batch of rows it reads (whole traces, only the plan's columns).
+pub trait BatchSink {
+    /// True once nothing more is wanted (the scan stops).
+    fn full(&self) -> bool;
+    fn batch(&mut self, batch: &RecordBatch, dedicated: &[DedicatedColumn]) -> BatchStats;
+}
+
+/// Trace search results: [`SearchSink`] over each batch.
+struct FoundSink<'p> {
+    plan: &'p SearchPlan,
+    found: &'p mut Found,
+}
+
+impl BatchSink for FoundSink<'_> {
+    fn full(&self) -> bool {
+        self.plan.options.limit > 0 && self.found.len() >= self.plan.options.limit
+    }
+    fn batch(&mut self, batch: &RecordBatch, dedicated: &[DedicatedColumn]) -> BatchStats {
+        eval_batch(
+            self.plan,
+            batch,
+            dedicated,
+            &mut SearchSink { plan: self.plan, found: self.found },
+        )
+    }
+}
+
 /// Runs `plan` over `sources` in order, stopping once `found` holds the plan's limit.
 /// A source that cannot be read is logged, counted and skipped.
 pub fn search_sources(plan: &SearchPlan, sources: &[Source], found: &mut Found) -> JobStats {
+    scan_sources(plan, sources, &mut FoundSink { plan, found })
+}
+
+/// Reads `sources` in order for `plan` (its columns, its row group pruning), handing each
+/// batch to `sink` until it is full. A source that cannot be read is logged, counted and
+/// skipped.
+pub fn scan_sources(plan: &SearchPlan, sources: &[Source], sink: &mut dyn BatchSink) -> JobStats {
     let mut stats = JobStats::default();
-    let limit = plan.options.limit;
     for source in sources {
-        if limit > 0 && found.len() >= limit {
+        if sink.full() {
             break;
         }
         let r = match source {
             Source::Block(b) => {
                 stats.blocks += 1;
                 stats.block_bytes += b.meta().size;
-                scan_block(plan, b, found, &mut stats)
+                scan_block(plan, b, sink, &mut stats)
             }
-            Source::Chunk(c, dedicated) => scan_chunk(plan, c, dedicated, found, &mut stats),
+            Source::Chunk(c, dedicated) => scan_chunk(c, dedicated, sink, &mut stats),
             Source::Batch(b, dedicated) => {
-                add(&mut stats, search_batch(plan, b, dedicated, found));
+                add(&mut stats, sink.batch(b, dedicated));
                 stats.inspected_bytes += b.get_array_memory_size() as u64;
                 Ok(())
             }
@@ -78,7 +113,7 @@ pub fn search_sources(plan: &SearchPlan, sources: &[Source], found: &mut Found) 
     stats
 }
 
-fn add(stats: &mut JobStats, b: super::BatchStats) {
+fn add(stats: &mut JobStats, b: BatchStats) {
     stats.inspected_spans += b.spans;
     stats.inspected_traces += b.traces;
 }
@@ -86,7 +121,7 @@ fn add(stats: &mut JobStats, b: super::BatchStats) {
 fn scan_block(
     plan: &SearchPlan,
     block: &BlockReader,
-    found: &mut Found,
+    sink: &mut dyn BatchSink,
     stats: &mut JobStats,
 ) -> Result<(), BlockError> {
     let columns = plan.columns_for(block.dedicated_columns());
@@ -97,7 +132,7 @@ fn scan_block(
     let (mut pre_tried, mut pre_skipped) = (0, 0);
     let required = plan.required_attributes();
     for g in 0..block.row_groups()? {
-        if o.limit > 0 && found.len() >= o.limit {
+        if sink.full() {
             break;
         }
         if !in_range(block, g, o)? {
@@ -159,7 +194,7 @@ fn scan_block(
         };
         let (batch, bytes) = block.read_columns(g, columns)?;
         stats.inspected_bytes += bytes;
-        add(stats, search_batch(plan, &batch, block.dedicated_columns(), found));
+        add(stats, sink.batch(&batch, block.dedicated_columns()));
     }
     Ok(())
 }
@@ -363,15 +398,14 @@ pub fn chunk_batch(chunk: &ChunkReader) -> Result<Option<RecordBatch>, BlockErro
 }
 
 fn scan_chunk(
-    plan: &SearchPlan,
     chunk: &ChunkReader,
     dedicated: &[DedicatedColumn],
-    found: &mut Found,
+    sink: &mut dyn BatchSink,
     stats: &mut JobStats,
 ) -> Result<(), BlockError> {
     if let Some(batch) = chunk_batch(chunk)? {
         stats.inspected_bytes += chunk.size();
-        add(stats, search_batch(plan, &batch, dedicated, found));
+        add(stats, sink.batch(&batch, dedicated));
     }
     Ok(())
 }
