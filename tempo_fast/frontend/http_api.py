@@ -17,6 +17,7 @@ from tempo_fast import __version__
 from tempo_fast.frontend.grpc_streaming import search_metrics, search_responses, trace_metadata
 from tempo_fast.frontend.metrics import MetricsFrontend, parse_request
 from tempo_fast.frontend.search import SearchError, SearchFrontend, parse_params
+from tempo_fast.frontend.summary import SummaryFrontend
 from tempo_fast.frontend.tags import TagsFrontend
 from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg import traceid
@@ -99,6 +100,7 @@ class HttpApi:
         self._add(app, "/api/v2/search/tag/{name}/values", "api_v2_tag_values", self.values_v2)
         self._add(app, "/api/metrics/query_range", "api_metrics_query_range", self.query_range)
         self._add(app, "/api/metrics/query", "api_metrics_query", self.query_instant)
+        self._add(app, "/api/metrics/summary", "api_metrics_summary", self.metrics_summary)
         self._add(app, "/api/echo", "api_echo", self.echo)
         self._add(app, "/api/status/buildinfo", "api_status_buildinfo", self.buildinfo)
         self._add(app, "/ready", "ready", self.ready)
@@ -210,6 +212,21 @@ class HttpApi:
     async def query_instant(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/metrics/query``: one value per series over the range."""
         return await self._metrics_query(request, instant=True)
+
+    async def metrics_summary(self, request: web.Request) -> web.Response:
+        """``GET /api/metrics/summary``: span count, errors, rate and P50–P99 of server spans
+        per ``groupBy`` value (Tempo's SpanMetricsSummaryResponse, plus ``rate``)."""
+        op = "metrics_summary"
+        frontend = self.traceql_metrics
+        if frontend is None or self.querier is None:
+            return self._answer(op, _text(503, f"not ready: {self._readiness.reason}"))
+        try:
+            ids = self._tenants(request)
+            result = await SummaryFrontend(frontend).summary(ids, request.query)
+        except SearchError as e:
+            return self._answer(op, _text(e.status, e.reason))
+        body = orjson.dumps(result)
+        return self._answer(op, web.Response(body=body, content_type="application/json"))
 
     async def _metrics_query(self, request: web.Request, *, instant: bool) -> web.Response:
         op = "metrics"
