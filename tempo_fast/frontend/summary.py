@@ -103,9 +103,7 @@ class SummaryFrontend:
             return querier.metrics_blocks(job.tenant, query, job.blocks, 0)[0]
 
         outs = await asyncio.gather(*(loop.run_in_executor(frontend.pool, run, j) for j in jobs))
-        return await loop.run_in_executor(
-            frontend.pool, fold, outs, names, req.end - req.start
-        )
+        return await loop.run_in_executor(frontend.pool, fold, outs, names, req.end - req.start)
 
 
 def fold(outs: list[Mapping[str, Any]], names: list[str], range_ns: int) -> dict[str, Any]:
@@ -145,8 +143,7 @@ def fold(outs: list[Mapping[str, Any]], names: list[str], range_ns: int) -> dict
         if errors[g]:
             entry["errorSpanCount"] = str(errors[g])
         entry["series"] = [
-            {"key": name, "value": static(label)}
-            for name, label in zip(names, key, strict=True)
+            {"key": name, "value": static(label)} for name, label in zip(names, key, strict=True)
         ]
         for field, q in QUANTILES:
             seconds = sketch.quantile(g, q)

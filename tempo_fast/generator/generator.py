@@ -384,6 +384,11 @@ class GeneratorCollector(Collector):
             "Spans not paired because max_items edges were waiting.",
             "counter",
         )
+        negative = Metric(
+            "tempo_metrics_generator_spans_negative_duration",
+            "Spans ending before they start (counted with latency 0).",
+            "counter",
+        )
         edges = Metric(
             "tempo_metrics_generator_processor_service_graphs_edges",
             "Service-graph edges counted.",
@@ -396,8 +401,14 @@ class GeneratorCollector(Collector):
             )
             reasons = dict(inst.discarded)
             for p in inst.processors:
-                if isinstance(p, SpanMetrics) and p.lost_spans:
-                    reasons["internal_error"] = reasons.get("internal_error", 0) + p.lost_spans
+                if isinstance(p, SpanMetrics):
+                    if p.lost_spans:
+                        reasons["internal_error"] = reasons.get("internal_error", 0) + p.lost_spans
+                    negative.add_sample(
+                        "tempo_metrics_generator_spans_negative_duration_total",
+                        t,
+                        p.negative_duration,
+                    )
                 if p.outside_slack:
                     reasons["outside_metrics_ingestion_slack"] = (
                         reasons.get("outside_metrics_ingestion_slack", 0) + p.outside_slack
@@ -448,4 +459,4 @@ class GeneratorCollector(Collector):
                 inst.collections_failed,
             )
         yield from (received, discarded, active, limit, limited, label_overflow, removed,
-                    collections, failed, expired, dropped, edges)  # fmt: skip
+                    collections, failed, expired, dropped, edges, negative)  # fmt: skip

@@ -414,6 +414,8 @@ def test_bad_spans_are_counted_not_fatal(generated: tuple[TempoServer, Sent, Any
     def counted() -> None:
         text = server.metrics()
         assert 'reason="outside_metrics_ingestion_slack"' in text
+        negative = 'tempo_metrics_generator_spans_negative_duration_total{tenant="single-tenant"}'
+        assert f"{negative} 1.0" in text
         got = vector(prom, 'traces_spanmetrics_calls_total{span_name="negative"}')
         assert list(got.values()) == [1.0]
         (labels,) = got
