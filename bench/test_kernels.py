@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from tempo_fast_kernels import SketchSet, accumulate, observe
+from tempo_fast_kernels import SketchSet, accumulate, observe, observe_native
 
 from bench.harness import env_int, report, spread
 
@@ -57,6 +57,29 @@ def test_observe_rate(benchmark) -> None:
     )
     assert int(counts.sum()) == VALUES * (ROUNDS + 1)
     report(benchmark, "kernel observe", {"values": VALUES, "series": SERIES, **figures})
+
+
+def test_observe_native_rate(benchmark) -> None:
+    """Native histograms as the generator keeps them: schema 3, the dense window of 272
+    buckets (-159..112), sums and counts included; plus the bytes one series holds."""
+    from tempo_fast.generator import registry
+
+    index, key_series, values = batch(SERIES)
+    buckets = np.zeros((SERIES, registry.NATIVE_WIDTH), dtype=np.uint64)
+    zeros = np.zeros(SERIES, dtype=np.uint64)
+    sums = np.zeros(SERIES)
+    counts = np.zeros(SERIES, dtype=np.uint64)
+    figures = measure(
+        benchmark,
+        lambda: observe_native(index, key_series, values, registry.NATIVE_SCHEMA,
+                               registry.NATIVE_ZERO_THRESHOLD, registry.NATIVE_OFFSET, buckets,
+                               zeros, sums, counts),
+    )  # fmt: skip
+    assert int(counts.sum()) == VALUES * (ROUNDS + 1)
+    per_series = (buckets.nbytes + zeros.nbytes) // SERIES
+    report(benchmark, "kernel observe_native",
+           {"values": VALUES, "series": SERIES, "native_bytes_per_series": per_series,
+            **figures})  # fmt: skip
 
 
 def test_accumulate_rate(benchmark) -> None:

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,16 @@ class PrometheusError(RuntimeError):
 class Prometheus:
     """One ``prometheus`` process; :attr:`write_url` is its remote-write endpoint."""
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, extra_flags: Sequence[str] = ()) -> None:
+        """``extra_flags`` are added to the command line (e.g.
+        ``--enable-feature=native-histograms``)."""
         found = binary or shutil.which("prometheus")
         if not found:
             raise RuntimeError(
                 "prometheus not found on PATH: apt-get install -y prometheus (.ci/run does)"
             )
         self.binary = found
+        self.extra_flags = list(extra_flags)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="tf-prometheus-")
@@ -68,6 +72,7 @@ class Prometheus:
                 "--web.enable-remote-write-receiver",
                 "--enable-feature=exemplar-storage",
                 "--log.level=warn",
+                *self.extra_flags,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -6,6 +6,15 @@ three pieces around the places ``__name__`` and ``le`` go; per collection only t
 ``_sum`` and ``_count`` series. A series sent for the first time is preceded by a 0 sample at the
 end of the previous minute, as Tempo does, so ``rate()`` sees its first increment. The
 ``WriteRequest`` itself is built by :class:`~tempo_fast.generator.remote_write.SeriesEncoder`.
+
+Native histograms (a family's ``mode`` ``native`` or ``both``, Tempo's
+``generate_native_histograms``): one series named as the family (``traces_spanmetrics_latency``)
+carrying a prompb ``Histogram`` per collection: schema 3, or lower when more than 100 buckets
+are populated (client_golang's ``NativeHistogramMaxBucketNumber``: buckets merged pairwise, as
+its resolution reduction does). In ``native`` mode the classic ``_bucket``/``_sum``/``_count``
+series are not sent (Tempo sends only the native series); ``both`` sends both. A new native
+series also starts with an empty histogram at the end of the previous minute (Tempo does not do
+that for native series; without it ``rate()`` loses the first interval).
 """
 
 from __future__ import annotations
@@ -17,9 +26,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from prometheus_client.metrics_core import Metric
 
-from tempo_fast.generator.registry import Columns, SeriesTable
+from tempo_fast.generator.registry import (
+    NATIVE_MAX_BUCKETS,
+    NATIVE_OFFSET,
+    NATIVE_SCHEMA,
+    NATIVE_ZERO_THRESHOLD,
+    Columns,
+    SeriesTable,
+)
 from tempo_fast.generator.remote_write import Exemplar as WireExemplar
-from tempo_fast.generator.remote_write import SeriesSample, label_field
+from tempo_fast.generator.remote_write import SeriesEncoder, SeriesSample, label_field
+
+_MIN_SCHEMA = -4
+_EMPTY_NATIVE = SeriesEncoder.histogram(0, 0.0, NATIVE_SCHEMA, NATIVE_ZERO_THRESHOLD, 0, (), ())
 
 
 def le_text(bound: float) -> str:
@@ -53,6 +72,47 @@ def segments(labels: Sequence[tuple[str, str]]) -> Segments:
     return Segments(b"".join(enc[:i]), b"".join(enc[i:j]), b"".join(enc[j:]))
 
 
+def native_buckets(
+    row: np.ndarray,
+    offset: int = NATIVE_OFFSET,
+    schema: int = NATIVE_SCHEMA,
+    max_buckets: int = NATIVE_MAX_BUCKETS,
+) -> tuple[int, list[tuple[int, int]], list[int]]:
+    """(schema, spans, deltas) of a native histogram's dense bucket window ``row`` (bucket
+    index ``offset + j`` in column j). While more than ``max_buckets`` buckets are populated
+    the schema drops by one, bucket k merging into (k + 1) >> 1 (client_golang's
+    ``doubleBucketWidth``). Spans bridge gaps of up to 2 empty buckets (as client_golang)."""
+    cols = np.flatnonzero(row)
+    keys = cols.astype(np.int64) + offset
+    counts = row[cols].astype(np.int64)
+    while len(keys) > max_buckets and schema > _MIN_SCHEMA:
+        keys = (keys + 1) >> 1
+        first = np.flatnonzero(np.diff(keys, prepend=keys[0] - 1))
+        keys, counts = keys[first], np.add.reduceat(counts, first)
+        schema -= 1
+    spans: list[tuple[int, int]] = []
+    deltas: list[int] = []
+    prev_key, prev_count = 0, 0
+    for k, c in zip(keys.tolist(), counts.tolist(), strict=True):
+        gap = k - prev_key - 1
+        if spans and gap <= 2:
+            spans[-1] = (spans[-1][0], spans[-1][1] + gap + 1)
+            for _ in range(gap):
+                deltas.append(-prev_count)
+                prev_count = 0
+        else:
+            spans.append((k - prev_key - 1 if spans else k, 1))
+        deltas.append(c - prev_count)
+        prev_key, prev_count = k, c
+    return schema, spans, deltas
+
+
+def native_sample(row: np.ndarray, zero: int, count: int, total: float) -> bytes:
+    """A series' native histogram, encoded (:meth:`SeriesEncoder.histogram`)."""
+    schema, spans, deltas = native_buckets(row)
+    return SeriesEncoder.histogram(count, total, schema, NATIVE_ZERO_THRESHOLD, zero, spans, deltas)
+
+
 class FamilyWire:
     """The encoded ``__name__`` (and ``le``) labels of one family's exported series."""
 
@@ -64,6 +124,7 @@ class FamilyWire:
             self.count = label_field("__name__", fam.name + "_count")
             bounds = [*fam.bounds, float("inf")]
             self.les = [label_field("le", le_text(b)) for b in bounds]
+            self.native = label_field("__name__", fam.name)
         else:
             self.name = label_field("__name__", fam.name)
 
@@ -80,6 +141,12 @@ class Collected:
         if zero_ms is not None:
             self.series.append((labels, 0.0, zero_ms))
         self.series.append((labels, value, ts_ms))
+
+    def add_native(self, labels: bytes, hist: bytes, ts_ms: int, zero_ms: int | None) -> None:
+        """A native histogram sample (encoded), after an empty one at ``zero_ms``."""
+        if zero_ms is not None:
+            self.series.append((labels, _EMPTY_NATIVE, zero_ms))
+        self.series.append((labels, hist, ts_ms))
 
 
 def _table_segments(table: SeriesTable, external: Sequence[tuple[str, str]]) -> list[Segments]:
@@ -111,11 +178,24 @@ def collect(
         table.exported[:n] = True
         snap = [(c, c.value[:n].copy(), c.count[:n].copy(), c.buckets[:n].copy(),
                  _mark_sent(c, n)) for c in table.families.values()]  # fmt: skip
+        natives = {c.family.name: (c.native[:n].copy(), c.zero[:n].tolist())
+                   for c in table.families.values() if c.family.native}  # fmt: skip
         exs = [table.exemplar(sid) for sid in range(n)] if exemplars else [None] * n
     out = out if out is not None else Collected()
     zero = zero_ts_ms if zero_ts_ms < ts_ms else None
     for columns, value, count, buckets, unsent in snap:
         wire = FamilyWire(columns)
+        if columns.family.native:
+            native, zeros = natives[columns.family.name]
+            for sid in range(n):
+                s = segs[sid]
+                labels = s.before_name + wire.native + s.before_le + s.after_le
+                hist = native_sample(native[sid], zeros[sid], int(count[sid]), float(value[sid]))
+                out.add_native(labels, hist, ts_ms, zero if fresh[sid] else None)
+                if exs[sid] is not None:
+                    out.exemplars[labels] = exs[sid]  # type: ignore[assignment]
+            if not columns.family.classic:
+                continue  # native only: Tempo sends no classic series
         if columns.family.histogram:
             cum = np.cumsum(buckets, axis=1).tolist()
             bounds = columns.family.bounds

@@ -20,11 +20,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tempo_fast_kernels.histogram import accumulate, observe
+from tempo_fast_kernels.histogram import accumulate, observe, observe_native
 
 OVERFLOW_VALUE = "__cardinality_overflow__"
 OVERFLOW_LABEL = ("metric_overflow", "true")
 _MIN_CAPACITY = 64
+
+# Native histograms as Tempo makes them (client_golang, bucket factor 1.1): schema 3 (8
+# buckets per power of two, each bound 2^(1/8) ≈ 1.09 times the last), client_golang's
+# default zero threshold 2^-128. The kernel keeps a dense window of bucket indices -159..112,
+# (2^-20, 2^14] s ≈ 0.95 µs .. 4.5 h; values outside are clamped into the edge buckets.
+NATIVE_SCHEMA = 3
+NATIVE_ZERO_THRESHOLD = 2.0**-128
+NATIVE_OFFSET = -159
+NATIVE_WIDTH = 272
+NATIVE_MAX_BUCKETS = 100  # client_golang's NativeHistogramMaxBucketNumber in Tempo
+HISTOGRAM_MODES = ("classic", "native", "both")
 
 
 @dataclass
@@ -63,10 +74,24 @@ class Family:
     # a counter exported only once non-zero (Tempo creates failed-request series on the
     # first failure)
     sparse: bool = False
+    # histograms: Tempo's generate_native_histograms ("classic", "native" or "both"): which
+    # series remote write gets. The classic buckets are kept in every mode (/metrics shows
+    # them, as client_golang's text exposition does).
+    mode: str = "classic"
 
     @property
     def histogram(self) -> bool:
         return bool(self.bounds)
+
+    @property
+    def classic(self) -> bool:
+        """Remote write gets the classic ``_bucket``/``_sum``/``_count`` series."""
+        return self.mode != "native"
+
+    @property
+    def native(self) -> bool:
+        """A native histogram is kept and remote-written (series: the bare family name)."""
+        return self.histogram and self.mode != "classic"
 
 
 class Columns:
@@ -80,9 +105,16 @@ class Columns:
         self.count = np.zeros(capacity if family.histogram else 0, dtype=np.uint64)
         self.buckets = np.zeros((capacity if family.histogram else 0, nb), dtype=np.uint64)
         self.sent = np.zeros(capacity if family.sparse else 0, dtype=bool)  # sparse: exported
+        # native histograms: bucket indices NATIVE_OFFSET.. per row, and the zero bucket
+        rows = capacity if family.native else 0
+        self.native = np.zeros((rows, NATIVE_WIDTH), dtype=np.uint64)
+        self.zero = np.zeros(rows, dtype=np.uint64)
 
     def grow(self, capacity: int) -> None:
         self.value = _grown(self.value, capacity)
+        if self.family.native:
+            self.native = _grown(self.native, capacity)
+            self.zero = _grown(self.zero, capacity)
         if self.family.sparse:
             self.sent = _grown(self.sent, capacity)
         if self.family.histogram:
@@ -93,6 +125,9 @@ class Columns:
         """Keep ``rows`` (in order) as rows 0..len(rows)-1."""
         n = len(rows)
         self.value = _kept(self.value, rows, n, capacity)
+        if self.family.native:
+            self.native = _kept(self.native, rows, n, capacity)
+            self.zero = _kept(self.zero, rows, n, capacity)
         if self.family.sparse:
             self.sent = _kept(self.sent, rows, n, capacity)
         if self.family.histogram:
@@ -222,6 +257,9 @@ class SeriesTable:
         if columns.family.histogram:
             observe(index, series, values, columns.bounds, columns.buckets, columns.value,
                     columns.count)  # fmt: skip
+            if columns.family.native:  # sums and counts: kept by observe above
+                observe_native(index, series, values, NATIVE_SCHEMA, NATIVE_ZERO_THRESHOLD,
+                               NATIVE_OFFSET, columns.native, columns.zero, None, None)  # fmt: skip
         else:
             accumulate(index, series, values, columns.value)
 

@@ -4,7 +4,8 @@ Encoding (:class:`SeriesEncoder`): each series' labels are encoded once (sorted 
 name, empty values omitted, ``__name__`` required) and cached by the caller; per interval only
 the samples are encoded. Consecutive items with the same labels become one ``TimeSeries`` with
 several samples (the 0 sample that starts a new series, then its value). Exemplars travel in
-``TimeSeries`` field 3 with one label, ``traceID``.
+``TimeSeries`` field 3 with one label, ``traceID``. A native histogram sample is an item whose
+value is the bytes of :meth:`SeriesEncoder.histogram` (``TimeSeries`` field 4).
 
 Sending (:class:`RemoteWriter`): one per target (and tenant). ``submit`` compresses (snappy
 block format) on the calling thread and queues without blocking; the queue is bounded in
@@ -67,8 +68,9 @@ STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
 # (trace id hex, value, timestamp ms)
 Exemplar = tuple[str, float, int]
-# (encoded labels from SeriesEncoder.labels, value, timestamp ms)
-SeriesSample = tuple[bytes, float, int]
+# (encoded labels from SeriesEncoder.labels, value, timestamp ms); the value is a float
+# sample or an encoded native histogram (bytes from SeriesEncoder.histogram)
+SeriesSample = tuple[bytes, float | bytes, int]
 
 _PACK_D = struct.Struct("<d").pack
 _MASK64 = (1 << 64) - 1
@@ -90,6 +92,10 @@ def label_field(name: str, value: str) -> bytes:
     n, v = name.encode(), value.encode()
     label = b"\x0a" + _varint(len(n)) + n + b"\x12" + _varint(len(v)) + v
     return b"\x0a" + _varint(len(label)) + label
+
+
+def _zigzag(n: int) -> int:
+    return ((n << 1) ^ (n >> 63)) & _MASK64
 
 
 def _valid_name(name: str) -> bool:
@@ -150,6 +156,35 @@ class SeriesEncoder:
         ex.uint(3, timestamp_ms, always=True)
         return bytes(Writer().message(3, ex))
 
+    @staticmethod
+    def histogram(
+        count: int,
+        total: float,
+        schema: int,
+        zero_threshold: float,
+        zero_count: int,
+        spans: Sequence[tuple[int, int]],
+        deltas: Sequence[int],
+    ) -> bytes:
+        """A native histogram sample (prompb ``Histogram`` without its timestamp, which the
+        request adds): integer counts, positive buckets only. ``spans`` are BucketSpan
+        (offset, length) pairs, ``deltas`` the bucket counts delta-encoded (the first against
+        0) across all spans, as Prometheus' ``positive_spans``/``positive_deltas``."""
+        out = [
+            b"\x08", _varint(count),  # 1 count_int (oneof: always written)
+            b"\x19", _PACK_D(total),  # 3 sum
+            b"\x20", _varint(_zigzag(schema)),  # 4 schema (sint32)
+            b"\x29", _PACK_D(zero_threshold),  # 5 zero_threshold
+            b"\x30", _varint(zero_count),  # 6 zero_count_int (oneof: always written)
+        ]  # fmt: skip
+        for offset, length in spans:  # 11 positive_spans: BucketSpan{1 sint32, 2 uint32}
+            span = b"\x08" + _varint(_zigzag(offset)) + b"\x10" + _varint(length)
+            out += (b"\x5a", _varint(len(span)), span)
+        if deltas:  # 12 positive_deltas, packed sint64
+            packed = b"".join(_varint(_zigzag(d)) for d in deltas)
+            out += (b"\x62", _varint(len(packed)), packed)
+        return b"".join(out)
+
     def request(
         self,
         series: Iterable[SeriesSample],
@@ -204,7 +239,11 @@ class SeriesEncoder:
                     yield self._close(current, body, exemplars), samples
                 current, samples = labels, 0
                 body = [labels]
-            body += (enc[0], pack(value), enc[1])
+            if value.__class__ is bytes:  # a native histogram: field 4, timestamp = field 15
+                hist = value + b"\x78" + enc[1][1:]  # type: ignore[operator]
+                body += (b"\x22", varint(len(hist)), hist)
+            else:
+                body += (enc[0], pack(value), enc[1])
             samples += 1
         if current is not None:
             yield self._close(current, body, exemplars), samples

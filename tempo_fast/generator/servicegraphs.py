@@ -49,14 +49,15 @@ class ServiceGraphs:
         if settings.latency:
             families += [
                 Family(SERVER, "Time for a request between two nodes as seen from the server.",
-                       settings.buckets),
+                       settings.buckets, mode=settings.histograms),
                 Family(CLIENT, "Time for a request between two nodes as seen from the client.",
-                       settings.buckets),
+                       settings.buckets, mode=settings.histograms),
             ]  # fmt: skip
             if settings.enable_messaging_system_latency_histogram:
                 families.append(
                     Family(MESSAGING, "Time between publisher and consumer for services "
-                           "communicating through a messaging system.", settings.buckets)
+                           "communicating through a messaging system.", settings.buckets,
+                           mode=settings.histograms)
                 )  # fmt: skip
         self.table = SeriesTable(self.store.label_names, families, limits)
         self.dropped_spans = 0

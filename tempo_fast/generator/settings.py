@@ -45,6 +45,7 @@ class SpanMetricsSettings:
     count: bool = True
     latency: bool = True
     size: bool = True
+    histograms: str = "classic"  # generate_native_histograms: classic, native or both
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ServiceGraphSettings:
     enable_messaging_system_latency_histogram: bool
     request: bool = True
     latency: bool = True
+    histograms: str = "classic"  # generate_native_histograms: classic, native or both
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,13 @@ def _enabled_subs(processor: str, chosen: set[str]) -> tuple[bool, ...] | None:
     return picked if any(picked) else None
 
 
+def _histogram_mode(value: Any) -> str:
+    """Tempo's ``generate_native_histograms``: ``classic``, ``native`` or ``both``."""
+    if value not in ("classic", "native", "both"):
+        raise ValueError(f"{value!r} must be one of classic, native, both")
+    return str(value)
+
+
 def _get(tree: Mapping[str, Any], path: str) -> Any:
     node: Any = tree
     for part in path.split("."):
@@ -129,6 +138,7 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
     """The settings for a tenant whose resolved overrides tree is ``overrides``."""
     tree = overrides.get("metrics_generator") or {}
     chosen = _processors(tree.get("processors"))
+    histograms = _parsed(tree, "generate_native_histograms", _histogram_mode, "classic")
     sm_cfg, sg_cfg = config.span_metrics, config.service_graphs
     span_metrics = None
     subs = _enabled_subs(SPAN_METRICS, chosen)
@@ -146,6 +156,7 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
             count=subs[0],
             latency=subs[1],
             size=subs[2],
+            histograms=histograms,
         )
     service_graphs = None
     subs = _enabled_subs(SERVICE_GRAPHS, chosen)
@@ -175,6 +186,7 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
             ),  # fmt: skip
             request=subs[0],
             latency=subs[1],
+            histograms=histograms,
         )
     interval = _parsed(tree, "collection_interval", parse_duration, config.collection_interval)
     if interval <= 0:

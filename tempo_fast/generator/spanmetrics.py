@@ -31,7 +31,10 @@ class SpanMetrics:
         if settings.count:
             families.append(Family(CALLS, "Total count of the spans."))
         if settings.latency:
-            families.append(Family(LATENCY, "Latency of the spans in seconds.", settings.buckets))
+            families.append(
+                Family(LATENCY, "Latency of the spans in seconds.", settings.buckets,
+                       mode=settings.histograms)
+            )  # fmt: skip
         if settings.size:
             families.append(Family(SIZE, "Total size of the spans in bytes."))
         self.table = SeriesTable(self._core.label_names, families, limits)

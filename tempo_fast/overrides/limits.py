@@ -189,6 +189,7 @@ GENERATOR = {
     *(("metrics_generator", k) for k in (
         "processors", "max_active_series", "max_cardinality_per_label", "collection_interval",
         "disable_collection", "ingestion_time_range_slack", "remote_write_headers",
+        "generate_native_histograms",
     )),
     *((*_SM, k) for k in ("histogram_buckets", "dimensions", "intrinsic_dimensions")),
     *((*_SG, k) for k in (

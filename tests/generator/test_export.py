@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 
-from tempo_fast.generator import export
+from tempo_fast.generator import export, registry
 from tempo_fast.generator.registry import Family, Limits, SeriesTable
 from tempo_fast.generator.remote_write import SeriesEncoder
 from tempo_fast.pkg.protowire import fields
@@ -92,3 +92,72 @@ def test_sparse_counter_gets_its_zero_sample_when_it_first_appears() -> None:
 
 def test_end_of_previous_minute() -> None:
     assert export.end_of_previous_minute(125_000) == 119_999
+
+
+def expand(h) -> tuple[int, dict[int, int]]:  # noqa: ANN001  (a decoded prompb Histogram)
+    """(schema, {bucket index: count}) of a decoded native histogram."""
+    out, key, count = {}, 0, 0
+    deltas = iter(h.positive_deltas)
+    for i, span in enumerate(h.positive_spans):
+        key += span.offset if i == 0 else span.offset + 1
+        for j in range(span.length):
+            count += next(deltas)
+            if count:
+                out[key + j] = count
+        key += span.length - 1
+    return h.schema, out
+
+
+def test_native_histograms_by_mode() -> None:
+    from tests.generator.test_remote_write import decode as decode_pb
+    from tests.kernels.test_native_histogram import go_key
+
+    values = [0.0, 0.0005, 0.001, 0.001, 0.0011, 0.5, 2.0, 3.5, 1e-9, 1e6]
+    for mode in ("classic", "native", "both"):
+        fam = Family("traces_spanmetrics_latency", "latency", (0.1, 1.0), mode=mode)
+        t = SeriesTable(("service",), [CALLS, fam], Limits())
+        with t.lock:
+            ids = t.ids([("a",)], now=1.0)
+            t.add(fam.name, np.zeros(len(values), np.uint32), ids, np.array(values))
+            t.count(CALLS.name, np.zeros(len(values), np.uint32), ids)
+        got = export.collect(t, [], ts_ms=120_500, zero_ts_ms=119_999)
+        series = decode_pb(SeriesEncoder().request(got.series, got.exemplars))
+        names = {dict(s["labels"])["__name__"] for s in series}
+        classic = {f"{fam.name}_bucket", f"{fam.name}_sum", f"{fam.name}_count"}
+        assert (classic <= names) == (mode != "native")
+        assert (fam.name in names) == (mode != "classic")
+        if mode == "classic":
+            continue
+        (native,) = [s for s in series if dict(s["labels"])["__name__"] == fam.name]
+        assert native["samples"] == []
+        zero, last = native["histograms"]
+        assert (zero.timestamp, zero.count_int, zero.schema) == (119_999, 0, 3)
+        assert last.timestamp == 120_500 and last.count_int == len(values)
+        assert last.sum == sum(values) and last.zero_count_int == 1
+        want: dict[int, int] = {}
+        for v in values[1:]:  # clamped into the window -159..112
+            k = min(max(go_key(v, 3), -159), 112)
+            want[k] = want.get(k, 0) + 1
+        assert expand(last) == (3, want)
+
+
+def test_native_buckets_reduce_resolution_past_100_buckets() -> None:
+    from tests.kernels.test_native_histogram import go_key
+
+    row = np.zeros(registry.NATIVE_WIDTH, dtype=np.uint64)
+    values = [2.0 ** (k / 8) * 0.99 for k in range(-100, 50)]  # 150 populated buckets
+    for v in values:
+        row[go_key(v, 3) - registry.NATIVE_OFFSET] += 1
+    schema, spans, deltas = export.native_buckets(row)
+    assert schema == 2  # 75 buckets at schema 2
+    h = type("H", (), {"schema": schema, "positive_deltas": deltas,
+                       "positive_spans": [type("S", (), {"offset": o, "length": n})()
+                                          for o, n in spans]})()  # fmt: skip
+    want: dict[int, int] = {}
+    for v in values:
+        want[go_key(v, 2)] = want.get(go_key(v, 2), 0) + 1
+    assert expand(h) == (2, want)
+    # gaps of up to two empty buckets stay inside a span
+    row[:] = 0
+    row[[0, 3, 7]] = [1, 2, 3]
+    assert export.native_buckets(row)[1:] == ([(-159, 4), (3, 1)], [1, -1, 0, 2, 1])

@@ -63,10 +63,31 @@ def _prompb() -> Any:
         ("timestamp", 3, T.TYPE_INT64, None, False),
     )
     msg(
+        "BucketSpan",
+        ("offset", 1, T.TYPE_SINT32, None, False),
+        ("length", 2, T.TYPE_UINT32, None, False),
+    )
+    msg(
+        "Histogram",
+        ("count_int", 1, T.TYPE_UINT64, None, False),
+        ("count_float", 2, T.TYPE_DOUBLE, None, False),
+        ("sum", 3, T.TYPE_DOUBLE, None, False),
+        ("schema", 4, T.TYPE_SINT32, None, False),
+        ("zero_threshold", 5, T.TYPE_DOUBLE, None, False),
+        ("zero_count_int", 6, T.TYPE_UINT64, None, False),
+        ("negative_spans", 8, T.TYPE_MESSAGE, "BucketSpan", True),
+        ("negative_deltas", 9, T.TYPE_SINT64, None, True),
+        ("positive_spans", 11, T.TYPE_MESSAGE, "BucketSpan", True),
+        ("positive_deltas", 12, T.TYPE_SINT64, None, True),
+        ("reset_hint", 14, T.TYPE_INT32, None, False),
+        ("timestamp", 15, T.TYPE_INT64, None, False),
+    )
+    msg(
         "TimeSeries",
         ("labels", 1, T.TYPE_MESSAGE, "Label", True),
         ("samples", 2, T.TYPE_MESSAGE, "Sample", True),
         ("exemplars", 3, T.TYPE_MESSAGE, "Exemplar", True),
+        ("histograms", 4, T.TYPE_MESSAGE, "Histogram", True),
     )
     msg("WriteRequest", ("timeseries", 1, T.TYPE_MESSAGE, "TimeSeries", True))
     pool = descriptor_pool.DescriptorPool()
@@ -87,6 +108,7 @@ def decode(payload: bytes) -> list[dict[str, Any]]:
                 ([(lb.name, lb.value) for lb in e.labels], e.value, e.timestamp)
                 for e in ts.exemplars
             ],
+            "histograms": list(ts.histograms),
         }
         for ts in req.timeseries
     ]
@@ -564,3 +586,21 @@ def test_submit_from_other_threads() -> None:
             assert sample(registry, "samples_total", outcome="sent") == 50
 
     run_async(main)
+
+
+def test_native_histogram_sample() -> None:
+    enc = SeriesEncoder()
+    labels = enc.labels([("__name__", "traces_spanmetrics_latency"), ("service", "a")])
+    empty = SeriesEncoder.histogram(0, 0.0, 3, 2.0**-128, 0, (), ())
+    full = SeriesEncoder.histogram(9, 1.25, 3, 2.0**-128, 2, [(-80, 2), (3, 1)], [3, -2, 3])
+    (ts,) = decode(enc.request([(labels, empty, 59_999), (labels, full, 61_000)]))
+    assert ts["samples"] == [] and len(ts["histograms"]) == 2
+    h0, h1 = ts["histograms"]
+    assert (h0.timestamp, h0.count_int, h0.schema, h0.zero_count_int) == (59_999, 0, 3, 0)
+    assert not h0.positive_spans
+    assert h1.timestamp == 61_000 and h1.count_int == 9 and h1.sum == 1.25
+    assert h1.schema == 3 and h1.zero_threshold == 2.0**-128 and h1.zero_count_int == 2
+    assert [(s.offset, s.length) for s in h1.positive_spans] == [(-80, 2), (3, 1)]
+    assert list(h1.positive_deltas) == [3, -2, 3] and h1.reset_hint == 0
+    # a batch counts a histogram as one sample
+    assert [n for _, n in enc.batches([(labels, empty, 1), (labels, full, 2)])] == [2]

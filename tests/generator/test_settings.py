@@ -118,3 +118,18 @@ metrics_generator:
         config("metrics_generator: {storage: {remote_write: [{url: prom:9090}]}}")
     with pytest.raises(ConfigError, match="unknown field\\(s\\) urll"):
         config("metrics_generator: {storage: {remote_write: [{urll: http://a}]}}")
+
+
+def test_generate_native_histograms() -> None:
+    procs = ["span-metrics", "service-graphs"]
+    s = resolve(config(), {"metrics_generator": {"processors": procs}})
+    assert s.span_metrics is not None and s.span_metrics.histograms == "classic"
+    for mode in ("classic", "native", "both"):
+        tree = {"metrics_generator": {"processors": procs, "generate_native_histograms": mode}}
+        s = resolve(config(), tree)
+        assert s.span_metrics is not None and s.service_graphs is not None
+        assert s.span_metrics.histograms == s.service_graphs.histograms == mode
+        assert unused_overrides(normalize(tree, "t")) == []
+    with pytest.raises(SettingsError, match="generate_native_histograms"):
+        resolve(config(), {"metrics_generator": {"processors": procs,
+                                                 "generate_native_histograms": "yes"}})  # fmt: skip
