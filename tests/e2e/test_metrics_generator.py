@@ -135,6 +135,25 @@ def request(spans: list[tuple[str, tp.Span]]) -> bytes:
     return req.SerializeToString()
 
 
+def send_traces(server: TempoServer, seed: int, traces: int) -> Sent:
+    """``traces`` traces from :class:`TraceMaker` over OTLP/HTTP: every client half in the
+    first requests, every server half after (so pairs complete across batches)."""
+    maker = TraceMaker(seed, time.time_ns())
+    firsts, seconds = [], []
+    for _ in range(traces):
+        a, b = maker.trace()
+        firsts += a
+        seconds += b
+    for half in (firsts, seconds):
+        for i in range(0, len(half), 500):
+            status, _, body = server.post(
+                "/v1/traces", request(half[i : i + 500]),
+                {"Content-Type": "application/x-protobuf"},
+            )  # fmt: skip
+            assert status == 200, body
+    return maker.sent
+
+
 def prom_quantile(q: float, bounds: list[float], counts: list[int]) -> float:
     """Prometheus' ``histogram_quantile`` over non-cumulative ``counts`` (last is +Inf)."""
     cum, total = [], 0
@@ -196,20 +215,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TempoS
             },
         },
     ).start()
-    maker = TraceMaker(11, time.time_ns())
-    firsts, seconds = [], []
-    for _ in range(400):
-        a, b = maker.trace()
-        firsts += a
-        seconds += b
-    for half in (firsts, seconds):  # client and server halves arrive in separate requests
-        for i in range(0, len(half), 500):
-            status, _, body = server.post(
-                "/v1/traces", request(half[i : i + 500]),
-                {"Content-Type": "application/x-protobuf"},
-            )  # fmt: skip
-            assert status == 200, body
-    yield server, maker.sent, prometheus
+    yield server, send_traces(server, seed=11, traces=400), prometheus
     server.stop()
     prometheus.close()
 

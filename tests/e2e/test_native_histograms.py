@@ -19,11 +19,10 @@ import pytest
 from tests.e2e.test_metrics_generator import (
     WAIT,
     Sent,
-    TraceMaker,
     _span_metrics_expected,
     eventually,
     exact_quantile,
-    request,
+    send_traces,
     vector,
 )
 from tests.kernels.test_native_histogram import go_key
@@ -59,21 +58,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sent, 
             },
         },
     ).start()
-    maker = TraceMaker(23, time.time_ns())
-    firsts, seconds = [], []
-    for _ in range(300):
-        a, b = maker.trace()
-        firsts += a
-        seconds += b
-    for half in (firsts, seconds):
-        for i in range(0, len(half), 500):
-            status, _, body = server.post(
-                "/v1/traces", request(half[i : i + 500]),
-                {"Content-Type": "application/x-protobuf"},
-            )  # fmt: skip
-            assert status == 200, body
+    sent = send_traces(server, seed=23, traces=300)
     try:
-        yield maker.sent, prometheus
+        yield sent, prometheus
     finally:
         server.stop()
         prometheus.close()
