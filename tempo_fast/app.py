@@ -35,7 +35,7 @@ from tempo_fast.distributor.otlp_http import OtlpHttpReceiver
 from tempo_fast.distributor.zipkin_http import ZipkinReceiver
 from tempo_fast.frontend import HttpApi, Readiness
 from tempo_fast.frontend.grpc_streaming import StreamingQuerier, StreamingServer
-from tempo_fast.frontend.metrics import MetricsFrontend
+from tempo_fast.frontend.metrics import MetricsFrontend, MetricsLimits
 from tempo_fast.frontend.port_split import SplitSite
 from tempo_fast.frontend.search import SearchFrontend, SearchLimits
 from tempo_fast.frontend.tags import TagsFrontend
@@ -309,7 +309,11 @@ class App:
                 tags = TagsFrontend(search, lambda: self.querier, self._core.tag_request)
             if self._core.metrics_query is not None:
                 traceql_metrics = MetricsFrontend(
-                    lambda: self.querier, search.pool, self._core.metrics_query, cache=search.cache
+                    lambda: self.querier,
+                    search.pool,
+                    self._core.metrics_query,
+                    MetricsLimits.from_config(cfg.query_frontend),
+                    cache=search.cache,
                 )
         self._api = HttpApi(
             None,

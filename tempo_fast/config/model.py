@@ -322,6 +322,12 @@ class QueryFrontendConfig:
     search_max_duration: float = key(f"{_SEARCH}.max_duration", parse_duration)
     search_default_spans_per_span_set: int = key(f"{_SEARCH}.default_spans_per_span_set", _int)
     search_max_spans_per_span_set: int = key(f"{_SEARCH}.max_spans_per_span_set", _int)
+    metrics_max_duration: float = key("query_frontend.metrics.max_duration", parse_duration)
+    metrics_max_exemplars: int = key("query_frontend.metrics.max_exemplars", _int)
+    metrics_max_intervals: int = key("query_frontend.metrics.max_intervals", _int)
+    metrics_target_bytes_per_job: int = key(
+        "query_frontend.metrics.target_bytes_per_job", parse_size
+    )
     # The querier's worker pool: jobs run at most this many at a time.
     max_concurrent_queries: int = key("querier.max_concurrent_queries", _int)
 

@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 from tempo_fast_kernels import timeseries as ts_kernels
 
+from tempo_fast.config import QueryFrontendConfig
 from tempo_fast.frontend.search import JobCache, Merged, SearchError, block_groups
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.querier.querier import BlockRef, Querier
@@ -189,6 +190,17 @@ class MetricsLimits:
     # PARTIAL. compare() keys are (attribute, value) pairs: a larger bound.
     max_series: int = MAX_SERIES
     max_compare_values: int = MAX_COMPARE_VALUES
+
+    @classmethod
+    def from_config(cls, qf: QueryFrontendConfig) -> MetricsLimits:
+        """``query_frontend.metrics.{max_duration, max_exemplars, max_intervals,
+        target_bytes_per_job}`` (0 max_duration: no limit)."""
+        return cls(
+            max_duration_ns=int(qf.metrics_max_duration * 1e9),
+            max_exemplars=qf.metrics_max_exemplars,
+            max_intervals=qf.metrics_max_intervals,
+            target_bytes_per_job=qf.metrics_target_bytes_per_job,
+        )
 
 
 @dataclass(frozen=True)

@@ -324,3 +324,19 @@ def test_jobs_merge_by_key_and_the_series_bound_makes_it_partial() -> None:
     leaf.add(job_out([(nil, nil), (a, nil)], [0, 1], [5 * NS, 5 * NS]))
     labels = sorted(s.key for s in leaf.series())
     assert labels == ['{x="<nil>"}', '{x="a"}']
+
+
+def test_limits_come_from_query_frontend_metrics_config() -> None:
+    from tempo_fast.config.loader import default_yaml, load
+
+    cfg = load(default_yaml() + "query_frontend: {metrics: {max_duration: 2h, max_exemplars: 5}}")
+    limits = m.MetricsLimits.from_config(cfg.query_frontend)
+    assert (limits.max_duration_ns, limits.max_exemplars) == (2 * 3600 * 10**9, 5)
+    assert m.MetricsLimits.from_config(load(default_yaml()).query_frontend) == m.MetricsLimits()
+    now = 10**18
+    with pytest.raises(SearchError, match="exceeds the maximum allowed duration of 2h0m0s"):
+        m.parse_request({"q": "{} | rate()", "since": "3h"}, limits, instant=False, now_ns=now)
+    req = m.parse_request(
+        {"q": "{} | rate()", "exemplars": "50"}, limits, instant=False, now_ns=now
+    )
+    assert req.exemplars == 5
