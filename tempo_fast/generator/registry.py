@@ -25,6 +25,7 @@ from tempo_fast_kernels.histogram import accumulate, observe, observe_native
 OVERFLOW_VALUE = "__cardinality_overflow__"
 OVERFLOW_LABEL = ("metric_overflow", "true")
 _MIN_CAPACITY = 64
+RENUMBER_HISTORY = 4
 
 # Native histograms as Tempo makes them (client_golang, bucket factor 1.1): schema 3 (8
 # buckets per power of two, each bound 2^(1/8) ≈ 1.09 times the last), client_golang's
@@ -164,6 +165,8 @@ class SeriesTable:
         self._ids: dict[tuple[str, ...], int] = {}
         self.keys: list[tuple[str, ...]] = []  # by id
         self.generation = 0  # moves on when ids are renumbered (stale series removed)
+        # the last renumberings: (generation before, old id -> new id or -1)
+        self.renumbered: list[tuple[int, np.ndarray]] = []
         self.wire: list[Any] = []  # by id: encoded labels, filled by the exporter
         self.last_seen = np.zeros(_MIN_CAPACITY, dtype=np.float64)
         self.exported = np.zeros(_MIN_CAPACITY, dtype=bool)  # has been sent once
@@ -242,6 +245,11 @@ class SeriesTable:
             self._overflow_id = self._add(("",) * len(self.label_names) + ("true",))
         return self._overflow_id
 
+    @property
+    def overflow_id(self) -> int:
+        """The overflow series' id, -1 while there is none."""
+        return self._overflow_id
+
     def labels(self, sid: int) -> list[tuple[str, str]]:
         """The series' label pairs (empty values left out, as Prometheus treats them)."""
         key = self.keys[sid]
@@ -307,6 +315,10 @@ class SeriesTable:
             if overflow >= 0 and alive[overflow]:
                 self._overflow_id = int(np.searchsorted(rows, overflow))
             self._ids = {key: i for i, key in enumerate(self.keys)}
+            remap = np.full(n, -1, dtype=np.int64)
+            remap[rows] = np.arange(len(rows), dtype=np.int64)
+            history = self.renumbered[-(RENUMBER_HISTORY - 1) :]
+            self.renumbered = [*history, (self.generation, remap)]
             self.generation += 1
             self._label_values = [
                 {k[i] for k in self.keys if i < len(k)} for i in range(len(self.label_names))

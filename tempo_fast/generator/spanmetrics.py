@@ -24,8 +24,14 @@ class SpanMetrics:
 
     def __init__(self, settings: SpanMetricsSettings, slack: float, limits: Limits) -> None:
         self.settings = settings
+        # keys the core remembers: room for every series the tenant may have and as many
+        # again (overflowing or gone stale), so memory stays bounded by max_active_series
+        max_keys = 2 * limits.max_active_series + 4096 if limits.max_active_series else 1 << 20
         self._core = SpanMetricsProcessor(
-            list(settings.intrinsics), list(settings.dimensions), slack_seconds=slack
+            list(settings.intrinsics),
+            list(settings.dimensions),
+            slack_seconds=slack,
+            max_keys=max_keys,
         )
         families = []
         if settings.count:
@@ -42,10 +48,12 @@ class SpanMetrics:
         self.negative_duration = 0
         self.lost_spans = 0
         # key id (stable across batches, from the core) -> series id, -1 unknown; and the
-        # key's labels, to find its series again after stale series are renumbered
+        # labels of keys with a series of their own (not the overflow series), to find it
+        # again after it went stale and the core still knows the key
         self._key_series = np.full(1024, -1, dtype=np.int64)
-        self._key_labels: list[tuple[str, ...] | None] = [None] * 1024
-        self._generation = (-1, -1)  # (core generation, table generation)
+        self._key_labels: dict[int, tuple[str, ...]] = {}
+        self._core_generation = -1
+        self._table_generation = 0
 
     def push(self, batch: SpanBatch, now_ns: int) -> int:
         """Process one batch; returns the spans counted."""
@@ -82,12 +90,13 @@ class SpanMetrics:
         """Series ids of the batch's keys (``used``), creating series for new keys. Python
         work is per new key only. Call with the table lock held."""
         table = self.table
-        generation = (out.generation, table.generation)
-        if generation != self._generation:  # ids renumbered on either side: map afresh
-            if generation[0] != self._generation[0]:
-                self._key_labels = [None] * len(self._key_labels)
+        if out.generation != self._core_generation:  # the core renumbered its keys
             self._key_series[:] = -1
-            self._generation = generation
+            self._key_labels.clear()
+            self._core_generation = out.generation
+            self._table_generation = table.generation
+        elif table.generation != self._table_generation:
+            self._follow_renumbering()
         if out.new_keys:
             top = max(k for k, _ in out.new_keys)
             if top >= len(self._key_series):
@@ -95,21 +104,37 @@ class SpanMetrics:
                 grown = np.full(size, -1, dtype=np.int64)
                 grown[: len(self._key_series)] = self._key_series
                 self._key_series = grown
-                self._key_labels += [None] * (size - len(self._key_labels))
-            for k, labels in out.new_keys:
-                self._key_labels[k] = labels
         series = self._key_series[used]
         missing = np.flatnonzero(series < 0)
         if len(missing):
-            kids = used[missing]
-            labels = [self._key_labels[k] for k in kids]
+            kids = used[missing].tolist()
+            fresh = dict(out.new_keys)
+            labels = [fresh.get(k) or self._key_labels.get(k) for k in kids]
             if any(lab is None for lab in labels):
-                # ids handed out in a batch that never reached here (it failed): start over,
-                # the next batch brings every key with its labels; this one's spans are lost
+                # a known key whose series is gone and whose labels were not kept (it was in
+                # the overflow series), or ids from a batch that never got here: start over;
+                # the next batch brings every key with its labels, this one's spans are lost
                 self._core.reset_keys()
                 self.lost_spans += len(np.frombuffer(out.index, dtype=np.uint32))
                 return np.full(len(used), -1, dtype=np.int64)
             found = table.ids(labels, now)  # type: ignore[arg-type]
             self._key_series[kids] = found
             series[missing] = found
+            overflow = table.overflow_id
+            for k, lab, sid in zip(kids, labels, found.tolist(), strict=True):
+                if sid != overflow:
+                    self._key_labels[k] = lab  # type: ignore[assignment]
         return series
+
+    def _follow_renumbering(self) -> None:
+        """Map key series through the table's renumberings since last seen (or forget them
+        when too many happened meanwhile: keys with labels find their series again)."""
+        table, ks = self.table, self._key_series
+        steps = [remap for gen, remap in table.renumbered if gen >= self._table_generation]
+        if not steps or table.renumbered[0][0] > self._table_generation:
+            ks[:] = -1
+        else:
+            for remap in steps:
+                known = np.flatnonzero(ks >= 0)
+                ks[known] = remap[ks[known]]
+        self._table_generation = table.generation

@@ -165,3 +165,30 @@ def test_queue_is_bounded_and_drops_are_counted(monkeypatch: Any) -> None:
     assert inst.spans_received == 20 and inst.discarded == {"queue_full": 180}
     (table,) = inst.tables()
     assert table.families[CALLS].value[0] == 20
+
+
+def test_series_survive_renumbering_and_overflow_keys_follow_it() -> None:
+    limited = {"metrics_generator": {"processors": ["span-metrics"], "max_active_series": 2}}
+    gen, clock = make({"a": limited}, "metrics_generator: {registry: {stale_duration: 1m}}")
+    inst = gen.instances.setdefault("a", gen._new_instance("a", gen.settings("a")))  # type: ignore[arg-type]
+    (sm,) = inst.processors
+    (table,) = inst.tables()
+    t0 = int(clock.now * 1e9)
+    old = _core.span_batch_from_otlp(
+        body(({"service.name": "api"}, [span(1, 1, 0, SERVER, "old", t0 - SEC, t0)]))
+    )
+    gen.process(inst, old)
+    clock.now += 90  # "old" goes stale; then two keys, then a third that overflows
+    now_ns = int(clock.now * 1e9)
+    gen.process(inst, batch(4, 2, now_ns))  # op-0, op-1: op-1 overflows (limit 2 with "old")
+    gen.collect(inst, clock.now + 1)  # "old" removed: ids renumbered
+    assert [k[1] for k in table.keys if k[1]] == ["op-0"]
+    gen.process(inst, batch(4, 2, now_ns))  # same keys again: no key is new to the core
+    again = _core.span_batch_from_otlp(
+        body(({"service.name": "api"}, [span(2, 2, 0, SERVER, "old", now_ns - SEC, now_ns)]))
+    )
+    gen.process(inst, again)  # the stale key again: no room now (op-0 and the overflow)
+    calls = table.families[CALLS].value
+    by_name = {k[1] or "overflow": calls[i] for i, k in enumerate(table.keys)}
+    assert by_name == {"op-0": 4.0, "overflow": 5.0}
+    assert sm.lost_spans == 0
