@@ -277,7 +277,7 @@ class App:
         if self.distributor is not None:
             await loop.run_in_executor(None, self.distributor.close)
         if self.generator is not None:  # last collection and remote-write flush
-            await self.generator.close()
+            await self.generator.close(max_wait=grace / 2)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

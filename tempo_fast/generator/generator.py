@@ -295,9 +295,9 @@ class Generator:
             for task in self._writer_tasks:
                 task.cancel()
 
-    async def close(self) -> None:
+    async def close(self, max_wait: float | None = None) -> None:
         """Stop the worker, collect once more and flush remote writes within
-        ``remote_write_flush_deadline``."""
+        ``remote_write_flush_deadline`` (and ``max_wait``, the shutdown's own budget)."""
         with self._lock:
             self._closed = True
             self._wake.notify_all()
@@ -307,6 +307,8 @@ class Generator:
         for instance in list(self.instances.values()):
             self.collect(instance, now)
         deadline = self.config.remote_write_flush_deadline
+        if max_wait is not None:
+            deadline = min(deadline, max_wait)
         writers = [w for ws in self._writers.values() for w in ws]
         if writers:
             await asyncio.gather(*(w.close(deadline) for w in writers), return_exceptions=True)

@@ -441,7 +441,11 @@ def test_remote_write_down_does_not_affect_ingestion(tmp_path: Path) -> None:
         overrides={
             "metrics_generator": {
                 "registry": {"collection_interval": "1s"},
-                "storage": {"path": str(tmp_path / "gen"), "remote_write": [{"url": dead}]},
+                "storage": {
+                    "path": str(tmp_path / "gen"),
+                    "remote_write": [{"url": dead}],
+                    "remote_write_flush_deadline": "1s",
+                },
             },
             "overrides": {"defaults": {"metrics_generator": {"processors": ["span-metrics"]}}},
         },
@@ -457,10 +461,16 @@ def test_remote_write_down_does_not_affect_ingestion(tmp_path: Path) -> None:
         def counted() -> None:
             text = server.metrics()
             assert "traces_spanmetrics_calls_total{" in text
-            assert "tempo_metrics_generator_remote_write" in text
+            # attempts refused (no listener) and counted; nothing delivered
+            assert "tempo_metrics_generator_remote_write_requests_total{" in text
+            assert 'code="error"' in text
 
         eventually(counted)
         with urllib.request.urlopen(server.api + "/ready", timeout=5) as r:
             assert r.status == 200
     finally:
+        started = time.monotonic()
         server.stop()
+    # the flush gives up after remote_write_flush_deadline; the rest is dropped and counted
+    assert time.monotonic() - started < 15
+    assert server.proc is not None and server.proc.returncode == 0
