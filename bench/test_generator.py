@@ -29,19 +29,36 @@ BOTH = {"metrics_generator": {"processors": ["span-metrics", "service-graphs"],
                               "ingestion_time_range_slack": "0s"}}  # fmt: skip
 
 
-def generator(config_extra: str = "") -> Generator:
+# A filter that reads span attributes and intrinsics, and a mapping joining two of them.
+FILTERED = {"metrics_generator": {
+    **BOTH["metrics_generator"],
+    "processor": {"span_metrics": {
+        "dimension_mappings": [{"name": "endpoint", "source_labels": ["http.method", "http.route"],
+                                "join": " "}],
+        "filter_policies": [{
+            "include": {"match_type": "strict", "attributes": [
+                {"key": "kind", "value": "SPAN_KIND_SERVER"}]},
+            "exclude": {"match_type": "regex", "attributes": [
+                {"key": "span.http.route", "value": "search$"}]},
+        }],
+    }},
+}}  # fmt: skip
+
+
+def generator(config_extra: str = "", overrides: dict | None = None) -> Generator:
     cfg = load(default_yaml() + config_extra).metrics_generator
     assert cfg is not None
-    return Generator(cfg, lambda _tenant: BOTH)
+    return Generator(cfg, lambda _tenant: overrides or BOTH)
 
 
-def test_generator_throughput(benchmark) -> None:
+@pytest.mark.parametrize("variant", ["plain", "filter_and_mapping"])
+def test_generator_throughput(benchmark, variant: str) -> None:
     gen_mod = loadgen_module()
     raw, _ = gen_mod.make_batches(1, env_int("BENCH_GEN_BATCHES", 200), 1000, time.time_ns())
     batches = [_core.span_batch_from_otlp(body) for body, _ in raw]
     spans = sum(b.spans for b in batches)
     cpu_rates, wall_rates, first_pass = [], [], []
-    gen = generator()
+    gen = generator(overrides=FILTERED if variant != "plain" else None)
     assert gen.wants("bench")
     instance = gen.instances["bench"]
 
@@ -63,7 +80,7 @@ def test_generator_throughput(benchmark) -> None:
     benchmark.pedantic(run, rounds=env_int("BENCH_ROUNDS", 5), iterations=1)
     report(
         benchmark,
-        "generator span-metrics + service-graphs",
+        f"generator span-metrics + service-graphs ({variant})",
         {
             "spans_per_round": spans,
             "series": sum(len(t) for t in instance.tables()),

@@ -271,7 +271,12 @@ class SpanMetricsBatch:
     exemplar_latency: bytes  # f64 per key_ids entry: that span's latency seconds
     exemplar_time_ms: bytes  # i64 per key_ids entry: that span's end time, unix ms
     outside_slack: int  # spans dropped: end outside now ± slack
+    filtered: int  # spans the filter policies left out
     negative_duration: int  # kept spans whose end precedes their start
+
+# filter_policies as the config module normalises them: (include, exclude), each None or
+# (regex, [(scope "resource" | "span" | "intrinsic", name, value), ...])
+FilterBlock = tuple[bool, list[tuple[str, str, str | int | float | bool]]]
 
 class SpanMetricsProcessor:
     """Span-metrics label values per span (Tempo's span-metrics processor).
@@ -279,17 +284,21 @@ class SpanMetricsProcessor:
     ``intrinsics``: an ordered subset of "service", "span_name", "span_kind",
     "status_code", "status_message" (ValueError otherwise); ``dimensions``: attribute
     names, looked up in resource attributes first then span attributes ("" when
-    missing). ``slack_seconds`` 0 disables the ingestion time range check."""
+    missing). ``slack_seconds`` 0 disables the ingestion time range check.
+    ``dimension_mappings``: (name, source attributes, join) labels after the dimensions;
+    ``filter_policies``: Tempo's span filter (ValueError when invalid)."""
 
-    label_names: list[str]  # intrinsics, then sanitised dimension labels (``__`` prefix
-    # on a clash with an intrinsic name; dimensions sharing a label share one column,
-    # valued from the last of them)
+    label_names: list[str]  # intrinsics, then sanitised dimension and mapping labels
+    # (``__`` prefix on a clash with an intrinsic name; labels that coincide share one
+    # column, valued from the last of them)
     def __init__(
         self,
         intrinsics: list[str],
         dimensions: list[str],
         slack_seconds: float = 30.0,
         max_keys: int = 1 << 20,  # key ids remembered before a new generation starts
+        dimension_mappings: list[tuple[str, list[str], str]] = ...,
+        filter_policies: list[tuple[FilterBlock | None, FilterBlock | None]] = ...,
     ) -> None: ...
     def process(self, batch: SpanBatch, now_ns: int) -> SpanMetricsBatch: ...
     def reset_keys(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tempo_fast.config.span_filter import Mapping_, Policy, dimension_mappings, filter_policies
 from tempo_fast.config.units import parse_duration
 
 _GEN = "metrics_generator"
@@ -203,6 +204,8 @@ class SpanMetricsConfig:
         f"{_SM}.intrinsic_dimensions", intrinsic_dimensions
     )
     dimensions: tuple[str, ...] = _key(f"{_SM}.dimensions", names)
+    dimension_mappings: tuple[Mapping_, ...] = _key(f"{_SM}.dimension_mappings", dimension_mappings)
+    filter_policies: tuple[Policy, ...] = _key(f"{_SM}.filter_policies", filter_policies)
 
 
 @dataclass(frozen=True)

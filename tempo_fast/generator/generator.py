@@ -406,6 +406,8 @@ class GeneratorCollector(Collector):
                 if isinstance(p, SpanMetrics):
                     if p.lost_spans:
                         reasons["internal_error"] = reasons.get("internal_error", 0) + p.lost_spans
+                    if p.filtered:
+                        reasons["span_metrics_filtered"] = p.filtered
                     negative.add_sample(
                         "tempo_metrics_generator_spans_negative_duration_total",
                         t,

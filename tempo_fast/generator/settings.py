@@ -18,6 +18,7 @@ from tempo_fast.config.generator import (
     names,
     string_map,
 )
+from tempo_fast.config.span_filter import Mapping_, Policy, dimension_mappings, filter_policies
 from tempo_fast.config.units import parse_duration
 
 SPAN_METRICS = "span-metrics"
@@ -42,6 +43,8 @@ class SpanMetricsSettings:
     buckets: tuple[float, ...]
     intrinsics: tuple[str, ...]
     dimensions: tuple[str, ...]
+    dimension_mappings: tuple[Mapping_, ...] = ()
+    filter_policies: tuple[Policy, ...] = ()
     count: bool = True
     latency: bool = True
     size: bool = True
@@ -153,6 +156,18 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
             ),
             intrinsics=tuple(n for n in INTRINSICS if intrinsic.get(n)),
             dimensions=_parsed(tree, "processor.span_metrics.dimensions", names, sm_cfg.dimensions),
+            dimension_mappings=_parsed(
+                tree,
+                "processor.span_metrics.dimension_mappings",
+                dimension_mappings,
+                sm_cfg.dimension_mappings,
+            ),  # fmt: skip
+            filter_policies=_parsed(
+                tree,
+                "processor.span_metrics.filter_policies",
+                filter_policies,
+                sm_cfg.filter_policies,
+            ),  # fmt: skip
             count=subs[0],
             latency=subs[1],
             size=subs[2],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tempo_fast._core import SpanBatch, SpanMetricsBatch, SpanMetricsProcessor
+from tempo_fast.config.span_filter import processor_options
 from tempo_fast.generator.registry import Family, Limits, SeriesTable
 from tempo_fast.generator.settings import SpanMetricsSettings
 
@@ -32,6 +33,7 @@ class SpanMetrics:
             list(settings.dimensions),
             slack_seconds=slack,
             max_keys=max_keys,
+            **processor_options(settings.filter_policies, settings.dimension_mappings),
         )
         families = []
         if settings.count:
@@ -45,6 +47,7 @@ class SpanMetrics:
             families.append(Family(SIZE, "Total size of the spans in bytes."))
         self.table = SeriesTable(self._core.label_names, families, limits)
         self.outside_slack = 0
+        self.filtered = 0  # spans the filter policies left out
         self.negative_duration = 0
         self.lost_spans = 0
         # key id (stable across batches, from the core) -> series id, -1 unknown; and the
@@ -59,6 +62,7 @@ class SpanMetrics:
         """Process one batch; returns the spans counted."""
         out = self._core.process(batch, now_ns)
         self.outside_slack += out.outside_slack
+        self.filtered += out.filtered
         self.negative_duration += out.negative_duration
         index = np.frombuffer(out.index, dtype=np.uint32)
         if not len(index):

@@ -191,7 +191,10 @@ GENERATOR = {
         "disable_collection", "ingestion_time_range_slack", "remote_write_headers",
         "generate_native_histograms",
     )),
-    *((*_SM, k) for k in ("histogram_buckets", "dimensions", "intrinsic_dimensions")),
+    *((*_SM, k) for k in (
+        "histogram_buckets", "dimensions", "intrinsic_dimensions", "dimension_mappings",
+        "filter_policies",
+    )),
     *((*_SG, k) for k in (
         "histogram_buckets", "dimensions", "peer_attributes", "enable_client_server_prefix",
         "enable_virtual_node_label", "enable_messaging_system_latency_histogram",

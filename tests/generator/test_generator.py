@@ -12,7 +12,7 @@ from tempo_fast.config.loader import default_yaml, load
 from tempo_fast.generator.generator import Generator, GeneratorCollector
 from tempo_fast.generator.spanmetrics import CALLS, LATENCY
 from tempo_fast.pkg.protowire import fields
-from tests.generator.test_core_generator import SEC, SERVER, body, span
+from tests.generator.test_core_generator import CLIENT, SEC, SERVER, body, span
 
 SPAN_METRICS = {"metrics_generator": {"processors": ["span-metrics"]}}
 
@@ -192,3 +192,40 @@ def test_series_survive_renumbering_and_overflow_keys_follow_it() -> None:
     by_name = {k[1] or "overflow": calls[i] for i, k in enumerate(table.keys)}
     assert by_name == {"op-0": 4.0, "overflow": 5.0}
     assert sm.lost_spans == 0
+
+
+def test_filter_policies_and_dimension_mappings_shape_the_series() -> None:
+    sm = {"processors": ["span-metrics"], "processor": {"span_metrics": {
+        "intrinsic_dimensions": {"span_kind": False, "status_code": False},
+        "dimension_mappings": [{"name": "endpoint", "source_labels": ["http.method", "http.route"],
+                                "join": " "}],
+        "filter_policies": [{
+            "include": {"match_type": "strict", "attributes": [
+                {"key": "kind", "value": "SPAN_KIND_SERVER"}]},
+            "exclude": {"match_type": "regex", "attributes": [{"key": "name", "value": "^health"}]},
+        }],
+    }}}  # fmt: skip
+    gen, clock = make({"a": {"metrics_generator": sm}})
+    now = int(clock.now * 1e9)
+    spans = [
+        span(1, 1, 0, SERVER, "GET /cart", now - SEC, now, http_method="GET", http_route="/cart"),
+        span(1, 2, 1, CLIENT, "SELECT", now - SEC, now, http_method="GET"),
+        span(2, 1, 0, SERVER, "healthz", now - SEC, now),
+        span(3, 1, 0, SERVER, "POST /pay", now - SEC, now, http_method="POST", http_route="/pay"),
+        span(4, 1, 0, SERVER, "GET /cart", now - SEC, now, http_method="GET", http_route="/cart"),
+    ]
+    gen.push("a", _core.span_batch_from_otlp(body(({"service.name": "shop"}, spans))))
+    assert gen.drain()
+    (table,) = gen.instances["a"].tables()
+    assert table.label_names == ("service", "span_name", "endpoint")
+    calls = table.families[CALLS].value
+    got = {table.keys[sid]: int(calls[sid]) for sid in range(len(table))}
+    assert got == {("shop", "GET /cart", "GET /cart"): 2, ("shop", "POST /pay", "POST /pay"): 1}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in GeneratorCollector(gen, False).collect()
+        for s in m.samples
+    }
+    key = ("tempo_metrics_generator_spans_discarded_total",
+           (("reason", "span_metrics_filtered"), ("tenant", "a")))  # fmt: skip
+    assert samples[key] == 2

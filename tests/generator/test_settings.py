@@ -133,3 +133,84 @@ def test_generate_native_histograms() -> None:
     with pytest.raises(SettingsError, match="generate_native_histograms"):
         resolve(config(), {"metrics_generator": {"processors": procs,
                                                  "generate_native_histograms": "yes"}})  # fmt: skip
+
+
+def test_filter_policies_and_dimension_mappings_parse() -> None:
+    cfg = config(
+        """
+metrics_generator:
+  processor:
+    span_metrics:
+      dimension_mappings:
+        - {name: endpoint, source_labels: [http.method, http.route], join: " "}
+      filter_policies:
+        - include:
+            match_type: strict
+            attributes: [{key: kind, value: SPAN_KIND_SERVER}, {key: resource.env, value: prod}]
+          exclude:
+            match_type: regex
+            attributes:
+              - {key: span:name, value: "^health"}
+              - {key: span.http.status_code, value: "5.."}
+"""
+    )
+    s = resolve(cfg, {"metrics_generator": {"processors": ["span-metrics"]}})
+    assert s.span_metrics is not None
+    assert s.span_metrics.dimension_mappings == (("endpoint", ("http.method", "http.route"), " "),)
+    assert s.span_metrics.filter_policies == (
+        (
+            (False, (("intrinsic", "kind", "SPAN_KIND_SERVER"), ("resource", "env", "prod"))),
+            (True, (("intrinsic", "name", "^health"), ("span", "http.status_code", "5.."))),
+        ),
+    )
+    # a tenant's own policies replace the global ones
+    tree = {"metrics_generator": {"processors": ["span-metrics"], "processor": {"span_metrics": {
+        "filter_policies": [{"exclude": {"match_type": "strict", "attributes": [
+            {"key": "span.retry", "value": True}]}}]}}}}  # fmt: skip
+    s = resolve(cfg, tree)
+    assert s.span_metrics is not None
+    assert s.span_metrics.filter_policies == ((None, (False, (("span", "retry", True),))),)
+    assert unused_overrides(tree) == []
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        ([{}], "at least an `include` or `exclude`"),
+        ([{"include_any": {}}], "unknown field(s) include_any"),
+        ([{"include": {"match_type": "exact", "attributes": []}}], "invalid match type: exact"),
+        ([{"include": {"match_type": "regex", "attributes": [{"key": "span.a", "value": "("}]}}],
+         "invalid include policy: invalid regexp"),
+        ([{"exclude": {"match_type": "strict", "attributes": [{"key": "duration", "value": 1}]}}],
+         "currently unsupported intrinsic: duration"),
+        ([{"exclude": {"match_type": "strict", "attributes": [{"key": ".foo", "value": 1}]}}],
+         "currently unsupported intrinsic: none"),
+        ([{"exclude": {"match_type": "strict", "attributes": [{"key": "foo", "value": 1}]}}],
+         "not valid intrinsic or scoped attribute: foo"),
+        ([{"include": {"match_type": "strict", "attributes": [
+            {"key": "kind", "value": "SERVER"}]}}], "unsupported kind intrinsic string value"),
+        ([{"include": {"match_type": "strict", "attributes": [
+            {"key": "span.x", "value": None}]}}], "must be a string, number or bool"),
+    ],
+)  # fmt: skip
+def test_bad_filter_policies_name_the_problem(policies: list, message: str) -> None:
+    tree = {"processors": ["span-metrics"], "processor": {"span_metrics": {
+        "filter_policies": policies}}}  # fmt: skip
+    with pytest.raises(SettingsError, match="filter_policies: .*" + _escaped(message)):
+        resolve(config(), {"metrics_generator": tree})
+
+
+def test_bad_global_filter_policy_fails_the_load() -> None:
+    with pytest.raises(Exception, match="invalid regexp"):
+        config(
+            """
+metrics_generator:
+  processor:
+    span_metrics:
+      filter_policies: [{include: {match_type: regex, attributes: [{key: name, value: "a("}]}}]
+"""
+        )
+
+
+def _escaped(text: str) -> str:
+    return "".join("\\" + c if c in "()[]`.*^$" else c for c in text)

@@ -11,8 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use tempo_core::generator::{
-    hex_id, EdgeBatch as CoreEdgeBatch, KeyIds, Keys, ServiceGraphConfig,
-    ServiceGraphStore as CoreStore, SpanMetricsProcessor as CoreProcessor,
+    hex_id, DimensionMapping, EdgeBatch as CoreEdgeBatch, FilterAttr, FilterPolicy, FilterValue,
+    KeyIds, Keys, PolicyMatch, Scope, ServiceGraphConfig, ServiceGraphStore as CoreStore,
+    SpanMetricsProcessor as CoreProcessor,
 };
 use tempo_core::model::{Request, TraceId};
 use tempo_core::otlp;
@@ -101,6 +102,40 @@ fn trace_ids(py: Python<'_>, ids: &[TraceId]) -> PyResult<Py<PyList>> {
     Ok(PyList::new(py, ids.iter().map(|t| hex_id(t)))?.unbind())
 }
 
+/// A filter value from Python: bool, int, float or str (bool first: it is an int too).
+fn filter_value(v: &Bound<'_, PyAny>) -> PyResult<FilterValue> {
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(FilterValue::Bool(b.is_true()));
+    }
+    if let Ok(i) = v.extract::<i64>() {
+        return Ok(FilterValue::Int(i));
+    }
+    if let Ok(f) = v.extract::<f64>() {
+        return Ok(FilterValue::Float(f));
+    }
+    v.extract::<String>().map(FilterValue::Str).map_err(|_| {
+        PyValueError::new_err(format!("filter value {v} must be a string, number or bool"))
+    })
+}
+
+/// A block `(regex, [(scope, name, value), ...])` as the config module normalises it.
+type PyBlock<'py> = (bool, Vec<(String, String, Bound<'py, PyAny>)>);
+
+fn policy_match(block: Option<PyBlock<'_>>) -> PyResult<Option<PolicyMatch>> {
+    let Some((regex, attrs)) = block else { return Ok(None) };
+    let mut attributes = Vec::with_capacity(attrs.len());
+    for (scope, name, value) in attrs {
+        let scope = match scope.as_str() {
+            "resource" => Scope::Resource,
+            "span" => Scope::Span,
+            "intrinsic" => Scope::Intrinsic,
+            other => return Err(PyValueError::new_err(format!("unknown scope {other:?}"))),
+        };
+        attributes.push(FilterAttr { scope, name, value: filter_value(&value)? });
+    }
+    Ok(Some(PolicyMatch { regex, attributes }))
+}
+
 /// Span-metrics label values per span (Tempo's `span-metrics` processor). Keys get ids that
 /// stay the same across batches, so Python maps a key to its series once.
 #[pyclass(frozen)]
@@ -114,16 +149,38 @@ const MAX_KEY_IDS: usize = 1 << 20;
 
 #[pymethods]
 impl SpanMetricsProcessor {
+    /// `dimension_mappings`: `(name, source_labels, join)` tuples; `filter_policies`:
+    /// `(include, exclude)` pairs, each None or `(regex, [(scope, name, value), ...])` with
+    /// scope `resource`, `span` or `intrinsic`. Invalid policies raise ValueError.
     #[new]
-    #[pyo3(signature = (intrinsics, dimensions, slack_seconds=30.0, max_keys=MAX_KEY_IDS))]
+    #[pyo3(signature = (
+        intrinsics, dimensions, slack_seconds=30.0, max_keys=MAX_KEY_IDS,
+        dimension_mappings=Vec::new(), filter_policies=Vec::new(),
+    ))]
     fn new(
         intrinsics: Vec<String>,
         dimensions: Vec<String>,
         slack_seconds: f64,
         max_keys: usize,
+        dimension_mappings: Vec<(String, Vec<String>, String)>,
+        filter_policies: Vec<(Option<PyBlock<'_>>, Option<PyBlock<'_>>)>,
     ) -> PyResult<Self> {
-        let p = CoreProcessor::new(&intrinsics, &dimensions, slack_seconds)
-            .map_err(PyValueError::new_err)?;
+        let mappings: Vec<DimensionMapping> = dimension_mappings
+            .into_iter()
+            .map(|(name, source_labels, join)| DimensionMapping { name, source_labels, join })
+            .collect();
+        let policies = filter_policies
+            .into_iter()
+            .map(|(i, e)| Ok(FilterPolicy { include: policy_match(i)?, exclude: policy_match(e)? }))
+            .collect::<PyResult<Vec<_>>>()?;
+        let p = CoreProcessor::configured(
+            &intrinsics,
+            &dimensions,
+            &mappings,
+            &policies,
+            slack_seconds,
+        )
+        .map_err(PyValueError::new_err)?;
         Ok(SpanMetricsProcessor {
             inner: Arc::new(p),
             ids: Arc::new(Mutex::new(KeyIds::new(max_keys))),
@@ -174,6 +231,7 @@ impl SpanMetricsProcessor {
             exemplar_latency: le_bytes(py, &b.exemplar_latency, f64::to_le_bytes)?,
             exemplar_time_ms: le_bytes(py, &b.exemplar_time_ms, i64::to_le_bytes)?,
             outside_slack: b.outside_slack,
+            filtered: b.filtered,
             negative_duration: b.negative_duration,
         })
     }
@@ -194,6 +252,7 @@ pub struct SpanMetricsBatch {
     exemplar_latency: Py<PyBytes>,
     exemplar_time_ms: Py<PyBytes>,
     outside_slack: u64,
+    filtered: u64,
     negative_duration: u64,
 }
 

@@ -162,6 +162,12 @@ impl<'a> Found<'a> {
         self.values[i].is_some()
     }
 
+    /// Slot `i`'s value as found (typed).
+    #[inline]
+    pub fn value(&self, i: usize) -> Option<&AnyValue<'a>> {
+        self.values[i].as_ref()
+    }
+
     /// Slot `i`'s value as label text (after [`Found::render`]); None when absent.
     #[inline]
     pub fn get(&self, i: usize) -> Option<&str> {

@@ -8,6 +8,7 @@
 //! into them, so the caller touches each distinct key once.
 
 pub mod attrs;
+pub mod filter;
 pub mod servicegraph;
 pub mod spanmetrics;
 
@@ -16,8 +17,9 @@ mod tests;
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use filter::{FilterAttr, FilterPolicy, FilterValue, PolicyMatch, Scope, SpanFilter};
 pub use servicegraph::{EdgeBatch, ServiceGraphConfig, ServiceGraphStore};
-pub use spanmetrics::{Intrinsic, SpanMetricsBatch, SpanMetricsProcessor};
+pub use spanmetrics::{DimensionMapping, Intrinsic, SpanMetricsBatch, SpanMetricsProcessor};
 
 /// A hasher for keys that already are hashes.
 #[derive(Default)]

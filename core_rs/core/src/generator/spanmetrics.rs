@@ -5,6 +5,7 @@
 use std::hash::{BuildHasher, Hasher};
 
 use super::attrs::{kind_name, sanitize_label_name, scan_attrs, scan_span, status_name, KeySet};
+use super::filter::{FilterPolicy, SpanFilter};
 use super::{within_slack, KeyIndex, Keys};
 use crate::model::{Request, TraceId};
 
@@ -53,6 +54,24 @@ pub fn dimension_label(name: &str) -> String {
     }
 }
 
+/// A `dimension_mappings` entry: label `name` valued by the non-empty values of
+/// `source_labels` (each looked up in the resource, then the span) joined by `join`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DimensionMapping {
+    pub name: String,
+    pub source_labels: Vec<String>,
+    pub join: String,
+}
+
+/// Where a non-intrinsic label's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// An attribute: its slot in `resource_keys` and in `span_keys`.
+    Attr(usize, usize),
+    /// A dimension mapping, by position.
+    Mapping(usize),
+}
+
 /// One batch's span-metrics input: distinct keys and per-span columns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanMetricsBatch {
@@ -70,6 +89,8 @@ pub struct SpanMetricsBatch {
     pub exemplar_time_ms: Vec<i64>,
     /// Spans dropped because their end is outside now ± slack.
     pub outside_slack: u64,
+    /// Spans the filter policies left out.
+    pub filtered: u64,
     /// Kept spans whose end precedes their start.
     pub negative_duration: u64,
 }
@@ -79,9 +100,12 @@ pub struct SpanMetricsBatch {
 pub struct SpanMetricsProcessor {
     intrinsics: Vec<Intrinsic>,
     label_names: Vec<String>,
-    /// Per dimension label: its attribute's slot in `resource_keys` and `span_keys`.
-    dim_slots: Vec<(usize, usize)>,
-    /// `service.name` (slot 0) and the dimensions.
+    /// Per label after the intrinsics: where its value comes from.
+    sources: Vec<Source>,
+    /// Per dimension mapping: its source attributes' slots, and the separator.
+    mappings: Vec<(Vec<(usize, usize)>, String)>,
+    filter: SpanFilter,
+    /// `service.name` (slot 0), the dimensions and the attributes the filter reads.
     resource_keys: KeySet,
     span_keys: KeySet,
     no_keys: KeySet,
@@ -96,6 +120,19 @@ impl SpanMetricsProcessor {
     pub fn new(
         intrinsics: &[String],
         dimensions: &[String],
+        slack_seconds: f64,
+    ) -> Result<SpanMetricsProcessor, String> {
+        Self::configured(intrinsics, dimensions, &[], &[], slack_seconds)
+    }
+
+    /// As [`SpanMetricsProcessor::new`], plus `dimension_mappings` (labels after the
+    /// dimensions; one coinciding with an earlier label replaces its value) and
+    /// `filter_policies`.
+    pub fn configured(
+        intrinsics: &[String],
+        dimensions: &[String],
+        mappings: &[DimensionMapping],
+        policies: &[FilterPolicy],
         slack_seconds: f64,
     ) -> Result<SpanMetricsProcessor, String> {
         let mut ints = Vec::new();
@@ -115,22 +152,36 @@ impl SpanMetricsProcessor {
         let mut resource_keys = KeySet::default();
         resource_keys.slot("service.name");
         let mut span_keys = KeySet::default();
-        let mut dim_slots: Vec<(usize, usize)> = Vec::new();
-        for d in dimensions {
-            let label = dimension_label(d);
-            let slots = (resource_keys.slot(d), span_keys.slot(d));
-            match label_names[ints.len()..].iter().position(|l| *l == label) {
-                Some(p) => dim_slots[p] = slots,
-                None => {
-                    label_names.push(label);
-                    dim_slots.push(slots);
-                }
+        let mut sources: Vec<Source> = Vec::new();
+        let mut add = |label: String, source: Source| match label_names[ints.len()..]
+            .iter()
+            .position(|l| *l == label)
+        {
+            Some(p) => sources[p] = source,
+            None => {
+                label_names.push(label);
+                sources.push(source);
             }
+        };
+        for d in dimensions {
+            add(dimension_label(d), Source::Attr(resource_keys.slot(d), span_keys.slot(d)));
         }
+        let mut mapping_slots = Vec::with_capacity(mappings.len());
+        for (i, m) in mappings.iter().enumerate() {
+            if m.name.is_empty() {
+                return Err(format!("dimension_mappings[{i}]: name must not be empty"));
+            }
+            add(dimension_label(&m.name), Source::Mapping(i));
+            let slots = m.source_labels.iter().map(|s| (resource_keys.slot(s), span_keys.slot(s)));
+            mapping_slots.push((slots.collect(), m.join.clone()));
+        }
+        let filter = SpanFilter::new(policies, &mut resource_keys, &mut span_keys)?;
         Ok(SpanMetricsProcessor {
             intrinsics: ints,
             label_names,
-            dim_slots,
+            sources,
+            mappings: mapping_slots,
+            filter,
             resource_keys,
             span_keys,
             no_keys: KeySet::default(),
@@ -163,6 +214,8 @@ impl SpanMetricsProcessor {
         let mut cur_resource = u32::MAX;
         // Whether every dimension was found on the resource (spans need no attribute walk).
         let mut all_on_resource = false;
+        let filter_reads_span = self.filter.reads_span_attributes();
+        let mut mapped: Vec<String> = vec![String::new(); self.mappings.len()];
         for span in &req.spans {
             if !within_slack(span.end_unix_nano, now_ns, self.slack_ns) {
                 b.outside_slack += 1;
@@ -174,11 +227,35 @@ impl SpanMetricsProcessor {
                 let msg = req.resources[ri as usize].resource.get(buf);
                 scan_attrs(msg, 1, &self.resource_keys, &mut res);
                 res.render();
-                all_on_resource = self.dim_slots.iter().all(|&(r, _)| res.has(r));
+                all_on_resource = !filter_reads_span
+                    && self.sources.iter().all(|s| match *s {
+                        Source::Attr(r, _) => res.has(r),
+                        Source::Mapping(_) => true,
+                    })
+                    && self
+                        .mappings
+                        .iter()
+                        .all(|(slots, _)| slots.iter().all(|&(r, _)| res.has(r)));
             }
             let keys = if all_on_resource { &self.no_keys } else { &self.span_keys };
             let fields = scan_span(span.msg.get(buf), keys, &mut span_found);
             span_found.render();
+            if !self.filter.is_empty() && !self.filter.keep(&res, &span_found, span.kind, &fields) {
+                b.filtered += 1;
+                continue;
+            }
+            for ((slots, join), out) in self.mappings.iter().zip(mapped.iter_mut()) {
+                out.clear();
+                for &(r, s) in slots {
+                    let v = res.get(r).or_else(|| span_found.get(s)).unwrap_or("");
+                    if !v.is_empty() {
+                        if !out.is_empty() {
+                            out.push_str(join);
+                        }
+                        out.push_str(v);
+                    }
+                }
+            }
             let kind = kind_name(span.kind);
             let status = status_name(fields.status_code);
             let service = res.get(0).unwrap_or("");
@@ -192,10 +269,12 @@ impl SpanMetricsProcessor {
                         Intrinsic::StatusMessage => fields.status_message,
                     }
                 } else {
-                    let (r, s) = self.dim_slots[p - ni];
-                    match res.get(r) {
-                        Some(v) => v,
-                        None => span_found.get(s).unwrap_or(""),
+                    match self.sources[p - ni] {
+                        Source::Attr(r, s) => match res.get(r) {
+                            Some(v) => v,
+                            None => span_found.get(s).unwrap_or(""),
+                        },
+                        Source::Mapping(m) => &mapped[m],
                     }
                 }
             };

@@ -291,6 +291,190 @@ fn span_metrics_status_message_unknown_kind_and_missing_service() {
     assert!(SpanMetricsProcessor::new(&strs(&["service", "service"]), &[], 0.0).is_err());
 }
 
+fn policy(regex: bool, attrs: &[(Scope, &str, FilterValue)]) -> PolicyMatch {
+    PolicyMatch {
+        regex,
+        attributes: attrs
+            .iter()
+            .map(|(scope, name, value)| FilterAttr {
+                scope: *scope,
+                name: name.to_string(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The span names a processor with `policies` counts from `req`.
+fn kept_names(req: &Request, policies: &[FilterPolicy]) -> (Vec<String>, u64) {
+    let p =
+        SpanMetricsProcessor::configured(&strs(&["span_name"]), &[], &[], policies, 0.0).unwrap();
+    let b = p.process(req, NOW);
+    let keys = b.keys.to_vecs();
+    (b.index.iter().map(|&i| keys[i as usize][0].clone()).collect(), b.filtered)
+}
+
+#[test]
+fn filter_policies_include_and_exclude_as_tempo() {
+    use FilterValue::{Bool, Float, Int, Str};
+    let mut prod = svc("api");
+    prod.push(("env", V::S("prod")));
+    let req = request(&[
+        (
+            prod,
+            vec![
+                span(1, 1, 0, 2).named("a").attr("http.status_code", V::I(200)),
+                span(1, 2, 1, 3).named("b").attr("http.status_code", V::I(500)).error(),
+                span(1, 3, 1, 1).named("c").attr("retry", V::B(true)).attr("ratio", V::D(0.5)),
+                span(1, 4, 1, 2).named("health").attr("http.status_code", V::S("200")),
+            ],
+        ),
+        (svc("batch"), vec![span(2, 1, 0, 2).named("d")]),
+    ]);
+    let include = |m| FilterPolicy { include: Some(m), exclude: None };
+    let exclude = |m| FilterPolicy { include: None, exclude: Some(m) };
+    let names = |v: &[&str]| strs(v);
+    // resource attribute, strict
+    let r = kept_names(
+        &req,
+        &[include(policy(false, &[(Scope::Resource, "env", Str("prod".into()))]))],
+    );
+    assert_eq!(r, (names(&["a", "b", "c", "health"]), 1));
+    // typed: an int filter matches int attributes only; a string one the string "200"
+    let r =
+        kept_names(&req, &[include(policy(false, &[(Scope::Span, "http.status_code", Int(200))]))]);
+    assert_eq!(r.0, names(&["a"]));
+    let r = kept_names(
+        &req,
+        &[include(policy(false, &[(Scope::Span, "http.status_code", Str("200".into()))]))],
+    );
+    assert_eq!(r.0, names(&["health"]));
+    let two =
+        policy(false, &[(Scope::Span, "retry", Bool(true)), (Scope::Span, "ratio", Float(0.5))]);
+    assert_eq!(kept_names(&req, &[include(two)]).0, names(&["c"]));
+    // intrinsics: kind and status by enum name, name by regex (unanchored)
+    let r = kept_names(
+        &req,
+        &[include(policy(false, &[(Scope::Intrinsic, "kind", Str("SPAN_KIND_SERVER".into()))]))],
+    );
+    assert_eq!(r.0, names(&["a", "health", "d"]));
+    let r = kept_names(
+        &req,
+        &[exclude(policy(false, &[(Scope::Intrinsic, "status", Str("STATUS_CODE_ERROR".into()))]))],
+    );
+    assert_eq!(r.0, names(&["a", "c", "health", "d"]));
+    let r = kept_names(
+        &req,
+        &[exclude(policy(true, &[(Scope::Intrinsic, "name", Str("ealt".into()))]))],
+    );
+    assert_eq!(r, (names(&["a", "b", "c", "d"]), 1));
+    let r = kept_names(
+        &req,
+        &[include(policy(true, &[(Scope::Intrinsic, "kind", Str("CLIENT|INTERNAL".into()))]))],
+    );
+    assert_eq!(r.0, names(&["b", "c"]));
+    // a regex on a non-string attribute sees ""; an absent attribute never matches
+    let r = kept_names(
+        &req,
+        &[include(policy(true, &[(Scope::Span, "http.status_code", Str("^$".into()))]))],
+    );
+    assert_eq!(r.0, names(&["a", "b"]));
+    // every policy must pass: include prod servers, exclude the health check
+    let both = [FilterPolicy {
+        include: Some(policy(
+            false,
+            &[
+                (Scope::Resource, "env", Str("prod".into())),
+                (Scope::Intrinsic, "kind", Str("SPAN_KIND_SERVER".into())),
+            ],
+        )),
+        exclude: Some(policy(false, &[(Scope::Intrinsic, "name", Str("health".into()))])),
+    }];
+    assert_eq!(kept_names(&req, &both), (names(&["a"]), 4));
+}
+
+#[test]
+fn filter_policies_refuse_what_tempo_refuses() {
+    use FilterValue::{Int, Str};
+    let new = |p: FilterPolicy| {
+        SpanMetricsProcessor::configured(&default_intrinsics(), &[], &[], &[p], 0.0).map(|_| ())
+    };
+    let err = new(FilterPolicy::default()).unwrap_err();
+    assert!(err.contains("at least an `include` or `exclude`"), "{err}");
+    let bad = |m| FilterPolicy { include: Some(m), exclude: None };
+    for (m, want) in [
+        (
+            policy(true, &[(Scope::Span, "x", Str("(".into()))]),
+            "invalid include policy: invalid regexp",
+        ),
+        (
+            policy(false, &[(Scope::Intrinsic, "duration", Int(1))]),
+            "currently unsupported intrinsic: duration",
+        ),
+        (
+            policy(false, &[(Scope::Intrinsic, "kind", Str("SERVER".into()))]),
+            "unsupported kind intrinsic string value",
+        ),
+        (policy(false, &[(Scope::Intrinsic, "status", Int(2))]), "invalid status intrinsic value"),
+        (policy(true, &[(Scope::Resource, "x", Int(2))]), "invalid regex value"),
+    ] {
+        let err = new(bad(m)).unwrap_err();
+        assert!(err.contains(want), "{err} lacks {want}");
+    }
+}
+
+#[test]
+fn dimension_mappings_join_non_empty_values() {
+    let mut res = svc("api");
+    res.push(("k8s.namespace", V::S("shop")));
+    let req = request(&[(
+        res,
+        vec![
+            span(1, 1, 0, 2).attr("http.method", V::S("GET")).attr("http.route", V::S("/cart")),
+            span(1, 2, 1, 2).attr("http.route", V::S("/pay")),
+            span(1, 3, 1, 2).attr("http.method", V::I(7)),
+        ],
+    )]);
+    let mappings = [
+        DimensionMapping {
+            name: "endpoint".into(),
+            source_labels: strs(&["http.method", "http.route"]),
+            join: " ".into(),
+        },
+        DimensionMapping {
+            name: "where".into(),
+            source_labels: strs(&["k8s.namespace", "missing", "service.name"]),
+            join: "/".into(),
+        },
+        // coincides with the dimension's label: replaces its value
+        DimensionMapping {
+            name: "http.method".into(),
+            source_labels: strs(&["http.route"]),
+            join: String::new(),
+        },
+        DimensionMapping {
+            name: "span_name".into(),
+            source_labels: strs(&["http.route"]),
+            join: String::new(),
+        },
+    ];
+    let dims = strs(&["http.method"]);
+    let p = SpanMetricsProcessor::configured(&strs(&["span_name"]), &dims, &mappings, &[], 0.0)
+        .unwrap();
+    assert_eq!(
+        p.label_names(),
+        strs(&["span_name", "http_method", "endpoint", "where", "__span_name"])
+    );
+    assert_eq!(
+        p.process(&req, NOW).keys.to_vecs(),
+        vec![
+            strs(&["op", "/cart", "GET /cart", "shop/api", "/cart"]),
+            strs(&["op", "/pay", "/pay", "shop/api", "/pay"]),
+            strs(&["op", "", "7", "shop/api", ""]),
+        ]
+    );
+}
+
 #[test]
 fn span_metrics_slack_and_negative_durations() {
     let req = request(&[(

@@ -1,0 +1,121 @@
+"""Span-metrics ``filter_policies`` and ``dimension_mappings`` end to end: spans in over OTLP
+through the real server, series out to a real Prometheus, counted exactly as the policies
+say; the spans left out show in ``tempo_metrics_generator_spans_discarded_total``."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
+from opentelemetry.proto.common.v1 import common_pb2 as cp
+from opentelemetry.proto.trace.v1 import trace_pb2 as tp
+
+from tests.e2e.test_metrics_generator import eventually, vector
+from tests.prometheus import Prometheus
+from tests.server import TempoServer
+
+SOURCE = "span-filters"
+ROUTES = ["/cart", "/pay", "/healthz", "/ready"]
+METHODS = ["GET", "POST"]
+
+
+def attr(k: str, v: str | int) -> cp.KeyValue:
+    if isinstance(v, int):
+        return cp.KeyValue(key=k, value=cp.AnyValue(int_value=v))
+    return cp.KeyValue(key=k, value=cp.AnyValue(string_value=v))
+
+
+def test_filters_and_mappings_reach_prometheus(tmp_path: Path, prometheus: Prometheus) -> None:
+    span_metrics = {
+        "intrinsic_dimensions": {"span_kind": False, "status_code": False},
+        "dimension_mappings": [
+            {"name": "endpoint", "source_labels": ["http.method", "http.route"], "join": " "}
+        ],
+        "filter_policies": [
+            {
+                "include": {"match_type": "strict", "attributes": [
+                    {"key": "kind", "value": "SPAN_KIND_SERVER"},
+                    {"key": "resource.deployment.environment", "value": "prod"}]},
+                "exclude": {"match_type": "regex", "attributes": [
+                    {"key": "span.http.route", "value": "^/(healthz|ready)$"}]},
+            }
+        ],
+    }  # fmt: skip
+    server = TempoServer(
+        tmp_path / "tempo",
+        overrides={
+            "metrics_generator": {
+                "registry": {"collection_interval": "1s", "external_labels": {"source": SOURCE}},
+                "storage": {
+                    "path": str(tmp_path / "gen"),
+                    "remote_write": [{"url": prometheus.write_url}],
+                },
+            },
+            "overrides": {
+                "defaults": {
+                    "metrics_generator": {
+                        "processors": ["span-metrics"],
+                        "processor": {"span_metrics": span_metrics},
+                    }
+                }
+            },
+        },
+    ).start()
+    try:
+        rng = random.Random(7)
+        now = time.time_ns()
+        want: Counter[tuple[str, str]] = Counter()  # (service, endpoint) of counted spans
+        left_out = 0
+        req = ts.ExportTraceServiceRequest()
+        for i in range(300):
+            env = rng.choice(["prod", "staging"])
+            service = rng.choice(["cart", "checkout"])
+            rs = req.resource_spans.add()
+            rs.resource.attributes.extend(
+                [attr("service.name", service), attr("deployment.environment", env)]
+            )
+            kind = rng.choice([tp.Span.SPAN_KIND_SERVER, tp.Span.SPAN_KIND_CLIENT])
+            method, route = rng.choice(METHODS), rng.choice(ROUTES)
+            span = tp.Span(
+                trace_id=rng.randbytes(16), span_id=(i + 1).to_bytes(8, "big"), name="handler",
+                kind=kind, start_time_unix_nano=now - 5_000_000, end_time_unix_nano=now,
+                attributes=[attr("http.method", method), attr("http.route", route),
+                            attr("http.status_code", 200)],
+            )  # fmt: skip
+            rs.scope_spans.add().spans.append(span)
+            counted = (
+                kind == tp.Span.SPAN_KIND_SERVER
+                and env == "prod"
+                and route not in ("/healthz", "/ready")
+            )
+            if counted:
+                want[(service, f"{method} {route}")] += 1
+            else:
+                left_out += 1
+        status, _, _ = server.post(
+            "/v1/traces", req.SerializeToString(), {"Content-Type": "application/x-protobuf"}
+        )
+        assert status == 200
+        assert want and left_out
+
+        def series() -> None:
+            got = vector(
+                prometheus,
+                f'sum by (service, endpoint) (traces_spanmetrics_calls_total{{source="{SOURCE}"}})',
+            )
+            assert {
+                (dict(k)["service"], dict(k)["endpoint"]): int(v) for k, v in got.items()
+            } == dict(want)
+
+        eventually(series)
+        text = server.metrics()
+        line = (
+            'tempo_metrics_generator_spans_discarded_total{reason="span_metrics_filtered",'
+            'tenant="single-tenant"}'
+        )
+        assert f"{line} {float(left_out)}" in text
+    finally:
+        server.stop()
