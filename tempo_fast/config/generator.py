@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tempo_fast.config.span_filter import Mapping_, Policy, dimension_mappings, filter_policies
+from tempo_fast.config.tls import TlsSettings, parse_tls
 from tempo_fast.config.units import parse_duration
 
 _GEN = "metrics_generator"
@@ -23,13 +24,12 @@ INTRINSICS = ("service", "span_name", "span_kind", "status_code", "status_messag
 # Prometheus remote_write keys tempo-fast acts on, and the rest of Prometheus' syntax (accepted,
 # logged as ignored).
 _RW_USED = {"url", "name", "remote_timeout", "headers", "basic_auth", "authorization",
-            "send_exemplars"}  # fmt: skip
+            "send_exemplars", "bearer_token", "bearer_token_file", "tls_config"}  # fmt: skip
 _RW_KNOWN = {
     "write_relabel_configs", "queue_config", "metadata_config", "tls_config", "proxy_url",
     "no_proxy", "proxy_from_environment", "proxy_connect_header", "follow_redirects",
     "enable_http2", "oauth2", "sigv4", "azuread", "google_iam", "round_robin_dns",
-    "send_native_histograms", "protobuf_message", "http_headers", "bearer_token",
-    "bearer_token_file",
+    "send_native_histograms", "protobuf_message", "http_headers",
 }  # fmt: skip
 
 
@@ -120,6 +120,7 @@ class RemoteWriteEndpoint:
     timeout: float = 30.0
     headers: Mapping[str, str] = field(default_factory=dict)
     basic_auth: tuple[str, str] | None = None
+    tls: TlsSettings | None = None
     send_exemplars: bool = True
     ignored: tuple[str, ...] = ()
 
@@ -165,6 +166,13 @@ def remote_write(value: object) -> tuple[RemoteWriteEndpoint, ...]:
                 raise ValueError(f"{where}.authorization: expected type and credentials")
             kind = str(auth.get("type") or "Bearer")
             headers["Authorization"] = f"{kind} {_secret(auth, 'credentials', where)}"
+        if item.get("bearer_token") or item.get("bearer_token_file"):
+            if "Authorization" in headers or basic is not None:
+                raise ValueError(f"{where}: at most one of basic_auth, authorization, bearer_token")
+            headers["Authorization"] = f"Bearer {_secret(item, 'bearer_token', where)}"
+        tls = None
+        if item.get("tls_config") is not None:
+            tls = parse_tls(item["tls_config"], f"{where}.tls_config")
         timeout = parse_duration(item.get("remote_timeout") or "30s")
         if timeout <= 0:
             raise ValueError(f"{where}.remote_timeout: must be longer than 0s")
@@ -175,8 +183,10 @@ def remote_write(value: object) -> tuple[RemoteWriteEndpoint, ...]:
                 timeout=timeout,
                 headers=headers,
                 basic_auth=basic,
+                tls=tls,
                 send_exemplars=flag(item.get("send_exemplars", True)),
-                ignored=tuple(f"{where}.{k}" for k in map(str, item) if k in _RW_KNOWN),
+                ignored=tuple(f"{where}.{k}" for k in map(str, item) if k in _RW_KNOWN)
+                + (tls.ignored if tls else ()),
             )
         )
     return tuple(out)

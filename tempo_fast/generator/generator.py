@@ -145,7 +145,9 @@ class Generator:
                 headers = {**rw.headers, **instance.settings.remote_write_headers}
                 if cfg.remote_write_add_org_id_header:
                     headers["X-Scope-OrgID"] = tenant
-                target = RemoteWriteTarget(rw.url, headers, rw.basic_auth, rw.timeout, rw.name)
+                target = RemoteWriteTarget(
+                    rw.url, headers, rw.basic_auth, rw.timeout, rw.name, tls=rw.tls
+                )
                 writers.append(RemoteWriter(target, self._rw_metrics, tenant=tenant))
             self._writers[tenant] = instance.writers = writers
             self._writer_tasks += [

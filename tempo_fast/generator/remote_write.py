@@ -51,6 +51,7 @@ import cramjam
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tempo_fast import __version__
+from tempo_fast.config.tls import TlsSettings, ssl_context
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.pkg.protowire import Writer, encode_varint
 
@@ -268,6 +269,7 @@ class RemoteWriteTarget:
     basic_auth: tuple[str, str] | None = None
     timeout: float = 30.0
     name: str = ""
+    tls: TlsSettings | None = None
 
     @property
     def safe_url(self) -> str:
@@ -472,9 +474,11 @@ class RemoteWriter:
         if self.target.basic_auth:
             headers["Authorization"] = aiohttp.encode_basic_auth(*self.target.basic_auth)
         timeout = aiohttp.ClientTimeout(total=self.target.timeout)
+        tls = self.target.tls
+        connector = aiohttp.TCPConnector(ssl=ssl_context(tls)) if tls else None
         try:
             async with aiohttp.ClientSession(
-                headers=headers, timeout=timeout, auto_decompress=False
+                headers=headers, timeout=timeout, auto_decompress=False, connector=connector
             ) as session:
                 while True:
                     with self._lock:
@@ -558,7 +562,11 @@ class RemoteWriter:
         """One POST: (status or None, Retry-After seconds, first line of an error body)."""
         t0 = time.perf_counter()
         try:
-            async with session.post(self.target.url, data=body) as resp:
+            tls = self.target.tls
+            server_name = tls.server_name if tls and tls.server_name else None
+            async with session.post(
+                self.target.url, data=body, server_hostname=server_name
+            ) as resp:
                 status = resp.status
                 text = ""
                 if status >= 300:
