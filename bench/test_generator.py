@@ -51,14 +51,21 @@ def generator(config_extra: str = "", overrides: dict | None = None) -> Generato
     return Generator(cfg, lambda _tenant: overrides or BOTH)
 
 
-@pytest.mark.parametrize("variant", ["plain", "filter_and_mapping"])
+TARGET_INFO = {"metrics_generator": {
+    **BOTH["metrics_generator"],
+    "processor": {"span_metrics": {"enable_target_info": True}},
+}}  # fmt: skip
+VARIANTS = {"plain": None, "filter_and_mapping": FILTERED, "target_info": TARGET_INFO}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_generator_throughput(benchmark, variant: str) -> None:
     gen_mod = loadgen_module()
     raw, _ = gen_mod.make_batches(1, env_int("BENCH_GEN_BATCHES", 200), 1000, time.time_ns())
     batches = [_core.span_batch_from_otlp(body) for body, _ in raw]
     spans = sum(b.spans for b in batches)
     cpu_rates, wall_rates, first_pass = [], [], []
-    gen = generator(overrides=FILTERED if variant != "plain" else None)
+    gen = generator(overrides=VARIANTS[variant])
     assert gen.wants("bench")
     instance = gen.instances["bench"]
 

@@ -273,6 +273,9 @@ class SpanMetricsBatch:
     outside_slack: int  # spans dropped: end outside now ± slack
     filtered: int  # spans the filter policies left out
     negative_duration: int  # kept spans whose end precedes their start
+    # with target_info: per resource with a counted span, its traces_target_info labels
+    # ((name, value) pairs sorted by name)
+    target_info: list[tuple[tuple[str, str], ...]]
 
 # filter_policies as the config module normalises them: (include, exclude), each None or
 # (regex, [(scope "resource" | "span" | "intrinsic", name, value), ...])
@@ -299,6 +302,9 @@ class SpanMetricsProcessor:
         max_keys: int = 1 << 20,  # key ids remembered before a new generation starts
         dimension_mappings: list[tuple[str, list[str], str]] = ...,
         filter_policies: list[tuple[FilterBlock | None, FilterBlock | None]] = ...,
+        target_info: bool = False,  # enable_target_info: job/instance labels, target_info
+        instance_label: bool = True,  # enable_instance_label
+        target_info_excluded: list[str] = ...,  # target_info_excluded_dimensions
     ) -> None: ...
     def process(self, batch: SpanBatch, now_ns: int) -> SpanMetricsBatch: ...
     def reset_keys(self) -> None:

@@ -216,6 +216,11 @@ class SpanMetricsConfig:
     dimensions: tuple[str, ...] = _key(f"{_SM}.dimensions", names)
     dimension_mappings: tuple[Mapping_, ...] = _key(f"{_SM}.dimension_mappings", dimension_mappings)
     filter_policies: tuple[Policy, ...] = _key(f"{_SM}.filter_policies", filter_policies)
+    enable_target_info: bool = _key(f"{_SM}.enable_target_info", flag)
+    enable_instance_label: bool = _key(f"{_SM}.enable_instance_label", flag)
+    target_info_excluded_dimensions: tuple[str, ...] = _key(
+        f"{_SM}.target_info_excluded_dimensions", names
+    )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ asks the core to compile them once so a bad regular expression fails at load tim
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tempo_fast._core import SpanMetricsProcessor
 
@@ -137,11 +137,3 @@ def dimension_mappings(value: object) -> tuple[Mapping_, ...]:
             raise ValueError(f"{where}.join: must be a string")
         out.append((name, tuple(sources), join))
     return tuple(out)
-
-
-def processor_options(policies: Any, mappings: Any) -> dict[str, Any]:
-    """Keyword arguments for ``SpanMetricsProcessor`` from normalised settings."""
-    return {
-        "filter_policies": [(i, e) for i, e in policies],
-        "dimension_mappings": [(n, list(s), j) for n, s, j in mappings],
-    }

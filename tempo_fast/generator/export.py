@@ -214,12 +214,12 @@ def collect(
                 out.add(s.before_name + wire.sum + tail, float(value[sid]), ts_ms, first)
                 out.add(s.before_name + wire.count + tail, float(count[sid]), ts_ms, first)
         else:
-            sparse = columns.family.sparse
+            sparse, gauge = columns.family.sparse, columns.family.gauge
             for sid in range(n):
                 if sparse and not value[sid]:
                     continue
                 s = segs[sid]
-                first = zero if (unsent[sid] if sparse else fresh[sid]) else None
+                first = zero if (unsent[sid] if sparse else fresh[sid]) and not gauge else None
                 labels = s.before_name + wire.name + s.before_le + s.after_le
                 out.add(labels, float(value[sid]), ts_ms, first)
     return out
@@ -259,8 +259,9 @@ def exposition(
                 metric.add_sample(fam.name + "_sum", labels[sid], float(value[sid]))
                 metric.add_sample(fam.name + "_count", labels[sid], float(count[sid]))
         else:
-            base = fam.name.removesuffix("_total")
-            metric = metrics.setdefault(base, Metric(base, fam.help, "counter"))
+            kind = "gauge" if fam.gauge else "counter"
+            base = fam.name if fam.gauge else fam.name.removesuffix("_total")
+            metric = metrics.setdefault(base, Metric(base, fam.help, kind))
             for sid in range(n):
                 if fam.sparse and not value[sid]:
                     continue

@@ -59,7 +59,7 @@ class TenantInstance:
     writers: list[RemoteWriter] = field(default_factory=list)  # one per remote_write entry
 
     def tables(self) -> list[SeriesTable]:
-        return [p.table for p in self.processors]
+        return [t for p in self.processors for t in p.tables()]
 
     def discard(self, reason: str, spans: int) -> None:
         if spans:

@@ -67,7 +67,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Family:
-    """One metric family of a table: a counter or a classic histogram."""
+    """One metric family of a table: a counter, a gauge or a histogram."""
 
     name: str  # counters: with _total; histograms: the base name
     help: str
@@ -79,6 +79,8 @@ class Family:
     # series remote write gets. The classic buckets are kept in every mode (/metrics shows
     # them, as client_golang's text exposition does).
     mode: str = "classic"
+    # a gauge (target info): exported as is, with no 0 sample before its first value
+    gauge: bool = False
 
     @property
     def histogram(self) -> bool:
@@ -326,3 +328,28 @@ class SeriesTable:
             removed = n - len(rows)
         self.limits.release(removed)
         return removed
+
+
+class InfoTable(SeriesTable):
+    """Series whose label names vary (``traces_target_info``): a key is the series' sorted
+    (name, value) pairs. Values are cut to the length limit; the per-label cardinality limit
+    does not apply (there are no fixed labels to count values of)."""
+
+    def __init__(self, families: Sequence[Family], limits: Limits) -> None:
+        super().__init__((), families, limits)
+
+    def _clean(self, key: tuple[str, ...]) -> tuple[str, ...]:
+        n = self.limits.max_label_value_length
+        if not n:
+            return key
+        return tuple((k, v[:n]) for k, v in key)  # type: ignore[misc]
+
+    def labels(self, sid: int) -> list[tuple[str, str]]:
+        if sid == self.overflow_id:
+            return [OVERFLOW_LABEL]
+        return [(k, v) for k, v in self.keys[sid] if v]  # type: ignore[misc]
+
+    def set(self, family: str, keys: Sequence[tuple[str, ...]], now: float) -> None:
+        """Series ``keys`` seen at ``now``, their gauge at 1. Call with ``lock`` held."""
+        sids = self.ids(keys, now)  # first: it may grow the columns
+        self.families[family].value[sids] = 1.0

@@ -65,6 +65,9 @@ class ServiceGraphs:
         self.outside_slack = 0
         self.edges = 0
 
+    def tables(self) -> list[SeriesTable]:
+        return [self.table]
+
     def push(self, batch: SpanBatch, now_ns: int) -> int:
         """Pair the batch's spans; count the edges they complete. Returns edges counted."""
         return self._count(self.store.push(batch, now_ns), now_ns)

@@ -45,6 +45,9 @@ class SpanMetricsSettings:
     dimensions: tuple[str, ...]
     dimension_mappings: tuple[Mapping_, ...] = ()
     filter_policies: tuple[Policy, ...] = ()
+    enable_target_info: bool = False
+    enable_instance_label: bool = True
+    target_info_excluded_dimensions: tuple[str, ...] = ()
     count: bool = True
     latency: bool = True
     size: bool = True
@@ -146,28 +149,24 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
     span_metrics = None
     subs = _enabled_subs(SPAN_METRICS, chosen)
     if subs:
+        sm = "processor.span_metrics"
+
+        def setting(key: str, parse: Any) -> Any:
+            return _parsed(tree, f"{sm}.{key}", parse, getattr(sm_cfg, key))
+
         intrinsic = _parsed(
-            tree, "processor.span_metrics.intrinsic_dimensions", intrinsic_dimensions,
+            tree, f"{sm}.intrinsic_dimensions", intrinsic_dimensions,
             dict(sm_cfg.intrinsic_dimensions),
         )  # fmt: skip
         span_metrics = SpanMetricsSettings(
-            buckets=_parsed(
-                tree, "processor.span_metrics.histogram_buckets", buckets, sm_cfg.histogram_buckets
-            ),
+            buckets=setting("histogram_buckets", buckets),
             intrinsics=tuple(n for n in INTRINSICS if intrinsic.get(n)),
-            dimensions=_parsed(tree, "processor.span_metrics.dimensions", names, sm_cfg.dimensions),
-            dimension_mappings=_parsed(
-                tree,
-                "processor.span_metrics.dimension_mappings",
-                dimension_mappings,
-                sm_cfg.dimension_mappings,
-            ),  # fmt: skip
-            filter_policies=_parsed(
-                tree,
-                "processor.span_metrics.filter_policies",
-                filter_policies,
-                sm_cfg.filter_policies,
-            ),  # fmt: skip
+            dimensions=setting("dimensions", names),
+            dimension_mappings=setting("dimension_mappings", dimension_mappings),
+            filter_policies=setting("filter_policies", filter_policies),
+            enable_target_info=setting("enable_target_info", flag),
+            enable_instance_label=setting("enable_instance_label", flag),
+            target_info_excluded_dimensions=setting("target_info_excluded_dimensions", names),
             count=subs[0],
             latency=subs[1],
             size=subs[2],

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from tempo_fast._core import SpanBatch, SpanMetricsBatch, SpanMetricsProcessor
-from tempo_fast.config.span_filter import processor_options
-from tempo_fast.generator.registry import Family, Limits, SeriesTable
+from tempo_fast.generator.registry import Family, InfoTable, Limits, SeriesTable
 from tempo_fast.generator.settings import SpanMetricsSettings
 
 CALLS = "traces_spanmetrics_calls_total"
 LATENCY = "traces_spanmetrics_latency"
 SIZE = "traces_spanmetrics_size_total"
+TARGET_INFO = "traces_target_info"
 
 
 class SpanMetrics:
@@ -33,7 +33,11 @@ class SpanMetrics:
             list(settings.dimensions),
             slack_seconds=slack,
             max_keys=max_keys,
-            **processor_options(settings.filter_policies, settings.dimension_mappings),
+            dimension_mappings=[(n, list(s), j) for n, s, j in settings.dimension_mappings],
+            filter_policies=list(settings.filter_policies),
+            target_info=settings.enable_target_info,
+            instance_label=settings.enable_instance_label,
+            target_info_excluded=list(settings.target_info_excluded_dimensions),
         )
         families = []
         if settings.count:
@@ -46,6 +50,12 @@ class SpanMetrics:
         if settings.size:
             families.append(Family(SIZE, "Total size of the spans in bytes."))
         self.table = SeriesTable(self._core.label_names, families, limits)
+        # enable_target_info: one traces_target_info series per resource label set
+        self.info = (
+            InfoTable([Family(TARGET_INFO, "Target metadata.", gauge=True)], limits)
+            if settings.enable_target_info
+            else None
+        )
         self.outside_slack = 0
         self.filtered = 0  # spans the filter policies left out
         self.negative_duration = 0
@@ -58,9 +68,15 @@ class SpanMetrics:
         self._core_generation = -1
         self._table_generation = 0
 
+    def tables(self) -> list[SeriesTable]:
+        return [self.table] if self.info is None else [self.table, self.info]
+
     def push(self, batch: SpanBatch, now_ns: int) -> int:
         """Process one batch; returns the spans counted."""
         out = self._core.process(batch, now_ns)
+        if out.target_info and self.info is not None:
+            with self.info.lock:
+                self.info.set(TARGET_INFO, out.target_info, now_ns / 1e9)  # type: ignore[arg-type]
         self.outside_slack += out.outside_slack
         self.filtered += out.filtered
         self.negative_duration += out.negative_duration

@@ -193,7 +193,8 @@ GENERATOR = {
     )),
     *((*_SM, k) for k in (
         "histogram_buckets", "dimensions", "intrinsic_dimensions", "dimension_mappings",
-        "filter_policies",
+        "filter_policies", "enable_target_info", "enable_instance_label",
+        "target_info_excluded_dimensions",
     )),
     *((*_SG, k) for k in (
         "histogram_buckets", "dimensions", "peer_attributes", "enable_client_server_prefix",

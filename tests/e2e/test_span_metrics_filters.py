@@ -8,6 +8,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 from opentelemetry.proto.common.v1 import common_pb2 as cp
@@ -28,6 +29,34 @@ def attr(k: str, v: str | int) -> cp.KeyValue:
     return cp.KeyValue(key=k, value=cp.AnyValue(string_value=v))
 
 
+def start(
+    tmp_path: Path,
+    prometheus: Prometheus,
+    source: str,
+    global_: dict[str, Any] | None = None,
+    tenant: dict[str, Any] | None = None,
+) -> TempoServer:
+    """A server remote-writing span metrics every second, labelled ``source``; the
+    span_metrics settings ``global_`` in the config, ``tenant`` in the default overrides."""
+    generator: dict[str, Any] = {"processors": ["span-metrics"]}
+    if tenant:
+        generator["processor"] = {"span_metrics": tenant}
+    return TempoServer(
+        tmp_path / "tempo",
+        overrides={
+            "metrics_generator": {
+                "registry": {"collection_interval": "1s", "external_labels": {"source": source}},
+                "storage": {
+                    "path": str(tmp_path / "gen"),
+                    "remote_write": [{"url": prometheus.write_url}],
+                },
+                "processor": {"span_metrics": global_ or {}},
+            },
+            "overrides": {"defaults": {"metrics_generator": generator}},
+        },
+    ).start()
+
+
 def test_filters_and_mappings_reach_prometheus(tmp_path: Path, prometheus: Prometheus) -> None:
     span_metrics = {
         "intrinsic_dimensions": {"span_kind": False, "status_code": False},
@@ -44,26 +73,8 @@ def test_filters_and_mappings_reach_prometheus(tmp_path: Path, prometheus: Prome
             }
         ],
     }  # fmt: skip
-    server = TempoServer(
-        tmp_path / "tempo",
-        overrides={
-            "metrics_generator": {
-                "registry": {"collection_interval": "1s", "external_labels": {"source": SOURCE}},
-                "storage": {
-                    "path": str(tmp_path / "gen"),
-                    "remote_write": [{"url": prometheus.write_url}],
-                },
-            },
-            "overrides": {
-                "defaults": {
-                    "metrics_generator": {
-                        "processors": ["span-metrics"],
-                        "processor": {"span_metrics": span_metrics},
-                    }
-                }
-            },
-        },
-    ).start()
+    # the tenant's overrides carry the span-metrics settings
+    server = start(tmp_path, prometheus, SOURCE, tenant=span_metrics)
     try:
         rng = random.Random(7)
         now = time.time_ns()
@@ -117,5 +128,60 @@ def test_filters_and_mappings_reach_prometheus(tmp_path: Path, prometheus: Prome
             'tenant="single-tenant"}'
         )
         assert f"{line} {float(left_out)}" in text
+    finally:
+        server.stop()
+
+
+def test_target_info_joins_span_metrics_in_prometheus(
+    tmp_path: Path, prometheus: Prometheus
+) -> None:
+    source = "target-info"
+    # the global span_metrics section carries them
+    global_ = {"enable_target_info": True, "target_info_excluded_dimensions": ["secret.token"]}
+    server = start(tmp_path, prometheus, source, global_=global_)
+    try:
+        now = time.time_ns()
+        req = ts.ExportTraceServiceRequest()
+        pods = {("shop", "cart", "cart-0"): 3, ("shop", "cart", "cart-1"): 2, ("", "batch", ""): 4}
+        for (ns, svc, inst), n in pods.items():
+            rs = req.resource_spans.add()
+            attrs = [attr("service.name", svc), attr("k8s.pod.name", f"{svc}-{inst or 'x'}"),
+                     attr("secret.token", "hidden")]  # fmt: skip
+            if ns:
+                attrs.append(attr("service.namespace", ns))
+            if inst:
+                attrs.append(attr("service.instance.id", inst))
+            rs.resource.attributes.extend(attrs)
+            for i in range(n):
+                rs.scope_spans.add().spans.append(
+                    tp.Span(trace_id=random.randbytes(16), span_id=(i + 1).to_bytes(8, "big"),
+                            name="work", kind=tp.Span.SPAN_KIND_SERVER,
+                            start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now)
+                )  # fmt: skip
+        status, _, _ = server.post(
+            "/v1/traces", req.SerializeToString(), {"Content-Type": "application/x-protobuf"}
+        )
+        assert status == 200
+
+        def joined() -> None:
+            # Grafana's way of adding resource attributes to span metrics
+            got = vector(
+                prometheus,
+                f"sum by (job, instance, k8s_pod_name) (traces_spanmetrics_calls_total"
+                f'{{source="{source}"}} * on (job, instance) group_left(k8s_pod_name) '
+                f'traces_target_info{{source="{source}"}})',
+            )
+            assert {tuple(v for _, v in k): int(n) for k, n in got.items()} == {
+                ("cart-0", "shop/cart", "cart-cart-0"): 3,
+                ("cart-1", "shop/cart", "cart-cart-1"): 2,
+                ("batch", "batch-x"): 4,  # no instance on either side
+            }
+            info = prometheus.query(f'traces_target_info{{source="{source}", job="batch"}}')
+            (series,) = info
+            assert series["metric"]["k8s_pod_name"] == "batch-x"
+            assert "secret_token" not in series["metric"] and "instance" not in series["metric"]
+            assert series["value"][1] == "1"
+
+        eventually(joined)
     finally:
         server.stop()

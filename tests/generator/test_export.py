@@ -161,3 +161,33 @@ def test_native_buckets_reduce_resolution_past_100_buckets() -> None:
     row[:] = 0
     row[[0, 3, 7]] = [1, 2, 3]
     assert export.native_buckets(row)[1:] == ([(-159, 4), (3, 1)], [1, -1, 0, 2, 1])
+
+
+def test_target_info_gauges_have_no_zero_sample_and_go_stale() -> None:
+    info = registry.InfoTable([Family("traces_target_info", "info", gauge=True)], Limits(1000))
+    a = (("instance", "cart-0"), ("job", "shop/cart"), ("k8s_pod_name", "p"), ("x", ""))
+    b = (("job", "batch"), ("region", "eu"))
+    with info.lock:
+        info.set("traces_target_info", [a, b, a], now=100.0)
+    got = decode(export.collect(info, [("cluster", "c1")], 60_000, 0))
+    assert sorted(((labels, samples) for labels, samples, _ in got), key=str) == sorted([
+        ({"__name__": "traces_target_info", "cluster": "c1", "instance": "cart-0",
+          "job": "shop/cart", "k8s_pod_name": "p"}, [(1.0, 60_000)]),
+        ({"__name__": "traces_target_info", "cluster": "c1", "job": "batch", "region": "eu"},
+         [(1.0, 60_000)]),
+    ], key=str)  # fmt: skip
+    metrics: dict = {}
+    export.exposition(info, [], metrics)
+    (metric,) = metrics.values()
+    assert metric.type == "gauge" and len(metric.samples) == 2
+    with info.lock:
+        info.set("traces_target_info", [b], now=200.0)
+    assert info.drop_stale(150.0) == 1
+    assert [dict(info.labels(sid)) for sid in range(len(info))] == [
+        {"job": "batch", "region": "eu"}
+    ]
+    many = [(("job", f"svc-{i}"), ("pod", "p")) for i in range(200)]  # past the initial capacity
+    with info.lock:
+        info.set("traces_target_info", many, now=300.0)
+    assert info.families["traces_target_info"].value[: len(info)].tolist() == [1.0] * 201
+    assert info.drop_stale(250.0) == 1 and len(info) == 200

@@ -214,3 +214,19 @@ metrics_generator:
 
 def _escaped(text: str) -> str:
     return "".join("\\" + c if c in "()[]`.*^$" else c for c in text)
+
+
+def test_target_info_settings() -> None:
+    cfg = config(
+        "metrics_generator: {processor: {span_metrics: {enable_target_info: true, "
+        "target_info_excluded_dimensions: [k8s.pod.uid]}}}"
+    )
+    s = resolve(cfg, {"metrics_generator": {"processors": ["span-metrics"]}})
+    assert s.span_metrics is not None
+    assert s.span_metrics.enable_target_info and s.span_metrics.enable_instance_label
+    assert s.span_metrics.target_info_excluded_dimensions == ("k8s.pod.uid",)
+    tree = {"metrics_generator": {"processors": ["span-metrics"], "processor": {"span_metrics": {
+        "enable_target_info": False, "enable_instance_label": False}}}}  # fmt: skip
+    s = resolve(cfg, tree)
+    assert s.span_metrics is not None and not s.span_metrics.enable_target_info
+    assert unused_overrides(tree) == []

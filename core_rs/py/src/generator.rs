@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use tempo_core::generator::{
     hex_id, DimensionMapping, EdgeBatch as CoreEdgeBatch, FilterAttr, FilterPolicy, FilterValue,
     KeyIds, Keys, PolicyMatch, Scope, ServiceGraphConfig, ServiceGraphStore as CoreStore,
-    SpanMetricsProcessor as CoreProcessor,
+    SpanMetricsOptions, SpanMetricsProcessor as CoreProcessor,
 };
 use tempo_core::model::{Request, TraceId};
 use tempo_core::otlp;
@@ -155,8 +155,10 @@ impl SpanMetricsProcessor {
     #[new]
     #[pyo3(signature = (
         intrinsics, dimensions, slack_seconds=30.0, max_keys=MAX_KEY_IDS,
-        dimension_mappings=Vec::new(), filter_policies=Vec::new(),
+        dimension_mappings=Vec::new(), filter_policies=Vec::new(), target_info=false,
+        instance_label=true, target_info_excluded=Vec::new(),
     ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         intrinsics: Vec<String>,
         dimensions: Vec<String>,
@@ -164,6 +166,9 @@ impl SpanMetricsProcessor {
         max_keys: usize,
         dimension_mappings: Vec<(String, Vec<String>, String)>,
         filter_policies: Vec<(Option<PyBlock<'_>>, Option<PyBlock<'_>>)>,
+        target_info: bool,
+        instance_label: bool,
+        target_info_excluded: Vec<String>,
     ) -> PyResult<Self> {
         let mappings: Vec<DimensionMapping> = dimension_mappings
             .into_iter()
@@ -173,14 +178,15 @@ impl SpanMetricsProcessor {
             .into_iter()
             .map(|(i, e)| Ok(FilterPolicy { include: policy_match(i)?, exclude: policy_match(e)? }))
             .collect::<PyResult<Vec<_>>>()?;
-        let p = CoreProcessor::configured(
-            &intrinsics,
-            &dimensions,
-            &mappings,
-            &policies,
-            slack_seconds,
-        )
-        .map_err(PyValueError::new_err)?;
+        let options = SpanMetricsOptions {
+            dimension_mappings: mappings,
+            filter_policies: policies,
+            target_info,
+            instance_label,
+            target_info_excluded,
+        };
+        let p = CoreProcessor::configured(&intrinsics, &dimensions, &options, slack_seconds)
+            .map_err(PyValueError::new_err)?;
         Ok(SpanMetricsProcessor {
             inner: Arc::new(p),
             ids: Arc::new(Mutex::new(KeyIds::new(max_keys))),
@@ -220,6 +226,11 @@ impl SpanMetricsProcessor {
             .map(|(id, t)| t.map(|t| (id, t)))
             .collect::<PyResult<Vec<_>>>()?;
         let traces: Vec<u8> = b.exemplar_trace_ids.iter().flatten().copied().collect();
+        let target_info = b
+            .target_info
+            .iter()
+            .map(|pairs| PyTuple::new(py, pairs).map(|t| t.unbind()))
+            .collect::<PyResult<Vec<_>>>()?;
         Ok(SpanMetricsBatch {
             new_keys: PyList::new(py, new_keys)?.unbind(),
             generation,
@@ -233,6 +244,7 @@ impl SpanMetricsProcessor {
             outside_slack: b.outside_slack,
             filtered: b.filtered,
             negative_duration: b.negative_duration,
+            target_info: PyList::new(py, target_info)?.unbind(),
         })
     }
 }
@@ -254,6 +266,7 @@ pub struct SpanMetricsBatch {
     outside_slack: u64,
     filtered: u64,
     negative_duration: u64,
+    target_info: Py<PyList>,
 }
 
 /// Service-graph edges waiting for their other half (thread-safe; one per tenant).

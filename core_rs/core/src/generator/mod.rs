@@ -19,7 +19,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 pub use filter::{FilterAttr, FilterPolicy, FilterValue, PolicyMatch, Scope, SpanFilter};
 pub use servicegraph::{EdgeBatch, ServiceGraphConfig, ServiceGraphStore};
-pub use spanmetrics::{DimensionMapping, Intrinsic, SpanMetricsBatch, SpanMetricsProcessor};
+pub use spanmetrics::{
+    DimensionMapping, Intrinsic, SpanMetricsBatch, SpanMetricsOptions, SpanMetricsProcessor,
+    TargetInfo,
+};
 
 /// A hasher for keys that already are hashes.
 #[derive(Default)]

@@ -4,10 +4,13 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use super::attrs::{kind_name, sanitize_label_name, scan_attrs, scan_span, status_name, KeySet};
+use super::attrs::{
+    kind_name, render_value, sanitize_label_name, scan_attrs, scan_span, status_name, KeySet,
+};
 use super::filter::{FilterPolicy, SpanFilter};
 use super::{within_slack, KeyIndex, Keys};
 use crate::model::{Request, TraceId};
+use crate::otlp::view::attrs_of;
 
 /// The intrinsic dimensions Tempo supports, by label name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,35 @@ pub struct DimensionMapping {
     pub join: String,
 }
 
+/// What span metrics carry beyond intrinsics and dimensions (Tempo's span-metrics config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanMetricsOptions {
+    pub dimension_mappings: Vec<DimensionMapping>,
+    pub filter_policies: Vec<FilterPolicy>,
+    /// `enable_target_info`: `job` (and `instance`) labels on every series, and the
+    /// resources' `traces_target_info` label sets.
+    pub target_info: bool,
+    /// `enable_instance_label`: the `instance` label (with `target_info`).
+    pub instance_label: bool,
+    /// `target_info_excluded_dimensions`: resource attributes left out of target info.
+    pub target_info_excluded: Vec<String>,
+}
+
+impl Default for SpanMetricsOptions {
+    fn default() -> SpanMetricsOptions {
+        SpanMetricsOptions {
+            dimension_mappings: Vec::new(),
+            filter_policies: Vec::new(),
+            target_info: false,
+            instance_label: true,
+            target_info_excluded: Vec::new(),
+        }
+    }
+}
+
+/// A `traces_target_info` series' labels: sorted by name, no name twice.
+pub type TargetInfo = Vec<(String, String)>;
+
 /// Where a non-intrinsic label's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -70,6 +102,10 @@ enum Source {
     Attr(usize, usize),
     /// A dimension mapping, by position.
     Mapping(usize),
+    /// `job`: `service.namespace/service.name` (or the name alone; "" without one).
+    Job,
+    /// `instance`: `service.instance.id`.
+    Instance,
 }
 
 /// One batch's span-metrics input: distinct keys and per-span columns.
@@ -91,6 +127,8 @@ pub struct SpanMetricsBatch {
     pub outside_slack: u64,
     /// Spans the filter policies left out.
     pub filtered: u64,
+    /// With target info: the label sets of the resources that had a counted span.
+    pub target_info: Vec<TargetInfo>,
     /// Kept spans whose end precedes their start.
     pub negative_duration: u64,
 }
@@ -105,6 +143,10 @@ pub struct SpanMetricsProcessor {
     /// Per dimension mapping: its source attributes' slots, and the separator.
     mappings: Vec<(Vec<(usize, usize)>, String)>,
     filter: SpanFilter,
+    /// Target info: the resource slots of `service.namespace` and `service.instance.id`.
+    target_info: Option<(usize, usize)>,
+    instance_label: bool,
+    target_info_excluded: Vec<String>,
     /// `service.name` (slot 0), the dimensions and the attributes the filter reads.
     resource_keys: KeySet,
     span_keys: KeySet,
@@ -122,19 +164,19 @@ impl SpanMetricsProcessor {
         dimensions: &[String],
         slack_seconds: f64,
     ) -> Result<SpanMetricsProcessor, String> {
-        Self::configured(intrinsics, dimensions, &[], &[], slack_seconds)
+        Self::configured(intrinsics, dimensions, &SpanMetricsOptions::default(), slack_seconds)
     }
 
-    /// As [`SpanMetricsProcessor::new`], plus `dimension_mappings` (labels after the
-    /// dimensions; one coinciding with an earlier label replaces its value) and
-    /// `filter_policies`.
+    /// As [`SpanMetricsProcessor::new`], plus the `options`: dimension mappings (labels
+    /// after the dimensions; one coinciding with an earlier label replaces its value), then
+    /// `job` and `instance` with target info, and filter policies.
     pub fn configured(
         intrinsics: &[String],
         dimensions: &[String],
-        mappings: &[DimensionMapping],
-        policies: &[FilterPolicy],
+        options: &SpanMetricsOptions,
         slack_seconds: f64,
     ) -> Result<SpanMetricsProcessor, String> {
+        let mappings = &options.dimension_mappings;
         let mut ints = Vec::new();
         for name in intrinsics {
             let i = Intrinsic::parse(name).ok_or_else(|| {
@@ -175,13 +217,23 @@ impl SpanMetricsProcessor {
             let slots = m.source_labels.iter().map(|s| (resource_keys.slot(s), span_keys.slot(s)));
             mapping_slots.push((slots.collect(), m.join.clone()));
         }
-        let filter = SpanFilter::new(policies, &mut resource_keys, &mut span_keys)?;
+        let target_info = options.target_info.then(|| {
+            add("job".to_string(), Source::Job);
+            if options.instance_label {
+                add("instance".to_string(), Source::Instance);
+            }
+            (resource_keys.slot("service.namespace"), resource_keys.slot("service.instance.id"))
+        });
+        let filter = SpanFilter::new(&options.filter_policies, &mut resource_keys, &mut span_keys)?;
         Ok(SpanMetricsProcessor {
             intrinsics: ints,
             label_names,
             sources,
             mappings: mapping_slots,
             filter,
+            target_info,
+            instance_label: options.instance_label,
+            target_info_excluded: options.target_info_excluded.clone(),
             resource_keys,
             span_keys,
             no_keys: KeySet::default(),
@@ -193,6 +245,46 @@ impl SpanMetricsProcessor {
     /// Intrinsic label names then dimension labels.
     pub fn label_names(&self) -> &[String] {
         &self.label_names
+    }
+
+    /// A resource's `traces_target_info` labels (Tempo's): its attributes but the service
+    /// name, namespace and instance id and the excluded ones, sanitised (`__job` and
+    /// `__instance` on a clash), then `job` and `instance`. None unless there is at least one
+    /// attribute and a job or instance.
+    fn target_info_labels(&self, resource: &[u8], job: &str, instance: &str) -> Option<TargetInfo> {
+        let mut pairs: TargetInfo = Vec::new();
+        for kv in attrs_of(resource, 1) {
+            let key = kv.key;
+            if key.is_empty()
+                || key.as_bytes()[0].is_ascii_digit()
+                || matches!(key, "service.name" | "service.namespace" | "service.instance.id")
+                || self.target_info_excluded.iter().any(|e| e == key)
+            {
+                continue;
+            }
+            let mut label = sanitize_label_name(key);
+            if label == "job" || label == "instance" {
+                label.insert_str(0, "__");
+            }
+            let mut value = String::new();
+            render_value(&kv.value, &mut value);
+            pairs.push((label, value));
+        }
+        let attributes = pairs.len();
+        if !job.is_empty() {
+            pairs.push(("job".to_string(), job.to_string()));
+        }
+        if self.instance_label && !instance.is_empty() {
+            pairs.push(("instance".to_string(), instance.to_string()));
+        }
+        if attributes == 0 || pairs.len() == attributes {
+            return None;
+        }
+        // one value per name, the last one (as a label builder keeps), sorted by name
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        Some(pairs)
     }
 
     /// One pass over the request's spans.
@@ -216,6 +308,9 @@ impl SpanMetricsProcessor {
         let mut all_on_resource = false;
         let filter_reads_span = self.filter.reads_span_attributes();
         let mut mapped: Vec<String> = vec![String::new(); self.mappings.len()];
+        let (mut job, mut instance) = (String::new(), String::new());
+        // the current resource's target info is still to be reported (on its first counted span)
+        let mut info_pending = false;
         for span in &req.spans {
             if !within_slack(span.end_unix_nano, now_ns, self.slack_ns) {
                 b.outside_slack += 1;
@@ -227,10 +322,24 @@ impl SpanMetricsProcessor {
                 let msg = req.resources[ri as usize].resource.get(buf);
                 scan_attrs(msg, 1, &self.resource_keys, &mut res);
                 res.render();
+                if let Some((ns, inst)) = self.target_info {
+                    job.clear();
+                    let svc = res.get(0).unwrap_or("");
+                    if !svc.is_empty() {
+                        if let Some(ns) = res.get(ns).filter(|v| !v.is_empty()) {
+                            job.push_str(ns);
+                            job.push('/');
+                        }
+                        job.push_str(svc);
+                    }
+                    instance.clear();
+                    instance.push_str(res.get(inst).unwrap_or(""));
+                    info_pending = true;
+                }
                 all_on_resource = !filter_reads_span
                     && self.sources.iter().all(|s| match *s {
                         Source::Attr(r, _) => res.has(r),
-                        Source::Mapping(_) => true,
+                        Source::Mapping(_) | Source::Job | Source::Instance => true,
                     })
                     && self
                         .mappings
@@ -243,6 +352,13 @@ impl SpanMetricsProcessor {
             if !self.filter.is_empty() && !self.filter.keep(&res, &span_found, span.kind, &fields) {
                 b.filtered += 1;
                 continue;
+            }
+            if info_pending {
+                info_pending = false;
+                let msg = req.resources[cur_resource as usize].resource.get(buf);
+                if let Some(info) = self.target_info_labels(msg, &job, &instance) {
+                    b.target_info.push(info);
+                }
             }
             for ((slots, join), out) in self.mappings.iter().zip(mapped.iter_mut()) {
                 out.clear();
@@ -275,6 +391,8 @@ impl SpanMetricsProcessor {
                             None => span_found.get(s).unwrap_or(""),
                         },
                         Source::Mapping(m) => &mapped[m],
+                        Source::Job => &job,
+                        Source::Instance => &instance,
                     }
                 }
             };

@@ -307,8 +307,8 @@ fn policy(regex: bool, attrs: &[(Scope, &str, FilterValue)]) -> PolicyMatch {
 
 /// The span names a processor with `policies` counts from `req`.
 fn kept_names(req: &Request, policies: &[FilterPolicy]) -> (Vec<String>, u64) {
-    let p =
-        SpanMetricsProcessor::configured(&strs(&["span_name"]), &[], &[], policies, 0.0).unwrap();
+    let opts = SpanMetricsOptions { filter_policies: policies.to_vec(), ..Default::default() };
+    let p = SpanMetricsProcessor::configured(&strs(&["span_name"]), &[], &opts, 0.0).unwrap();
     let b = p.process(req, NOW);
     let keys = b.keys.to_vecs();
     (b.index.iter().map(|&i| keys[i as usize][0].clone()).collect(), b.filtered)
@@ -397,7 +397,8 @@ fn filter_policies_include_and_exclude_as_tempo() {
 fn filter_policies_refuse_what_tempo_refuses() {
     use FilterValue::{Int, Str};
     let new = |p: FilterPolicy| {
-        SpanMetricsProcessor::configured(&default_intrinsics(), &[], &[], &[p], 0.0).map(|_| ())
+        let opts = SpanMetricsOptions { filter_policies: vec![p], ..Default::default() };
+        SpanMetricsProcessor::configured(&default_intrinsics(), &[], &opts, 0.0).map(|_| ())
     };
     let err = new(FilterPolicy::default()).unwrap_err();
     assert!(err.contains("at least an `include` or `exclude`"), "{err}");
@@ -459,8 +460,8 @@ fn dimension_mappings_join_non_empty_values() {
         },
     ];
     let dims = strs(&["http.method"]);
-    let p = SpanMetricsProcessor::configured(&strs(&["span_name"]), &dims, &mappings, &[], 0.0)
-        .unwrap();
+    let opts = SpanMetricsOptions { dimension_mappings: mappings.to_vec(), ..Default::default() };
+    let p = SpanMetricsProcessor::configured(&strs(&["span_name"]), &dims, &opts, 0.0).unwrap();
     assert_eq!(
         p.label_names(),
         strs(&["span_name", "http_method", "endpoint", "where", "__span_name"])
@@ -473,6 +474,77 @@ fn dimension_mappings_join_non_empty_values() {
             strs(&["op", "", "7", "shop/api", ""]),
         ]
     );
+}
+
+#[test]
+fn target_info_labels_and_job_instance_columns() {
+    let shop = vec![
+        ("service.name", V::S("cart")),
+        ("service.namespace", V::S("shop")),
+        ("service.instance.id", V::S("cart-0")),
+        ("k8s.pod.name", V::S("cart-7f9")),
+        ("job", V::S("from-attr")),
+        ("host.cpus", V::I(4)),
+        ("0bad", V::S("x")),
+        ("secret", V::S("s")),
+    ];
+    let bare = vec![("service.name", V::S("batch")), ("region", V::S("eu"))];
+    let only_name = svc("lonely"); // no other attribute: no target_info
+    let filtered = vec![("service.name", V::S("skipped")), ("region", V::S("us"))];
+    let req = request(&[
+        (shop, vec![span(1, 1, 0, 2), span(1, 2, 1, 2)]),
+        (bare, vec![span(2, 1, 0, 2)]),
+        (only_name, vec![span(3, 1, 0, 2)]),
+        (filtered, vec![span(4, 1, 0, 3)]),
+    ]);
+    let opts = SpanMetricsOptions {
+        target_info: true,
+        target_info_excluded: strs(&["secret"]),
+        filter_policies: vec![FilterPolicy {
+            include: Some(PolicyMatch {
+                regex: false,
+                attributes: vec![FilterAttr {
+                    scope: Scope::Intrinsic,
+                    name: "kind".into(),
+                    value: FilterValue::Str("SPAN_KIND_SERVER".into()),
+                }],
+            }),
+            exclude: None,
+        }],
+        ..Default::default()
+    };
+    let p = SpanMetricsProcessor::configured(&strs(&["service"]), &[], &opts, 0.0).unwrap();
+    assert_eq!(p.label_names(), strs(&["service", "job", "instance"]));
+    let b = p.process(&req, NOW);
+    assert_eq!(
+        b.keys.to_vecs(),
+        vec![
+            strs(&["cart", "shop/cart", "cart-0"]),
+            strs(&["batch", "batch", ""]),
+            strs(&["lonely", "lonely", ""]),
+        ]
+    );
+    let pairs = |v: &[(&str, &str)]| -> TargetInfo {
+        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    assert_eq!(
+        b.target_info,
+        vec![
+            pairs(&[
+                ("__job", "from-attr"),
+                ("host_cpus", "4"),
+                ("instance", "cart-0"),
+                ("job", "shop/cart"),
+                ("k8s_pod_name", "cart-7f9"),
+            ]),
+            pairs(&[("job", "batch"), ("region", "eu")]),
+        ]
+    );
+    let no_instance =
+        SpanMetricsOptions { target_info: true, instance_label: false, ..Default::default() };
+    let p = SpanMetricsProcessor::configured(&[], &[], &no_instance, 0.0).unwrap();
+    assert_eq!(p.label_names(), strs(&["job"]));
+    assert!(p.process(&req, NOW).target_info[0].iter().all(|(k, _)| k != "instance"));
 }
 
 #[test]
