@@ -481,13 +481,77 @@ impl Ingester {
     }
 }
 
+/// The block-list methods `BlockStore` and `RemoteBlocks` share (both hold `inner` with
+/// `blocks(tenant)` and `find_trace(tenant, id)`), added to the class's own `#[pymethods]`.
+macro_rules! block_methods {
+    (impl $ty:ident { $($own:tt)* }) => {
+        #[pymethods]
+        impl $ty {
+            $($own)*
+
+            /// `(block id, size, start unix ns, end unix ns)` of every block of `tenant`.
+            fn list_blocks(&self, tenant: &str) -> Vec<(String, u64, u64, u64)> {
+                search::block_list(&self.inner.blocks(tenant))
+            }
+
+            /// Tag names or values from `tenant`'s blocks `block_ids`.
+            fn search_tags(
+                &self,
+                py: Python<'_>,
+                tenant: &str,
+                request: PyRef<'_, search::TagRequest>,
+                block_ids: Vec<String>,
+            ) -> PyResult<search::SearchOut> {
+                let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+                search::run_tags(py, &request, sources)
+            }
+
+            /// Runs a TraceQL metrics query over `tenant`'s blocks `block_ids`.
+            #[pyo3(signature = (tenant, query, block_ids, exemplars=0))]
+            fn metrics(
+                &self,
+                py: Python<'_>,
+                tenant: &str,
+                query: PyRef<'_, search::PyMetricsQuery>,
+                block_ids: Vec<String>,
+                exemplars: usize,
+            ) -> PyResult<Py<pyo3::types::PyList>> {
+                let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+                search::run_metrics(py, &query, sources, exemplars)
+            }
+
+            /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
+            fn search(
+                &self,
+                py: Python<'_>,
+                tenant: &str,
+                query: PyRef<'_, search::SearchQuery>,
+                block_ids: Vec<String>,
+            ) -> PyResult<search::SearchOut> {
+                let sources = search::pick(self.inner.blocks(tenant), &block_ids);
+                search::run(py, &query, sources)
+            }
+
+            fn find_trace<'py>(
+                &self,
+                py: Python<'py>,
+                tenant: &str,
+                trace_id: &[u8],
+            ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
+                let inner = &self.inner;
+                find_part(py, trace_id, |id| inner.find_trace(tenant, id))
+            }
+        }
+    };
+}
+
 /// The querier's view of complete blocks under a local backend path.
 #[pyclass(frozen)]
 struct BlockStore {
     inner: Arc<CoreBlockStore>,
 }
 
-#[pymethods]
+block_methods! {
 impl BlockStore {
     #[new]
     fn new(path: PathBuf) -> Self {
@@ -500,63 +564,11 @@ impl BlockStore {
         counts_dict(py, counts)
     }
 
-    fn find_trace<'py>(
-        &self,
-        py: Python<'py>,
-        tenant: &str,
-        trace_id: &[u8],
-    ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
-        let inner = &self.inner;
-        find_part(py, trace_id, |id| inner.find_trace(tenant, id))
-    }
-
-    /// `(block id, size, start unix ns, end unix ns)` of every block of `tenant`.
-    fn list_blocks(&self, tenant: &str) -> Vec<(String, u64, u64, u64)> {
-        search::block_list(&self.inner.blocks(tenant))
-    }
-
-    /// Tag names or values from `tenant`'s blocks `block_ids`.
-    fn search_tags(
-        &self,
-        py: Python<'_>,
-        tenant: &str,
-        request: PyRef<'_, search::TagRequest>,
-        block_ids: Vec<String>,
-    ) -> PyResult<search::SearchOut> {
-        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
-        search::run_tags(py, &request, sources)
-    }
-
-    /// Runs a TraceQL metrics query over `tenant`'s blocks `block_ids`.
-    #[pyo3(signature = (tenant, query, block_ids, exemplars=0))]
-    fn metrics(
-        &self,
-        py: Python<'_>,
-        tenant: &str,
-        query: PyRef<'_, search::PyMetricsQuery>,
-        block_ids: Vec<String>,
-        exemplars: usize,
-    ) -> PyResult<Py<pyo3::types::PyList>> {
-        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
-        search::run_metrics(py, &query, sources, exemplars)
-    }
-
-    /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
-    fn search(
-        &self,
-        py: Python<'_>,
-        tenant: &str,
-        query: PyRef<'_, search::SearchQuery>,
-        block_ids: Vec<String>,
-    ) -> PyResult<search::SearchOut> {
-        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
-        search::run(py, &query, sources)
-    }
-
     /// Blocks that could not be opened, summed over every poll.
     fn open_failures(&self) -> u64 {
         self.inner.open_failures()
     }
+}
 }
 
 /// `{tenant: blocks}`.
@@ -648,7 +660,7 @@ struct RemoteBlocks {
     inner: Arc<SourceBlocks>,
 }
 
-#[pymethods]
+block_methods! {
 impl RemoteBlocks {
     #[new]
     fn new() -> Self {
@@ -692,59 +704,7 @@ impl RemoteBlocks {
     fn counts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         counts_dict(py, self.inner.counts())
     }
-
-    /// `(block id, size, start unix ns, end unix ns)` of every block of `tenant`.
-    fn list_blocks(&self, tenant: &str) -> Vec<(String, u64, u64, u64)> {
-        search::block_list(&self.inner.blocks(tenant))
-    }
-
-    /// Tag names or values from `tenant`'s blocks `block_ids`.
-    fn search_tags(
-        &self,
-        py: Python<'_>,
-        tenant: &str,
-        request: PyRef<'_, search::TagRequest>,
-        block_ids: Vec<String>,
-    ) -> PyResult<search::SearchOut> {
-        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
-        search::run_tags(py, &request, sources)
-    }
-
-    /// Runs a TraceQL metrics query over `tenant`'s blocks `block_ids`.
-    #[pyo3(signature = (tenant, query, block_ids, exemplars=0))]
-    fn metrics(
-        &self,
-        py: Python<'_>,
-        tenant: &str,
-        query: PyRef<'_, search::PyMetricsQuery>,
-        block_ids: Vec<String>,
-        exemplars: usize,
-    ) -> PyResult<Py<pyo3::types::PyList>> {
-        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
-        search::run_metrics(py, &query, sources, exemplars)
-    }
-
-    /// Searches `tenant`'s blocks `block_ids` in that order, stopping at the query's limit.
-    fn search(
-        &self,
-        py: Python<'_>,
-        tenant: &str,
-        query: PyRef<'_, search::SearchQuery>,
-        block_ids: Vec<String>,
-    ) -> PyResult<search::SearchOut> {
-        let sources = search::pick(self.inner.blocks(tenant), &block_ids);
-        search::run(py, &query, sources)
-    }
-
-    fn find_trace<'py>(
-        &self,
-        py: Python<'py>,
-        tenant: &str,
-        trace_id: &[u8],
-    ) -> PyResult<(Option<TracePart>, Bound<'py, PyDict>)> {
-        let inner = &self.inner;
-        find_part(py, trace_id, |id| inner.find_trace(tenant, id))
-    }
+}
 }
 
 /// Writes `tenant`'s block `block_id` from `store` to `path` as plain Parquet (one row
