@@ -73,6 +73,7 @@ def _instance(
         max_active_series=settings.max_active_series,
         max_cardinality_per_label=settings.max_cardinality_per_label,
         max_label_value_length=config.max_label_value_length,
+        max_label_name_length=config.max_label_name_length,
     )
     processors: list[SpanMetrics | ServiceGraphs] = []
     if settings.span_metrics is not None:

@@ -46,6 +46,7 @@ class Limits:
     max_active_series: int = 0  # 0: no limit
     max_cardinality_per_label: int = 0  # 0: no limit
     max_label_value_length: int = 2048
+    max_label_name_length: int = 1024  # names from data (target info) are cut to it
     active: int = 0  # series alive in every table of the tenant
     limited: int = 0  # new series folded into the overflow series
     label_overflow: int = 0  # label values replaced by __cardinality_overflow__
@@ -339,10 +340,13 @@ class InfoTable(SeriesTable):
         super().__init__((), families, limits)
 
     def _clean(self, key: tuple[str, ...]) -> tuple[str, ...]:
-        n = self.limits.max_label_value_length
-        if not n:
+        """Names and values cut to their length limits (a name that then repeats keeps its
+        last value)."""
+        nn, nv = self.limits.max_label_name_length, self.limits.max_label_value_length
+        if not any((nn and len(k) > nn) or (nv and len(v) > nv) for k, v in key):  # type: ignore[misc]
             return key
-        return tuple((k, v[:n]) for k, v in key)  # type: ignore[misc]
+        cut = {k[:nn] if nn else k: v[:nv] if nv else v for k, v in key}  # type: ignore[misc]
+        return tuple(sorted(cut.items()))  # type: ignore[arg-type]
 
     def labels(self, sid: int) -> list[tuple[str, str]]:
         if sid == self.overflow_id:

@@ -191,3 +191,12 @@ def test_target_info_gauges_have_no_zero_sample_and_go_stale() -> None:
         info.set("traces_target_info", many, now=300.0)
     assert info.families["traces_target_info"].value[: len(info)].tolist() == [1.0] * 201
     assert info.drop_stale(250.0) == 1 and len(info) == 200
+
+
+def test_target_info_label_names_and_values_are_cut_to_their_limits() -> None:
+    limits = Limits(100, max_label_value_length=5, max_label_name_length=8)
+    info = registry.InfoTable([Family("traces_target_info", "info", gauge=True)], limits)
+    key = (("a" * 20, "first"), ("a" * 9, "second-long"), ("job", "svc"))
+    with info.lock:
+        info.set("traces_target_info", [key], now=1.0)
+    assert info.labels(0) == [("aaaaaaaa", "secon"), ("job", "svc")]
