@@ -294,6 +294,10 @@ class App:
             self._api.search.close()
         _log.info("tempo-fast stopped")
 
+    def _read_overrides(self, tenant: str) -> dict[str, float | int]:
+        """The tenant's read limits (none until the overrides are loaded)."""
+        return self.overrides.read(tenant) if self.overrides is not None else {}
+
     async def _serve_api(self) -> int:
         """The HTTP API; with ``stream_over_http_enabled`` also gRPC ``StreamingQuerier`` on
         the same port (an internal grpcio server on a Unix socket behind a :class:`SplitSite`)."""
@@ -304,6 +308,7 @@ class App:
                 lambda: self.querier,
                 SearchLimits.from_config(cfg.query_frontend),
                 self._core.search_query,
+                read_overrides=self._read_overrides,
             )
             if self._core.tag_request is not None:
                 tags = TagsFrontend(search, lambda: self.querier, self._core.tag_request)
@@ -314,6 +319,7 @@ class App:
                     self._core.metrics_query,
                     MetricsLimits.from_config(cfg.query_frontend),
                     cache=search.cache,
+                    read_overrides=self._read_overrides,
                 )
         self._api = HttpApi(
             None,

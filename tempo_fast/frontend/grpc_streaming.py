@@ -49,6 +49,10 @@ class SearchService(Protocol):
 
     limits: SearchLimits
 
+    def limits_for(self, tenants: list[str]) -> SearchLimits:
+        """The limits of a search over ``tenants`` (their per-tenant overrides applied)."""
+        ...
+
     def search_stream(
         self, tenants: list[str], params: SearchParams
     ) -> AsyncIterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
@@ -390,7 +394,7 @@ class StreamingQuerier:
                 raise _Abort(grpc.StatusCode.UNAVAILABLE, "not ready: metrics are starting")
             try:
                 params = metrics_params(request, instant=instant)
-                req = parse_request(params, service.limits, instant=instant)
+                req = parse_request(params, service.limits_for(ids), instant=instant)
                 async with asyncio.timeout(self._timeout or None):
                     result = await service.query(ids, req)
             except DecodeError as e:
@@ -446,7 +450,7 @@ class StreamingQuerier:
         if service is None:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "not ready: the search service is starting")
         try:
-            params = search_params(decode_search_request(request), service.limits)
+            params = search_params(decode_search_request(request), service.limits_for(ids))
         except DecodeError as e:
             raise _Abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode SearchRequest: {e}"

@@ -193,7 +193,7 @@ class HttpApi:
             return self._answer(op, _text(503, f"not ready: {self._readiness.reason}"))
         try:
             ids = self._tenants(request)
-            params = parse_params(request.query, self.search.limits)
+            params = parse_params(request.query, self.search.limits_for(ids))
             result = await self.search.search(ids, params)
         except SearchError as e:
             return self._answer(op, _text(e.status, e.reason))
@@ -235,7 +235,7 @@ class HttpApi:
             return self._answer(op, _text(503, f"not ready: {self._readiness.reason}"))
         try:
             ids = self._tenants(request)
-            req = parse_request(request.query, frontend.limits, instant=instant)
+            req = parse_request(request.query, frontend.limits_for(ids), instant=instant)
             result = await frontend.query(ids, req)
         except SearchError as e:
             return self._answer(op, _text(e.status, e.reason))

@@ -14,6 +14,7 @@ series and step, never a span.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 import threading
@@ -29,6 +30,8 @@ import orjson
 from tempo_fast_kernels import timeseries as ts_kernels
 
 from tempo_fast.config import QueryFrontendConfig
+from tempo_fast.frontend import read_limits
+from tempo_fast.frontend.read_limits import ReadOverrides
 from tempo_fast.frontend.search import JobCache, Merged, SearchError, block_groups
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.querier.querier import BlockRef, Querier
@@ -817,12 +820,22 @@ class MetricsFrontend:
         compile_query: Callable[..., Any],
         limits: MetricsLimits | None = None,
         cache: JobCache | None = None,
+        read_overrides: ReadOverrides = read_limits.none,
     ) -> None:
         self._querier = querier
         self.pool = pool
         self._compile = compile_query
         self.limits = limits or MetricsLimits()
         self.cache = cache if cache is not None else JobCache()
+        self.read_overrides = read_overrides
+
+    def limits_for(self, tenants: list[str]) -> MetricsLimits:
+        """The limits of a query over ``tenants``: their ``max_metrics_duration`` overrides."""
+        base = self.limits.max_duration_ns / 1e9
+        d = read_limits.max_range(base, tenants, self.read_overrides, "max_metrics_duration")
+        if d == base:
+            return self.limits
+        return dataclasses.replace(self.limits, max_duration_ns=int(d * 1e9))
 
     def compile(self, req: MetricsRequest) -> Any:
         try:

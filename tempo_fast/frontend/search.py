@@ -10,6 +10,7 @@ most ``limit`` per job) and renders JSON.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 import time
@@ -23,6 +24,8 @@ import orjson
 
 from tempo_fast.config.model import QueryFrontendConfig
 from tempo_fast.config.units import parse_duration
+from tempo_fast.frontend import read_limits
+from tempo_fast.frontend.read_limits import ReadOverrides
 from tempo_fast.pkg.log import get_logger
 from tempo_fast.querier.querier import BlockRef, Querier
 
@@ -333,15 +336,23 @@ class SearchFrontend:
         querier: Callable[[], Querier | None],
         limits: SearchLimits,
         compile_query: Callable[..., Any],
+        read_overrides: ReadOverrides = read_limits.none,
     ) -> None:
         self._querier = querier
         self.limits = limits
         self._compile = compile_query
+        self.read_overrides = read_overrides
         self.pool = ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="search")
         self.cache = JobCache()
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def limits_for(self, tenants: list[str]) -> SearchLimits:
+        """The limits of a search over ``tenants``: their ``max_search_duration`` overrides."""
+        base = self.limits.max_duration
+        d = read_limits.max_range(base, tenants, self.read_overrides, "max_search_duration")
+        return self.limits if d == base else dataclasses.replace(self.limits, max_duration=d)
 
     def compile(self, params: SearchParams) -> Any:
         """The compiled query; a bad query is a 400 with Tempo's message."""

@@ -59,7 +59,7 @@ class SummaryFrontend:
         self._metrics = metrics
 
     def request(
-        self, params: Mapping[str, str], now_ns: int
+        self, params: Mapping[str, str], now_ns: int, tenants: list[str] | None = None
     ) -> tuple[MetricsRequest, list[str], bool]:
         """The metrics request for ``params``, the group-by names and whether blocks are read
         too (400s raised)."""
@@ -75,7 +75,7 @@ class SummaryFrontend:
             raise SearchError(400, f"invalid start or end: {e}") from None
         if end <= start:
             raise SearchError(400, "end must be greater than start")
-        limit = self._metrics.limits.max_duration_ns
+        limit = self._metrics.limits_for(tenants or []).max_duration_ns
         if limit and end - start > limit:
             raise SearchError(400, "summary time range exceeds the maximum allowed duration")
         by = ", ".join([*group_by, "kind", "status"])
@@ -83,7 +83,7 @@ class SummaryFrontend:
         return MetricsRequest(mq, start, end, end - start, 0, instant=True), group_by, ranged
 
     async def summary(self, tenants: list[str], params: Mapping[str, str]) -> dict[str, Any]:
-        req, names, ranged = self.request(params, time.time_ns())
+        req, names, ranged = self.request(params, time.time_ns(), tenants)
         frontend = self._metrics
         querier = frontend._querier()
         if querier is None:

@@ -15,11 +15,11 @@ from typing import Any
 
 import orjson
 
+from tempo_fast.frontend.read_limits import tag_values_bounds
 from tempo_fast.frontend.search import NS, SearchError, SearchFrontend
 from tempo_fast.querier.querier import Querier
 
 SCOPES = ("resource", "span", "event", "link", "instrumentation")
-MAX_BYTES = 1 << 20  # Tempo's max_bytes_per_tag_values_query default
 
 # Tempo's intrinsic tags, as `/api/v2/search/tags` lists them.
 INTRINSICS = (
@@ -121,16 +121,22 @@ class TagsFrontend:
         rng = _range(query)
         q, _ = lenient_query(query.get("q"))
         start_ns, end_ns = (rng[0] * NS, rng[1] * NS + NS - 1) if rng else (0, 0)
+        # per tenant: max_bytes_per_tag_values_query and max_blocks_per_tag_values_query
+        bounds = {t: tag_values_bounds(t, self._search.read_overrides) for t in tenants}
+        requests = {}
         try:
-            req = self._request(
-                q=q, start_ns=start_ns, end_ns=end_ns, max_bytes=MAX_BYTES, **target
-            )
+            for max_bytes in set(b for b, _ in bounds.values()):
+                requests[max_bytes] = self._request(
+                    q=q, start_ns=start_ns, end_ns=end_ns, max_bytes=max_bytes, **target
+                )
         except ValueError as e:
             raise SearchError(400, str(e)) from None
 
         def run() -> tuple[list[Any], dict[str, Any]]:
             parts, inspected, blocks = [], 0, 0
             for tenant in tenants:
+                max_bytes, max_blocks = bounds[tenant]
+                req = requests[max_bytes]
                 body, stats = querier.search_tags_recent(tenant, req)
                 parts.append(orjson.loads(body))
                 inspected += int(stats.get("inspected_bytes", 0))
@@ -140,6 +146,8 @@ class TagsFrontend:
                 refs = [
                     b for b in querier.list_blocks(tenant) if b.start_ns <= hi and b.end_ns >= lo
                 ]
+                if max_blocks:  # the newest ones
+                    refs = sorted(refs, key=lambda b: b.end_ns, reverse=True)[:max_blocks]
                 for store in {b.store for b in refs}:
                     group = [b for b in refs if b.store == store]
                     body, stats = querier.search_tags_blocks(tenant, req, group)

@@ -62,11 +62,25 @@ CORE_LIMITS: dict[str, tuple[tuple[str, str], int]] = {
     "max_attribute_bytes": (("ingestion", "max_attribute_bytes"), 2048),
     "max_bytes_per_trace": (("global", "max_bytes_per_trace"), 5_000_000),
 }
+# The per-tenant read limits the query-frontend applies: its name -> path in the tree.
+READ_DURATIONS = {
+    "max_search_duration": ("read", "max_search_duration"),
+    "max_metrics_duration": ("read", "max_metrics_duration"),
+}
+READ_INTS = {
+    "max_bytes_per_tag_values_query": ("read", "max_bytes_per_tag_values_query"),
+    "max_blocks_per_tag_values_query": ("read", "max_blocks_per_tag_values_query"),
+}
 _INTS = {path for path, _ in CORE_LIMITS.values()} | {
     ("ingestion", "max_global_traces_per_user"),
     ("ingestion", "tenant_shard_size"),
+    *READ_INTS.values(),
 }
-_DURATIONS = {("compaction", "block_retention"), ("compaction", "compaction_window")}
+_DURATIONS = {
+    ("compaction", "block_retention"),
+    ("compaction", "compaction_window"),
+    *READ_DURATIONS.values(),
+}
 
 
 class OverridesError(ValueError):
@@ -168,6 +182,8 @@ def unused_overrides(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> l
         ("ingestion", "rate_strategy"),
         ("ingestion", "max_global_traces_per_user"),
         *COMPACTION.values(),
+        *READ_DURATIONS.values(),
+        *READ_INTS.values(),
         *GENERATOR,
     }
     out = []
@@ -219,6 +235,22 @@ def compaction_overrides(tree: Mapping[str, Any]) -> dict[str, Any]:
         if not found or value is None:
             continue
         out[name] = bool(value) if name == "compaction_disabled" else parse_duration(value)
+    return out
+
+
+def read_overrides(tree: Mapping[str, Any]) -> dict[str, float | int]:
+    """The tenant's read limits that are set: durations in seconds, the tag-values bounds as
+    integers (validated when the tree was loaded). Tempo's meaning: 0 is "the frontend's
+    setting" for the durations and "no limit" for the tag-values bounds."""
+    out: dict[str, float | int] = {}
+    for name, path in READ_DURATIONS.items():
+        found, value = lookup(tree, path)
+        if found and value is not None:
+            out[name] = parse_duration(value)
+    for name, path in READ_INTS.items():
+        found, value = lookup(tree, path)
+        if found and value is not None:
+            out[name] = int(value)
     return out
 
 

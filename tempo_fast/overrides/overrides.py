@@ -25,6 +25,7 @@ from tempo_fast.overrides.limits import (
     core_limits,
     merge,
     normalize,
+    read_overrides,
 )
 from tempo_fast.pkg import tenant as tenants
 from tempo_fast.pkg.log import get_logger
@@ -112,6 +113,10 @@ class Overrides:
     def limits(self, tenant: str) -> dict[str, int]:
         """The ingestion limits of ``tenant`` (the core's keys)."""
         return core_limits(self.tree(tenant))
+
+    def read(self, tenant: str) -> dict[str, float | int]:
+        """The tenant's read limits that are set (see ``read_overrides``)."""
+        return read_overrides(self.tree(tenant))
 
     def compaction(self, tenant: str) -> dict[str, Any]:
         """The tenant's compaction overrides that are set (see ``compaction_overrides``)."""

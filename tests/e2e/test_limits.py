@@ -162,3 +162,44 @@ def test_rate_limit_and_runtime_reload(limited) -> None:
     wait_for(lambda: metric(server, "tempo_runtime_config_last_reload_successful") == 0, 10)
     assert push(server, body, "fast")[0] == 429
     assert "reloading the runtime overrides failed" in server.log()
+
+
+def test_read_limits_per_tenant(limited) -> None:
+    """``read.max_search_duration`` / ``max_metrics_duration`` per tenant (0 falls back to the
+    frontend's 168h / 24h; ``a|b`` gets the strictest), ``max_bytes_per_tag_values_query``."""
+    server, runtime = limited
+    for tenant in ("narrow", "wide"):
+        for i, svc in enumerate(("checkout-service", "payment-service", "shipping-service")):
+            assert push(server, request({i + 1: 2}, service=svc), tenant)[0] == 200
+    write_overrides(
+        runtime,
+        {
+            "narrow": {"read": {"max_search_duration": "1h", "max_metrics_duration": "30m",
+                                "max_bytes_per_tag_values_query": 10}},
+            "wide": {"read": {"max_search_duration": "0s"}},
+        },
+    )  # fmt: skip
+    now = int(time.time())
+    two_hours = f"start={now - 7200}&end={now}"
+
+    def search(tenant: str, path: str) -> tuple[int, bytes]:
+        status, _, body = server.get(path, {"X-Scope-OrgID": tenant})
+        return status, body
+
+    wait_for(lambda: search("narrow", f"/api/search?q={{}}&{two_hours}")[0] == 400, timeout=10)
+    status, body = search("narrow", f"/api/search?q={{}}&{two_hours}")
+    assert b"range specified by start and end exceeds 1h0m0s" in body
+    assert search("narrow", f"/api/search?q={{}}&start={now - 1800}&end={now}")[0] == 200
+    assert search("wide", f"/api/search?q={{}}&{two_hours}")[0] == 200  # 0: the frontend's
+    assert search("wide", f"/api/search?q={{}}&start={now - 200 * 3600}&end={now}")[0] == 400
+    assert search("wide|narrow", f"/api/search?q={{}}&{two_hours}")[0] == 400  # strictest
+    status, body = search("narrow", f"/api/metrics/query_range?q={{}}|rate()&{two_hours}")
+    assert status == 400 and b"maximum allowed duration of 30m0s" in body
+    status, body = search("wide", f"/api/metrics/query_range?q={{}}|rate()&{two_hours}")
+    assert status == 200
+    # 10 bytes of tag values: one service name at most, where the default allows every one
+    path = "/api/v2/search/tag/resource.service.name/values"
+    status, body = search("wide", path)
+    assert status == 200 and len(orjson.loads(body)["tagValues"]) == 3
+    status, body = search("narrow", path)
+    assert status == 200 and len(orjson.loads(body)["tagValues"]) <= 1

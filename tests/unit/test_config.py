@@ -169,7 +169,7 @@ def test_known_but_unused_keys_are_ignored() -> None:
         + """
 memberlist: {join_members: [a, b]}
 compactor: {compaction: {block_retention: 48h, retention_concurrency: 4}}
-overrides: {defaults: {ingestion: {rate_limit_bytes: 1}, read: {max_search_duration: 1h}}}
+overrides: {defaults: {ingestion: {rate_limit_bytes: 1}, read: {unsafe_query_hints: true}}}
 distributor: {receivers: {kafka: {brokers: [k]}, otlp: {protocols: {grpc: {tls: {}}}}}}
 server: {http_listen_port: 3200, grpc_listen_port: 9096}
 """
@@ -178,7 +178,7 @@ server: {http_listen_port: 3200, grpc_listen_port: 9096}
     assert set(c.ignored) == {
         "memberlist.join_members",
         "compactor.compaction.retention_concurrency",
-        "overrides.defaults.read.max_search_duration",
+        "overrides.defaults.read.unsafe_query_hints",
         "distributor.receivers.kafka",
         "distributor.receivers.otlp.protocols.grpc.tls",
         "server.grpc_listen_port",

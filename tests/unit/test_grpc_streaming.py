@@ -220,6 +220,9 @@ class FakeSearch:
     def close(self) -> None:
         pass
 
+    def limits_for(self, tenants: list[str]) -> SearchLimits:
+        return self.limits
+
     async def search_stream(self, tenants: list[str], params: SearchParams) -> AsyncIterator[Item]:
         self.calls.append((tenants, params))
         try:

@@ -75,3 +75,27 @@ def test_tenants_inherit_defaults_then_the_wildcard(tmp_path: Path) -> None:
     assert o.reload()
     assert o.limits("a")["burst_size_bytes"] == 6
     assert o.limits("a")["rate_limit_bytes"] == 100  # the wildcard is gone
+
+
+def test_read_overrides_parse_and_validate() -> None:
+    from tempo_fast.frontend.read_limits import max_range, tag_values_bounds
+    from tempo_fast.overrides.limits import normalize, read_overrides
+
+    tree = normalize(
+        {"max_search_duration": "1h", "max_bytes_per_tag_values_query": 0}, "overrides.t"
+    )  # the legacy flat keys
+    assert read_overrides(tree) == {"max_search_duration": 3600.0,
+                                    "max_bytes_per_tag_values_query": 0}  # fmt: skip
+    with pytest.raises(OverridesError, match="read.max_metrics_duration"):
+        normalize({"read": {"max_metrics_duration": "soon"}}, "overrides.t")
+    with pytest.raises(OverridesError, match="read.max_blocks_per_tag_values_query"):
+        normalize({"read": {"max_blocks_per_tag_values_query": -1}}, "overrides.t")
+    per_tenant = {"a": {"max_search_duration": 3600.0}, "b": {"max_search_duration": 0.0}}
+    lookup = lambda t: per_tenant.get(t, {})  # noqa: E731
+    assert max_range(7200.0, ["a"], lookup, "max_search_duration") == 3600.0
+    assert max_range(7200.0, ["b"], lookup, "max_search_duration") == 7200.0  # 0: the base
+    assert max_range(0.0, ["b"], lookup, "max_search_duration") == 0.0  # no limit at all
+    assert max_range(7200.0, ["a", "b"], lookup, "max_search_duration") == 3600.0
+    assert tag_values_bounds("c", lookup) == (1_000_000, 0)  # Tempo's defaults
+    set_both = {"max_bytes_per_tag_values_query": 0, "max_blocks_per_tag_values_query": 5}
+    assert tag_values_bounds("d", lambda _t: set_both) == (0, 5)

@@ -32,19 +32,28 @@ pub struct Tags {
     pub values: BTreeSet<(&'static str, String)>,
     pub bytes: usize,
     pub inspected_bytes: u64,
+    /// The bound on `bytes` (0: none), as Tempo's distinct-value collector: a new name or
+    /// value that would pass it is not kept, and collection stops.
+    pub max_bytes: usize,
+    pub exceeded: bool,
 }
 
 impl Tags {
     fn full(&self, max_bytes: usize) -> bool {
-        max_bytes > 0 && self.bytes >= max_bytes
+        self.exceeded || (max_bytes > 0 && self.bytes >= max_bytes)
     }
 
     fn add_name(&mut self, scope: &'static str, name: &str) {
         let set = self.names.entry(scope).or_default();
-        if !set.contains(name) {
-            self.bytes += name.len();
-            set.insert(name.to_string());
+        if set.contains(name) {
+            return;
         }
+        if self.max_bytes > 0 && self.bytes + name.len() > self.max_bytes {
+            self.exceeded = true;
+            return;
+        }
+        self.bytes += name.len();
+        set.insert(name.to_string());
     }
 
     fn add_value(&mut self, v: &Value<'_>) {
@@ -59,7 +68,12 @@ impl Tags {
             Value::Kind(c) => ("keyword", kind_name(c).to_string()),
         };
         let len = s.len();
-        if self.values.insert((ty, s)) {
+        let key = (ty, s);
+        if self.max_bytes > 0 && self.bytes + len > self.max_bytes {
+            self.exceeded |= !self.values.contains(&key);
+            return;
+        }
+        if self.values.insert(key) {
             self.bytes += len;
         }
     }
@@ -141,6 +155,7 @@ pub fn collect_tags(
     tags: &mut Tags,
 ) -> u64 {
     let mut errors = 0;
+    tags.max_bytes = max_bytes;
     for source in sources {
         if tags.full(max_bytes) {
             break;
@@ -296,5 +311,30 @@ fn collect_batch(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values_stop_at_max_bytes_as_tempo() {
+        let mut t = Tags { max_bytes: 10, ..Default::default() };
+        t.add_value(&Value::Str("abcd"));
+        t.add_value(&Value::Str("abcd")); // known: free
+        t.add_value(&Value::Str("efghij")); // exactly 10
+        assert!(!t.exceeded);
+        t.add_value(&Value::Str("abcd")); // known, at the bound: not a new value
+        assert!(!t.exceeded);
+        t.add_value(&Value::Str("k")); // would pass the bound: not kept
+        assert_eq!(t.values.len(), 2);
+        assert!(t.exceeded && t.full(10));
+        let mut n = Tags { max_bytes: 3, ..Default::default() };
+        n.add_name("span", "ab");
+        n.add_name("span", "ab");
+        n.add_name("span", "cd");
+        assert_eq!(n.names["span"].len(), 1);
+        assert!(n.exceeded);
     }
 }
