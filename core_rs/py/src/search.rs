@@ -268,7 +268,9 @@ impl PyMetricsQuery {
 
 fn label_py<'py>(py: Python<'py>, v: &Option<OutValue>) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
-        None => PyTuple::new(py, ["nil".into_pyobject(py)?.into_any(), py.None().into_bound(py)])?,
+        None | Some(OutValue::Array(_)) => {
+            PyTuple::new(py, ["nil".into_pyobject(py)?.into_any(), py.None().into_bound(py)])?
+        }
         Some(OutValue::Str(s)) => PyTuple::new(
             py,
             ["string".into_pyobject(py)?.into_any(), s.into_pyobject(py)?.into_any()],

@@ -167,16 +167,21 @@ impl<'v, 'a> Eval<'v, 'a> {
             }
             FieldExpr::Binary { op: op @ (BinOp::Re | BinOp::NotRe), lhs, rhs } => {
                 let (l, r) = (self.values(lhs), self.values(rhs));
+                let matches = |s: &str, p: &str| -> bool {
+                    let m = match self.regexes.get(p) {
+                        Some(re) => re.is_match(s),
+                        None => crate::traceql::compile_regex(p)
+                            .map(|re| re.is_match(s))
+                            .unwrap_or(false),
+                    };
+                    m == (*op == BinOp::Re)
+                };
                 (0..n)
                     .map(|i| match (l.get(i), r.get(i)) {
-                        (Value::Str(s), Value::Str(p)) => {
-                            let m = match self.regexes.get(p) {
-                                Some(re) => re.is_match(s),
-                                None => crate::traceql::compile_regex(p)
-                                    .map(|re| re.is_match(s))
-                                    .unwrap_or(false),
-                            };
-                            m == (*op == BinOp::Re)
+                        (Value::Str(s), Value::Str(p)) => matches(s, p),
+                        // an array: when any string element matches (or, for !~, does not)
+                        (a @ Value::Array(_), Value::Str(p)) => {
+                            a.elements().any(|e| matches!(e, Value::Str(s) if matches(s, p)))
                         }
                         _ => false,
                     })

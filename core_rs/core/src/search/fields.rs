@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt64Type, UInt8Type};
 use arrow_array::{
-    Array, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, PrimitiveArray,
-    RecordBatch, StringArray, StructArray, UInt64Array, UInt8Array,
+    Array, BinaryArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray,
+    PrimitiveArray, RecordBatch, StringArray, StructArray, UInt64Array, UInt8Array,
 };
 use arrow_buffer::OffsetBuffer;
 
@@ -28,6 +28,7 @@ pub struct AttrList<'a> {
     ints: &'a Int64Array,
     doubles: &'a Float64Array,
     bools: &'a BooleanArray,
+    raws: &'a BinaryArray,
 }
 
 impl<'a> AttrList<'a> {
@@ -41,6 +42,7 @@ impl<'a> AttrList<'a> {
             ints: s.column(3).as_primitive::<Int64Type>(),
             doubles: s.column(4).as_primitive::<arrow_array::types::Float64Type>(),
             bools: s.column(5).as_boolean(),
+            raws: s.column(6).as_binary::<i32>(),
         }
     }
 
@@ -56,13 +58,14 @@ impl<'a> AttrList<'a> {
         Value::Nil
     }
 
-    /// The typed value of entry `e`; bytes, arrays and maps read as nil.
+    /// The typed value of entry `e`; bytes and maps read as nil.
     pub fn entry(&self, e: usize) -> Value<'a> {
         match AttrType::from_u8(self.types.value(e)) {
             Some(AttrType::String) => Value::Str(self.strs.value(e)),
             Some(AttrType::Int) => Value::Int(self.ints.value(e)),
             Some(AttrType::Double) => Value::Float(self.doubles.value(e)),
             Some(AttrType::Bool) => Value::Bool(self.bools.value(e)),
+            Some(AttrType::Array) => Value::Array(self.raws.value(e)),
             _ => Value::Nil,
         }
     }

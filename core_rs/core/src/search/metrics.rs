@@ -278,7 +278,8 @@ enum K<'a> {
 impl<'a> K<'a> {
     fn of(v: Value<'a>) -> K<'a> {
         match v {
-            Value::Nil => K::Nil,
+            // an array is no by() value (as a nil attribute)
+            Value::Nil | Value::Array(_) => K::Nil,
             Value::Int(x) => K::Int(x),
             Value::Float(x) => K::Float(x.to_bits()),
             Value::Str(s) => K::Str(s),

@@ -20,6 +20,8 @@ pub enum OutValue {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// An array attribute's elements (OTLP `arrayValue`).
+    Array(Vec<OutValue>),
 }
 
 impl OutValue {
@@ -34,6 +36,9 @@ impl OutValue {
             Value::Duration(d) => OutValue::Str(go_duration(d)),
             Value::Status(c) => OutValue::Str(status_name(c).to_string()),
             Value::Kind(c) => OutValue::Str(kind_name(c).to_string()),
+            Value::Array(_) => {
+                OutValue::Array(v.elements().filter_map(|e| OutValue::from_value(&e)).collect())
+            }
         })
     }
 
@@ -44,6 +49,9 @@ impl OutValue {
             OutValue::Float(f) if f.is_finite() => json!({ "doubleValue": f }),
             OutValue::Float(f) => json!({ "doubleValue": f.to_string() }),
             OutValue::Bool(b) => json!({ "boolValue": b }),
+            OutValue::Array(items) => {
+                json!({ "arrayValue": { "values": items.iter().map(|v| v.to_json()).collect::<Vec<_>>() } })
+            }
         }
     }
 }
@@ -238,35 +246,48 @@ fn write_attrs<K: AsRef<str>>(out: &mut Vec<u8>, attrs: &[(K, OutValue)]) {
         }
         out.extend_from_slice(b"{\"key\":");
         put_str(out, k.as_ref());
-        out.extend_from_slice(b",\"value\":{");
-        match v {
-            OutValue::Str(s) => {
-                out.extend_from_slice(b"\"stringValue\":");
-                put_str(out, s);
-            }
-            OutValue::Int(i) => {
-                out.extend_from_slice(b"\"intValue\":");
-                put_str(out, &i.to_string());
-            }
-            OutValue::Float(f) if f.is_finite() => {
-                out.extend_from_slice(b"\"doubleValue\":");
-                serde_json::to_writer(&mut *out, f).expect("writing to a Vec");
-            }
-            OutValue::Float(f) => {
-                out.extend_from_slice(b"\"doubleValue\":");
-                put_str(out, &f.to_string());
-            }
-            OutValue::Bool(b) => {
-                out.extend_from_slice(if *b {
-                    b"\"boolValue\":true"
-                } else {
-                    b"\"boolValue\":false"
-                });
-            }
-        }
-        out.extend_from_slice(b"}}");
+        out.extend_from_slice(b",\"value\":");
+        write_value(out, v);
+        out.push(b'}');
     }
     out.push(b']');
+}
+
+/// An `AnyValue` in JSON (`{"stringValue":…}`, arrays as `{"arrayValue":{"values":[…]}}`).
+fn write_value(out: &mut Vec<u8>, v: &OutValue) {
+    out.push(b'{');
+    match v {
+        OutValue::Str(s) => {
+            out.extend_from_slice(b"\"stringValue\":");
+            put_str(out, s);
+        }
+        OutValue::Int(i) => {
+            out.extend_from_slice(b"\"intValue\":");
+            put_str(out, &i.to_string());
+        }
+        OutValue::Float(f) if f.is_finite() => {
+            out.extend_from_slice(b"\"doubleValue\":");
+            serde_json::to_writer(&mut *out, f).expect("writing to a Vec");
+        }
+        OutValue::Float(f) => {
+            out.extend_from_slice(b"\"doubleValue\":");
+            put_str(out, &f.to_string());
+        }
+        OutValue::Bool(b) => {
+            out.extend_from_slice(if *b { b"\"boolValue\":true" } else { b"\"boolValue\":false" });
+        }
+        OutValue::Array(items) => {
+            out.extend_from_slice(b"\"arrayValue\":{\"values\":[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.extend_from_slice(b"]}");
+        }
+    }
+    out.push(b'}');
 }
 
 fn write_spanset(out: &mut Vec<u8>, s: &SpansetOut) {

@@ -59,6 +59,11 @@ impl Tags {
     fn add_value(&mut self, v: &Value<'_>) {
         let (ty, s) = match *v {
             Value::Nil => return,
+            Value::Array(_) => {
+                // each element is a value of the attribute (what `= elem` finds)
+                v.elements().for_each(|e| self.add_value(&e));
+                return;
+            }
             Value::Str(s) => ("string", s.to_string()),
             Value::Int(i) => ("int", i.to_string()),
             Value::Float(f) => ("float", f.to_string()),

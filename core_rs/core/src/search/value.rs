@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use crate::otlp::view::AnyValue;
+
 use crate::traceql::{BinOp, Kind, Static, Status};
 
 /// One value of a span's field; strings borrow from the batch (or the evaluation context).
@@ -20,6 +22,9 @@ pub enum Value<'a> {
     Status(i32),
     /// OTLP span kind (0 unspecified … 5 consumer).
     Kind(i32),
+    /// An array attribute: its encoded `ArrayValue` message. Compared element by element:
+    /// a comparison (or regex) holds when it holds for any element, as Tempo's TraceQL does.
+    Array(&'a [u8]),
 }
 
 impl<'a> Value<'a> {
@@ -37,6 +42,24 @@ impl<'a> Value<'a> {
 
     pub fn is_nil(&self) -> bool {
         matches!(self, Value::Nil)
+    }
+
+    /// An array's elements as scalar values (strings, numbers, bools; any other element
+    /// reads as nil); nothing for a scalar.
+    pub fn elements(&self) -> impl Iterator<Item = Value<'a>> + 'a {
+        let raw: &'a [u8] = match *self {
+            Value::Array(raw) => raw,
+            _ => &[],
+        };
+        crate::otlp::view::repeated(raw, 1).map_while(Result::ok).map(|item| {
+            match AnyValue::parse_shallow(item) {
+                Ok(AnyValue::Str(s)) => Value::Str(s),
+                Ok(AnyValue::Int(i)) => Value::Int(i),
+                Ok(AnyValue::Double(d)) => Value::Float(d),
+                Ok(AnyValue::Bool(b)) => Value::Bool(b),
+                _ => Value::Nil,
+            }
+        })
     }
 
     fn numeric(&self) -> Option<f64> {
@@ -73,6 +96,18 @@ impl<'a> Value<'a> {
     /// `self op rhs` for a comparison or logical operator (regexes go through
     /// [`regex_match`]). Mismatched types are false, as in Tempo.
     pub fn compare(&self, op: BinOp, rhs: &Value<'_>) -> bool {
+        match (self, rhs) {
+            (Value::Array(a), Value::Array(b)) => {
+                return match op {
+                    BinOp::Eq => a == b,
+                    BinOp::Neq => a != b,
+                    _ => false,
+                };
+            }
+            (Value::Array(_), _) => return self.elements().any(|e| e.compare(op, rhs)),
+            (_, Value::Array(_)) => return rhs.elements().any(|e| self.compare(op, &e)),
+            _ => {}
+        }
         if !self.matching_operand(rhs) {
             return false;
         }
@@ -228,6 +263,29 @@ mod tests {
         assert!(Value::Str("b").compare(BinOp::Gt, &Value::Str("a")));
         assert!(Value::Status(2).compare(BinOp::Eq, &Value::Status(2)));
         assert!(!Value::Status(2).compare(BinOp::Eq, &Value::Kind(2)));
+    }
+
+    #[test]
+    fn arrays_compare_element_by_element_any_match() {
+        use crate::pb::{put_bytes_field, put_message, put_varint_field};
+        let mut raw = Vec::new();
+        put_message(&mut raw, 1, |v| put_bytes_field(v, 1, b"a"));
+        put_message(&mut raw, 1, |v| put_bytes_field(v, 1, b"b"));
+        put_message(&mut raw, 1, |v| put_varint_field(v, 3, 7));
+        let arr = Value::Array(&raw);
+        assert_eq!(
+            arr.elements().collect::<Vec<_>>(),
+            [Value::Str("a"), Value::Str("b"), Value::Int(7)]
+        );
+        assert!(arr.compare(BinOp::Eq, &Value::Str("b")));
+        assert!(!arr.compare(BinOp::Eq, &Value::Str("c")));
+        assert!(arr.compare(BinOp::Neq, &Value::Str("a"))); // "b" differs
+        assert!(arr.compare(BinOp::Gt, &Value::Int(5)));
+        assert!(Value::Str("b").compare(BinOp::Eq, &arr)); // either side
+        assert!(!arr.compare(BinOp::Eq, &Value::Bool(true)));
+        assert!(!Value::Array(&[]).compare(BinOp::Neq, &Value::Str("x"))); // no element
+        assert!(arr.compare(BinOp::Eq, &arr) && !arr.compare(BinOp::Neq, &arr));
+        assert!(!arr.is_nil());
     }
 
     #[test]
