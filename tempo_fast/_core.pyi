@@ -253,6 +253,10 @@ class SpanBatch:
 
     spans: int  # number of spans
 
+def host_ids(batch: SpanBatch, identifiers: list[str]) -> list[tuple[str, str]]:
+    """host-info: the batch's distinct (host id, identifier attribute) pairs; per resource the
+    first of ``identifiers`` holding a non-empty string."""
+
 def span_batch_from_otlp(body: bytes) -> SpanBatch:
     """A SpanBatch from a protobuf ExportTraceServiceRequest (tests and benches).
     Raises DecodeError for an invalid body."""

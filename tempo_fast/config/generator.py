@@ -8,6 +8,7 @@ here that name the offending entry.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from tempo_fast.config.units import parse_duration
 _GEN = "metrics_generator"
 _SG = f"{_GEN}.processor.service_graphs"
 _SM = f"{_GEN}.processor.span_metrics"
+_HI = f"{_GEN}.processor.host_info"
 INTRINSICS = ("service", "span_name", "span_kind", "status_code", "status_message")
 
 # Prometheus remote_write keys tempo-fast acts on, and the rest of Prometheus' syntax (accepted,
@@ -223,6 +225,27 @@ class SpanMetricsConfig:
     )
 
 
+def metric_name(value: object) -> str:
+    """A Prometheus metric name."""
+    if not isinstance(value, str) or not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", value):
+        raise ValueError(f"{value!r} is not a valid metric name")
+    return value
+
+
+def host_identifiers(value: object) -> tuple[str, ...]:
+    """host-info's attribute names, at least one (Tempo's check)."""
+    out = names(value)
+    if not out:
+        raise ValueError("at least one value must be provided in host_identifiers")
+    return out
+
+
+@dataclass(frozen=True)
+class HostInfoConfig:
+    host_identifiers: tuple[str, ...] = _key(f"{_HI}.host_identifiers", host_identifiers)
+    metric_name: str = _key(f"{_HI}.metric_name", metric_name)
+
+
 @dataclass(frozen=True)
 class MetricsGeneratorConfig:
     """The global ``metrics_generator`` settings; each tenant's overrides refine them."""
@@ -246,3 +269,4 @@ class MetricsGeneratorConfig:
     # built by the loader from their own keys
     service_graphs: ServiceGraphsConfig = field(metadata={"section": ServiceGraphsConfig})
     span_metrics: SpanMetricsConfig = field(metadata={"section": SpanMetricsConfig})
+    host_info: HostInfoConfig = field(metadata={"section": HostInfoConfig})

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from tempo_fast.config.generator import (
+    HostInfoConfig,
     MetricsGeneratorConfig,
     ServiceGraphsConfig,
     SpanMetricsConfig,
@@ -288,6 +289,7 @@ def _implemented_keys() -> set[str]:
         MetricsGeneratorConfig,
         ServiceGraphsConfig,
         SpanMetricsConfig,
+        HostInfoConfig,
     ):
         keys.update(f.metadata["key"] for f in dataclasses.fields(cls) if "key" in f.metadata)
     for path, cls in RECEIVER_SECTIONS.values():

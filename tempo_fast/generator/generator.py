@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from tempo_fast._core import SpanBatch
 from tempo_fast.config.generator import MetricsGeneratorConfig
 from tempo_fast.generator import export
+from tempo_fast.generator.hostinfo import HostInfo
 from tempo_fast.generator.registry import Limits, SeriesTable
 from tempo_fast.generator.remote_write import (
     RemoteWriteMetrics,
@@ -49,7 +50,7 @@ class TenantInstance:
     tenant: str
     settings: TenantSettings
     limits: Limits
-    processors: list[SpanMetrics | ServiceGraphs]
+    processors: list[SpanMetrics | ServiceGraphs | HostInfo]
     spans_received: int = 0
     discarded: dict[str, int] = field(default_factory=dict)
     series_removed: int = 0
@@ -75,11 +76,13 @@ def _instance(
         max_label_value_length=config.max_label_value_length,
         max_label_name_length=config.max_label_name_length,
     )
-    processors: list[SpanMetrics | ServiceGraphs] = []
+    processors: list[SpanMetrics | ServiceGraphs | HostInfo] = []
     if settings.span_metrics is not None:
         processors.append(SpanMetrics(settings.span_metrics, settings.ingestion_slack, limits))
     if settings.service_graphs is not None:
         processors.append(ServiceGraphs(settings.service_graphs, settings.ingestion_slack, limits))
+    if settings.host_info is not None:
+        processors.append(HostInfo(settings.host_info, limits))
     return TenantInstance(tenant, settings, limits, processors)
 
 

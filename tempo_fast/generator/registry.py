@@ -274,6 +274,12 @@ class SeriesTable:
         else:
             accumulate(index, series, values, columns.value)
 
+    def set(self, family: str, keys: Sequence[tuple[str, ...]], now: float) -> None:
+        """Series ``keys`` seen at ``now``, their gauge at 1 (info metrics). Call with
+        ``lock`` held."""
+        sids = self.ids(keys, now)  # first: it may grow the columns
+        self.families[family].value[sids] = 1.0
+
     def count(self, family: str, index: np.ndarray, series: np.ndarray) -> None:
         """Add 1 per entry of ``index`` to a counter family."""
         accumulate(index, series, None, self.families[family].value)
@@ -352,8 +358,3 @@ class InfoTable(SeriesTable):
         if sid == self.overflow_id:
             return [OVERFLOW_LABEL]
         return [(k, v) for k, v in self.keys[sid] if v]  # type: ignore[misc]
-
-    def set(self, family: str, keys: Sequence[tuple[str, ...]], now: float) -> None:
-        """Series ``keys`` seen at ``now``, their gauge at 1. Call with ``lock`` held."""
-        sids = self.ids(keys, now)  # first: it may grow the columns
-        self.families[family].value[sids] = 1.0

@@ -14,7 +14,9 @@ from tempo_fast.config.generator import (
     buckets,
     count,
     flag,
+    host_identifiers,
     intrinsic_dimensions,
+    metric_name,
     names,
     string_map,
 )
@@ -23,12 +25,13 @@ from tempo_fast.config.units import parse_duration
 
 SPAN_METRICS = "span-metrics"
 SERVICE_GRAPHS = "service-graphs"
+HOST_INFO = "host-info"
 _SUBPROCESSORS = {
     SPAN_METRICS: ("span-metrics-count", "span-metrics-latency", "span-metrics-size"),
     SERVICE_GRAPHS: ("service-graphs-request", "service-graphs-latency"),
 }
 # Processors Tempo has that tempo-fast does not run (accepted, reported once).
-UNSUPPORTED = ("local-blocks", "host-info", "service-graphs-connection-info")
+UNSUPPORTED = ("local-blocks", "service-graphs-connection-info")
 # Series a tenant may hold when max_active_series is 0 (Tempo: unlimited). A bound keeps
 # memory bounded by configuration; raise it explicitly for more.
 DEFAULT_MAX_ACTIVE_SERIES = 100_000
@@ -71,6 +74,12 @@ class ServiceGraphSettings:
 
 
 @dataclass(frozen=True)
+class HostInfoSettings:
+    host_identifiers: tuple[str, ...]
+    metric_name: str
+
+
+@dataclass(frozen=True)
 class TenantSettings:
     span_metrics: SpanMetricsSettings | None
     service_graphs: ServiceGraphSettings | None
@@ -81,10 +90,11 @@ class TenantSettings:
     disable_collection: bool
     ingestion_slack: float
     remote_write_headers: Mapping[str, str]
+    host_info: HostInfoSettings | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.span_metrics is not None or self.service_graphs is not None
+        return any(p is not None for p in (self.span_metrics, self.service_graphs, self.host_info))
 
 
 def _processors(value: Any) -> set[str]:
@@ -95,7 +105,10 @@ def _processors(value: Any) -> set[str]:
         value = list(value)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SettingsError(f"processors: {value!r} must be a list of processor names")
-    known = {*_SUBPROCESSORS, *(s for subs in _SUBPROCESSORS.values() for s in subs), *UNSUPPORTED}
+    known = {
+        *_SUBPROCESSORS, *(s for subs in _SUBPROCESSORS.values() for s in subs), HOST_INFO,
+        *UNSUPPORTED,
+    }  # fmt: skip
     unknown = sorted(set(value) - known)
     if unknown:
         raise SettingsError(
@@ -205,9 +218,22 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
     interval = _parsed(tree, "collection_interval", parse_duration, config.collection_interval)
     if interval <= 0:
         raise SettingsError("metrics_generator.collection_interval: must be longer than 0s")
+    host_info = None
+    if HOST_INFO in chosen:
+        hi = config.host_info
+        host_info = HostInfoSettings(
+            host_identifiers=_parsed(
+                tree, "processor.host_info.host_identifiers", host_identifiers,
+                hi.host_identifiers,
+            ),
+            metric_name=_parsed(
+                tree, "processor.host_info.metric_name", metric_name, hi.metric_name
+            ),
+        )  # fmt: skip
     return TenantSettings(
         span_metrics=span_metrics,
         service_graphs=service_graphs,
+        host_info=host_info,
         unsupported=tuple(sorted(chosen & set(UNSUPPORTED))),
         max_active_series=_parsed(tree, "max_active_series", count, 0) or DEFAULT_MAX_ACTIVE_SERIES,
         max_cardinality_per_label=_parsed(tree, "max_cardinality_per_label", count, 0),

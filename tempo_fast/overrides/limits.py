@@ -212,6 +212,8 @@ GENERATOR = {
         "filter_policies", "enable_target_info", "enable_instance_label",
         "target_info_excluded_dimensions",
     )),
+    *(("metrics_generator", "processor", "host_info", k)
+      for k in ("host_identifiers", "metric_name")),
     *((*_SG, k) for k in (
         "histogram_buckets", "dimensions", "peer_attributes", "enable_client_server_prefix",
         "enable_virtual_node_label", "enable_messaging_system_latency_histogram",

@@ -29,16 +29,31 @@ def attr(k: str, v: str | int) -> cp.KeyValue:
     return cp.KeyValue(key=k, value=cp.AnyValue(string_value=v))
 
 
+def server_span(i: int, now: int) -> tp.Span:
+    """A 1 ms server span of a trace of its own, ending ``now``."""
+    return tp.Span(trace_id=random.randbytes(16), span_id=(i + 1).to_bytes(8, "big"),
+                   name="work", kind=tp.Span.SPAN_KIND_SERVER,
+                   start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now)  # fmt: skip
+
+
+def post(server: TempoServer, req: ts.ExportTraceServiceRequest) -> None:
+    status, _, _ = server.post(
+        "/v1/traces", req.SerializeToString(), {"Content-Type": "application/x-protobuf"}
+    )
+    assert status == 200
+
+
 def start(
     tmp_path: Path,
     prometheus: Prometheus,
     source: str,
     global_: dict[str, Any] | None = None,
     tenant: dict[str, Any] | None = None,
+    processors: tuple[str, ...] = ("span-metrics",),
 ) -> TempoServer:
     """A server remote-writing span metrics every second, labelled ``source``; the
     span_metrics settings ``global_`` in the config, ``tenant`` in the default overrides."""
-    generator: dict[str, Any] = {"processors": ["span-metrics"]}
+    generator: dict[str, Any] = {"processors": list(processors)}
     if tenant:
         generator["processor"] = {"span_metrics": tenant}
     return TempoServer(
@@ -153,15 +168,8 @@ def test_target_info_joins_span_metrics_in_prometheus(
                 attrs.append(attr("service.instance.id", inst))
             rs.resource.attributes.extend(attrs)
             for i in range(n):
-                rs.scope_spans.add().spans.append(
-                    tp.Span(trace_id=random.randbytes(16), span_id=(i + 1).to_bytes(8, "big"),
-                            name="work", kind=tp.Span.SPAN_KIND_SERVER,
-                            start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now)
-                )  # fmt: skip
-        status, _, _ = server.post(
-            "/v1/traces", req.SerializeToString(), {"Content-Type": "application/x-protobuf"}
-        )
-        assert status == 200
+                rs.scope_spans.add().spans.append(server_span(i, now))
+        post(server, req)
 
         def joined() -> None:
             # Grafana's way of adding resource attributes to span metrics
@@ -183,5 +191,32 @@ def test_target_info_joins_span_metrics_in_prometheus(
             assert series["value"][1] == "1"
 
         eventually(joined)
+    finally:
+        server.stop()
+
+
+def test_host_info_reaches_prometheus(tmp_path: Path, prometheus: Prometheus) -> None:
+    source = "host-info"
+    server = start(tmp_path, prometheus, source, processors=("host-info",))
+    try:
+        now = time.time_ns()
+        req = ts.ExportTraceServiceRequest()
+        for i, attrs in enumerate(
+            [{"k8s.node.name": "node-1", "host.id": "i-1"}, {"host.id": "i-2"}, {"other": "x"}]
+        ):
+            rs = req.resource_spans.add()
+            rs.resource.attributes.extend([attr(k, v) for k, v in attrs.items()])
+            rs.scope_spans.add().spans.append(server_span(i, now))
+        post(server, req)
+
+        def hosts() -> None:
+            got = prometheus.query(f'traces_host_info{{source="{source}"}}')
+            assert {
+                (r["metric"]["grafana_host_id"], r["metric"]["host_source"], r["value"][1])
+                for r in got
+            } == {("node-1", "k8s.node.name", "1"), ("i-2", "host.id", "1")}
+
+        eventually(hosts)
+        assert "traces_host_info{" in server.metrics()
     finally:
         server.stop()

@@ -229,3 +229,20 @@ def test_filter_policies_and_dimension_mappings_shape_the_series() -> None:
     key = ("tempo_metrics_generator_spans_discarded_total",
            (("reason", "span_metrics_filtered"), ("tenant", "a")))  # fmt: skip
     assert samples[key] == 2
+
+
+def test_host_info_marks_each_host_seen() -> None:
+    gen, clock = make({"a": {"metrics_generator": {"processors": ["host-info"]}}})
+    now = int(clock.now * 1e9)
+    old = now - 3600 * SEC  # host-info counts every resource, whatever its spans' times
+    body_ = body(
+        ({"service.name": "a", "k8s.node.name": "node-1", "host.id": "h1"},
+         [span(1, 1, 0, SERVER, "op", old - SEC, old)]),
+        ({"service.name": "b", "host.id": "h2"}, [span(2, 1, 0, SERVER, "op", now - SEC, now)]),
+        ({"service.name": "c"}, [span(3, 1, 0, SERVER, "op", now - SEC, now)]),
+    )  # fmt: skip
+    gen.push("a", _core.span_batch_from_otlp(body_))
+    assert gen.drain()
+    (table,) = gen.instances["a"].tables()
+    assert sorted(table.keys) == [("h2", "host.id"), ("node-1", "k8s.node.name")]
+    assert table.families["traces_host_info"].value[: len(table)].tolist() == [1.0, 1.0]

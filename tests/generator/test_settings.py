@@ -7,6 +7,7 @@ import pytest
 from tempo_fast.config.loader import default_yaml, load
 from tempo_fast.generator.settings import (
     DEFAULT_MAX_ACTIVE_SERIES,
+    HostInfoSettings,
     SettingsError,
     resolve,
 )
@@ -230,3 +231,17 @@ def test_target_info_settings() -> None:
     s = resolve(cfg, tree)
     assert s.span_metrics is not None and not s.span_metrics.enable_target_info
     assert unused_overrides(tree) == []
+
+
+def test_host_info_settings() -> None:
+    s = resolve(config(), {"metrics_generator": {"processors": ["host-info"]}})
+    assert s.enabled and s.host_info is not None and s.span_metrics is None
+    assert s.host_info.host_identifiers == ("k8s.node.name", "host.id")
+    assert s.host_info.metric_name == "traces_host_info"
+    tree = {"processors": ["host-info"], "processor": {"host_info": {
+        "host_identifiers": ["node"], "metric_name": "my_hosts"}}}  # fmt: skip
+    s = resolve(config(), {"metrics_generator": tree})
+    assert s.host_info == HostInfoSettings(("node",), "my_hosts")
+    bad = {"processors": ["host-info"], "processor": {"host_info": {"metric_name": "1x"}}}
+    with pytest.raises(SettingsError, match="metric_name"):
+        resolve(config(), {"metrics_generator": bad})

@@ -385,6 +385,18 @@ impl EdgeBatch {
     }
 }
 
+/// The batch's distinct `(host id, identifier attribute)` pairs for `host-info`: per
+/// resource, the first of `identifiers` holding a non-empty string.
+#[pyfunction]
+pub fn host_ids(
+    py: Python<'_>,
+    batch: PyRef<'_, SpanBatch>,
+    identifiers: Vec<String>,
+) -> Vec<(String, String)> {
+    let req = batch.req.clone();
+    py.detach(move || tempo_core::generator::hostinfo::host_ids(&req, &identifiers))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SpanBatch>()?;
     m.add_class::<SpanMetricsProcessor>()?;
@@ -392,5 +404,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ServiceGraphStore>()?;
     m.add_class::<EdgeBatch>()?;
     m.add_function(wrap_pyfunction!(span_batch_from_otlp, m)?)?;
+    m.add_function(wrap_pyfunction!(host_ids, m)?)?;
     Ok(())
 }

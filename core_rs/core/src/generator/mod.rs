@@ -9,6 +9,7 @@
 
 pub mod attrs;
 pub mod filter;
+pub mod hostinfo;
 pub mod servicegraph;
 pub mod spanmetrics;
 

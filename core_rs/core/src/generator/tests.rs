@@ -548,6 +548,24 @@ fn target_info_labels_and_job_instance_columns() {
 }
 
 #[test]
+fn host_ids_take_the_first_identifier_with_a_string() {
+    let req = request(&[
+        (vec![("host.id", V::S("h-1")), ("k8s.node.name", V::S("node-a"))], vec![span(1, 1, 0, 2)]),
+        (vec![("host.id", V::S("h-2")), ("k8s.node.name", V::S(""))], vec![span(2, 1, 0, 2)]),
+        (vec![("k8s.node.name", V::I(3))], vec![span(3, 1, 0, 2)]),
+        (vec![("k8s.node.name", V::S("node-a"))], vec![span(4, 1, 0, 2)]),
+    ]);
+    let ids = strs(&["k8s.node.name", "host.id"]);
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    };
+    assert_eq!(
+        hostinfo::host_ids(&req, &ids),
+        pairs(&[("node-a", "k8s.node.name"), ("h-2", "host.id")])
+    );
+}
+
+#[test]
 fn span_metrics_slack_and_negative_durations() {
     let req = request(&[(
         svc("api"),
