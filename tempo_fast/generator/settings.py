@@ -153,33 +153,39 @@ def _parsed(tree: Mapping[str, Any], path: str, parse: Any, default: Any) -> Any
         raise SettingsError(f"metrics_generator.{path}: {e}") from e
 
 
+def _processor_setting(
+    tree: Mapping[str, Any], section: str, cfg: Any, key: str, parse: Any
+) -> Any:
+    """``processor.<section>.<key>`` from the tenant's tree, else the global config's."""
+    return _parsed(tree, f"processor.{section}.{key}", parse, getattr(cfg, key))
+
+
 def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> TenantSettings:
     """The settings for a tenant whose resolved overrides tree is ``overrides``."""
     tree = overrides.get("metrics_generator") or {}
     chosen = _processors(tree.get("processors"))
     histograms = _parsed(tree, "generate_native_histograms", _histogram_mode, "classic")
-    sm_cfg, sg_cfg = config.span_metrics, config.service_graphs
     span_metrics = None
     subs = _enabled_subs(SPAN_METRICS, chosen)
     if subs:
-        sm = "processor.span_metrics"
+        sm_cfg = config.span_metrics
 
-        def setting(key: str, parse: Any) -> Any:
-            return _parsed(tree, f"{sm}.{key}", parse, getattr(sm_cfg, key))
+        def sm(key: str, parse: Any) -> Any:
+            return _processor_setting(tree, "span_metrics", sm_cfg, key, parse)
 
         intrinsic = _parsed(
-            tree, f"{sm}.intrinsic_dimensions", intrinsic_dimensions,
+            tree, "processor.span_metrics.intrinsic_dimensions", intrinsic_dimensions,
             dict(sm_cfg.intrinsic_dimensions),
         )  # fmt: skip
         span_metrics = SpanMetricsSettings(
-            buckets=setting("histogram_buckets", buckets),
+            buckets=sm("histogram_buckets", buckets),
             intrinsics=tuple(n for n in INTRINSICS if intrinsic.get(n)),
-            dimensions=setting("dimensions", names),
-            dimension_mappings=setting("dimension_mappings", dimension_mappings),
-            filter_policies=setting("filter_policies", filter_policies),
-            enable_target_info=setting("enable_target_info", flag),
-            enable_instance_label=setting("enable_instance_label", flag),
-            target_info_excluded_dimensions=setting("target_info_excluded_dimensions", names),
+            dimensions=sm("dimensions", names),
+            dimension_mappings=sm("dimension_mappings", dimension_mappings),
+            filter_policies=sm("filter_policies", filter_policies),
+            enable_target_info=sm("enable_target_info", flag),
+            enable_instance_label=sm("enable_instance_label", flag),
+            target_info_excluded_dimensions=sm("target_info_excluded_dimensions", names),
             count=subs[0],
             latency=subs[1],
             size=subs[2],
@@ -188,29 +194,23 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
     service_graphs = None
     subs = _enabled_subs(SERVICE_GRAPHS, chosen)
     if subs:
-        sg = "processor.service_graphs"
+        sg_cfg = config.service_graphs
+
+        def sg(key: str, parse: Any) -> Any:
+            return _processor_setting(tree, "service_graphs", sg_cfg, key, parse)
+
         service_graphs = ServiceGraphSettings(
-            buckets=_parsed(tree, f"{sg}.histogram_buckets", buckets, sg_cfg.histogram_buckets),
-            dimensions=_parsed(tree, f"{sg}.dimensions", names, sg_cfg.dimensions),
+            buckets=sg("histogram_buckets", buckets),
+            dimensions=sg("dimensions", names),
             wait=sg_cfg.wait,
             max_items=sg_cfg.max_items,
-            peer_attributes=_parsed(tree, f"{sg}.peer_attributes", names, sg_cfg.peer_attributes),
+            peer_attributes=sg("peer_attributes", names),
             database_name_attributes=sg_cfg.database_name_attributes,
-            enable_client_server_prefix=_parsed(
-                tree,
-                f"{sg}.enable_client_server_prefix",
-                flag,
-                sg_cfg.enable_client_server_prefix,
-            ),  # fmt: skip
-            enable_virtual_node_label=_parsed(
-                tree, f"{sg}.enable_virtual_node_label", flag, sg_cfg.enable_virtual_node_label
+            enable_client_server_prefix=sg("enable_client_server_prefix", flag),
+            enable_virtual_node_label=sg("enable_virtual_node_label", flag),
+            enable_messaging_system_latency_histogram=sg(
+                "enable_messaging_system_latency_histogram", flag
             ),
-            enable_messaging_system_latency_histogram=_parsed(
-                tree,
-                f"{sg}.enable_messaging_system_latency_histogram",
-                flag,
-                sg_cfg.enable_messaging_system_latency_histogram,
-            ),  # fmt: skip
             request=subs[0],
             latency=subs[1],
             histograms=histograms,
@@ -220,16 +220,13 @@ def resolve(config: MetricsGeneratorConfig, overrides: Mapping[str, Any]) -> Ten
         raise SettingsError("metrics_generator.collection_interval: must be longer than 0s")
     host_info = None
     if HOST_INFO in chosen:
-        hi = config.host_info
+        hi_cfg = config.host_info
         host_info = HostInfoSettings(
-            host_identifiers=_parsed(
-                tree, "processor.host_info.host_identifiers", host_identifiers,
-                hi.host_identifiers,
+            host_identifiers=_processor_setting(
+                tree, "host_info", hi_cfg, "host_identifiers", host_identifiers
             ),
-            metric_name=_parsed(
-                tree, "processor.host_info.metric_name", metric_name, hi.metric_name
-            ),
-        )  # fmt: skip
+            metric_name=_processor_setting(tree, "host_info", hi_cfg, "metric_name", metric_name),
+        )
     return TenantSettings(
         span_metrics=span_metrics,
         service_graphs=service_graphs,
