@@ -41,6 +41,18 @@ cdef int check_bounds(const double[:] bounds) except -1:
     return 0
 
 
+cdef int check_totals(
+    const double[:] sums, const uint64_t[:] counts, Py_ssize_t rows
+) except -1:
+    """``sums`` and ``counts`` have one entry per histogram row."""
+    if sums.shape[0] != rows or counts.shape[0] != rows:
+        raise ValueError(
+            f"sums ({sums.shape[0]}) and counts ({counts.shape[0]}) must have one entry per "
+            f"row of buckets ({rows})"
+        )
+    return 0
+
+
 cdef inline int check_series(const int64_t[:] key_series, Py_ssize_t rows) except -1:
     """Every admitted key names an existing row."""
     check_refs(key_series, rows, "key_series", "series")
@@ -96,11 +108,7 @@ def observe(
         raise ValueError(
             f"buckets has {buckets.shape[1]} columns, expected len(bounds) + 1 = {nb + 1}"
         )
-    if sums.shape[0] != rows or counts.shape[0] != rows:
-        raise ValueError(
-            f"sums ({sums.shape[0]}) and counts ({counts.shape[0]}) must have one entry per "
-            f"row of buckets ({rows})"
-        )
+    check_totals(sums, counts, rows)
     check_bounds(bounds)
     check_index(index, values.shape[0], key_series.shape[0])
     check_series(key_series, rows)
@@ -257,11 +265,8 @@ def observe_native(
     cdef bint totals = sums is not None
     if totals != (counts is not None):
         raise ValueError("sums and counts are both given or both None")
-    if totals and (sums.shape[0] != rows or counts.shape[0] != rows):
-        raise ValueError(
-            f"sums ({sums.shape[0]}) and counts ({counts.shape[0]}) must have one entry per "
-            f"row of buckets ({rows})"
-        )
+    if totals:
+        check_totals(sums, counts, rows)
     check_index(index, values.shape[0], key_series.shape[0])
     check_series(key_series, rows)
 
