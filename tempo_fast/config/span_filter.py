@@ -10,6 +10,7 @@ asks the core to compile them once so a bad regular expression fails at load tim
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -107,11 +108,16 @@ def filter_policies(value: object) -> tuple[Policy, ...]:
                         _match(policy.get("exclude"), "exclude")))  # fmt: skip
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
-    try:
-        SpanMetricsProcessor([], [], filter_policies=list(out))  # type: ignore[arg-type]
-    except ValueError as e:
-        raise ValueError(str(e)) from None
-    return tuple(out)
+    policies = tuple(out)
+    _compile_check(policies)
+    return policies
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_check(policies: tuple[Policy, ...]) -> None:
+    """Raise ValueError when the core cannot compile ``policies`` (a bad regex). Cached:
+    a tenant's settings are re-read every generator tick."""
+    SpanMetricsProcessor([], [], filter_policies=list(policies))  # type: ignore[arg-type]
 
 
 def dimension_mappings(value: object) -> tuple[Mapping_, ...]:
